@@ -1,0 +1,202 @@
+/**
+ * Parsing of one image reference that starts at a given position of a text buffer.
+ *
+ * The parser is the reason chunk invariance holds: it looks at no more than `maxHold`
+ * characters from the start of a candidate, and it only answers `need` when the buffer
+ * ends inside that window and more text may still arrive. Every definite answer it gives
+ * on a prefix is the answer it would give on the whole text, so the rewriter can hold
+ * a candidate across deltas and decide later without ever changing text it already sent.
+ */
+
+export type Accept = 'image' | 'media'
+
+/** What the caller's resolver returns for a deliverable destination. */
+export interface Resolved {
+  /** Absolute URL the browser loads. */
+  url: string
+  /** Display name, used as link text for `MEDIA:` tags. */
+  name: string
+  kind: 'image' | 'media'
+}
+
+export type Resolve = (dest: string, accept: Accept) => Resolved | undefined
+
+export type ParseResult =
+  | { kind: 'need' }
+  | { kind: 'none' }
+  | { kind: 'match', end: number, text: string, dest: string, resolved: Resolved }
+
+const NEED: ParseResult = { kind: 'need' }
+const NONE: ParseResult = { kind: 'none' }
+
+const BACKSLASH = 0x5c
+const NEWLINE = 0x0a
+const SPACE = 0x20
+const TAB = 0x09
+
+// CommonMark 2.4: a backslash escapes ASCII punctuation only, so `C:\Users\x.png` keeps
+// its backslashes while `\(` becomes `(`.
+const MARKDOWN_ESCAPE = /\\([!-/:-@[-`{-~])/g
+
+// A bare MEDIA path ends at whitespace; sentence punctuation and emphasis markers that
+// models glue to its end ("see MEDIA:/x.png.") are not part of the path.
+const MEDIA_TRAILING = /[.,;:!?)\]}>"'`*_]+$/
+const MEDIA_QUOTES = new Set(['`', '"', '\''])
+
+const isSpace = (code: number): boolean => code === SPACE || code === TAB || code === NEWLINE || code === 0x0d
+const isControl = (code: number): boolean => code < 0x20 || code === 0x7f
+
+/** Window bounds for the candidate at `start`. */
+interface Window {
+  end: number
+  /** No more text can change the window: the stream ended or the window is full. */
+  final: boolean
+  /** The window is cut by the hold bound, not by the end of the text. */
+  capped: boolean
+}
+
+function windowAt (buf: string, start: number, eof: boolean, maxHold: number): Window {
+  const capped = buf.length - start >= maxHold
+  return { end: capped ? start + maxHold : buf.length, final: eof || capped, capped }
+}
+
+/**
+ * Markdown image `![alt](dest "title")`, `![alt](<dest with spaces>)` (CommonMark 6.4).
+ * Alt text may nest balanced brackets; it may not contain a line break or a backtick
+ * (a code span inside alt text binds tighter than the link, so we leave those alone).
+ */
+export function parseMarkdownImage (buf: string, start: number, eof: boolean, maxHold: number, resolve: Resolve): ParseResult {
+  const { end, final } = windowAt(buf, start, eof, maxHold)
+  const more = final ? NONE : NEED
+  let j = start + 1
+  if (j >= end) return more
+  if (buf.charCodeAt(j) !== 0x5b /* [ */) return NONE
+  j++
+  let depth = 1
+  for (; ; j++) {
+    if (j >= end) return more
+    const c = buf.charCodeAt(j)
+    if (c === BACKSLASH) { j++; continue }
+    if (c === NEWLINE || c === 0x60 /* ` */) return NONE
+    if (c === 0x5b) depth++
+    else if (c === 0x5d /* ] */ && --depth === 0) break
+  }
+  j++
+  if (j >= end) return more
+  if (buf.charCodeAt(j) !== 0x28 /* ( */) return NONE
+  j++
+  while (j < end && (buf.charCodeAt(j) === SPACE || buf.charCodeAt(j) === TAB)) j++
+  if (j >= end) return more
+  const destStart = j
+  let rawDest: string
+  if (buf.charCodeAt(j) === 0x3c /* < */) {
+    for (j++; ; j++) {
+      if (j >= end) return more
+      const c = buf.charCodeAt(j)
+      if (c === BACKSLASH) { j++; continue }
+      if (c === NEWLINE || c === 0x3c) return NONE
+      if (c === 0x3e /* > */) break
+    }
+    rawDest = buf.slice(destStart + 1, j)
+    j++
+  } else {
+    let parens = 0
+    for (; ; j++) {
+      if (j >= end) return more
+      const c = buf.charCodeAt(j)
+      if (c === BACKSLASH) { j++; continue }
+      if (isSpace(c) || isControl(c)) break
+      if (c === 0x28) parens++
+      else if (c === 0x29 /* ) */) {
+        if (parens === 0) break
+        parens--
+      }
+    }
+    rawDest = buf.slice(destStart, j)
+  }
+  const destEnd = j
+  while (j < end && isSpace(buf.charCodeAt(j))) j++
+  if (j >= end) return more
+  const open = buf[j]
+  if (open === '"' || open === '\'' || open === '(') {
+    const close = open === '(' ? ')' : open
+    for (j++; ; j++) {
+      if (j >= end) return more
+      const c = buf[j]
+      if (c === '\\') { j++; continue }
+      if (c === close) break
+      if (open === '(' && c === '(') return NONE
+    }
+    j++
+    while (j < end && isSpace(buf.charCodeAt(j))) j++
+    if (j >= end) return more
+  }
+  if (buf.charCodeAt(j) !== 0x29) return NONE
+  const dest = rawDest.replace(MARKDOWN_ESCAPE, '$1')
+  const resolved = resolve(dest, 'image')
+  if (resolved === undefined) return NONE
+  return {
+    kind: 'match',
+    end: j + 1,
+    text: buf.slice(start, destStart) + resolved.url + buf.slice(destEnd, j + 1),
+    dest,
+    resolved
+  }
+}
+
+const MEDIA_TAG = 'MEDIA:'
+
+/**
+ * hermes' `MEDIA:<path>` tag. The path may be quoted or backticked; a bare path ends at
+ * whitespace. Images become a markdown image, other media a link, so Open WebUI shows a
+ * picture or a clickable file.
+ */
+export function parseMediaTag (buf: string, start: number, eof: boolean, maxHold: number, resolve: Resolve): ParseResult {
+  const { end, final, capped } = windowAt(buf, start, eof, maxHold)
+  const more = final ? NONE : NEED
+  let j = start
+  for (let k = 0; k < MEDIA_TAG.length; k++, j++) {
+    if (j >= end) return more
+    if (buf[j] !== MEDIA_TAG[k]) return NONE
+  }
+  while (j < end && (buf.charCodeAt(j) === SPACE || buf.charCodeAt(j) === TAB)) j++
+  if (j >= end) return more
+  let path: string
+  const quote = buf[j] as string
+  if (MEDIA_QUOTES.has(quote)) {
+    const pathStart = j + 1
+    for (j = pathStart; ; j++) {
+      if (j >= end) return more
+      const c = buf.charCodeAt(j)
+      if (c === NEWLINE) return NONE
+      if (buf[j] === quote) break
+    }
+    path = buf.slice(pathStart, j)
+    j++
+  } else {
+    const pathStart = j
+    while (j < end && !isSpace(buf.charCodeAt(j))) j++
+    if (j >= end) {
+      // A bare path that runs into the hold bound is not a path we can trust to be whole.
+      if (capped) return NONE
+      if (!eof) return NEED
+    }
+    path = buf.slice(pathStart, j)
+    const trailing = MEDIA_TRAILING.exec(path)
+    if (trailing !== null) {
+      path = path.slice(0, trailing.index)
+      j -= trailing[0].length
+    }
+  }
+  if (path.length === 0) return NONE
+  const resolved = resolve(path, 'media')
+  if (resolved === undefined) return NONE
+  const label = resolved.name.replace(/[\\[\]]/g, '\\$&')
+  const text = resolved.kind === 'image' ? `![${label}](${resolved.url})` : `[${label}](${resolved.url})`
+  return { kind: 'match', end: j, text, dest: path, resolved }
+}
+
+/** True for characters that make a following `MEDIA:` part of a longer word. */
+export function isWordChar (code: number): boolean {
+  return (code >= 0x30 && code <= 0x39) || (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a) || code === 0x5f
+}

@@ -1,0 +1,196 @@
+import { isWordChar, parseMarkdownImage, parseMediaTag } from './reference.js'
+import type { ParseResult, Resolve, Resolved } from './reference.js'
+
+/**
+ * How many characters a possible reference may be held back before it is released
+ * untouched. Real cache paths are far shorter (PATH_MAX is 4096 bytes); the bound caps
+ * memory per choice and the delay a stray `![` can cause.
+ */
+export const DEFAULT_MAX_HOLD = 4096
+
+export interface RewriteEvent {
+  dest: string
+  resolved: Resolved
+}
+
+export interface RewriterOptions {
+  resolve: Resolve
+  maxHold?: number
+  /** Called once per rewritten reference (logging, metrics). */
+  onRewrite?: (event: RewriteEvent) => void
+}
+
+/** Incremental rewriter for one text stream (one `choices[].index`). */
+export interface Rewriter {
+  /** Feed the next piece of text; returns the text that can be sent now. */
+  push: (text: string) => string
+  /** The text ended: returns whatever was still held, rewritten where complete. */
+  end: () => string
+  /** True while some text is held back. */
+  readonly holding: boolean
+}
+
+const BACKTICK = 0x60
+const TILDE = 0x7e
+const NEWLINE = 0x0a
+const SPACE = 0x20
+const TAB = 0x09
+const CR = 0x0d
+const BACKSLASH = 0x5c
+const BANG = 0x21
+const CAPITAL_M = 0x4d
+
+/**
+ * Creates a rewriter in the shape of eventsource-parser's `createParser`: closure state,
+ * no I/O, bounded memory.
+ *
+ * Besides references it tracks just enough CommonMark to leave code alone: fenced code
+ * blocks (a run of 3+ backticks or tildes after at most 3 spaces at a line start, closed
+ * by a run at least as long) and inline code spans (a run of n backticks closed by a run
+ * of exactly n, or abandoned at a blank line). The state depends only on text already
+ * seen, so code is never held back; only a possible reference (`![`… or `MEDIA:`…) is.
+ * Simplifications against the spec err towards leaving text alone: an unclosed backtick
+ * run keeps its paragraph in "code" and a fence's info string is not checked.
+ */
+export function createRewriter (options: RewriterOptions): Rewriter {
+  const { resolve, onRewrite } = options
+  const maxHold = options.maxHold ?? DEFAULT_MAX_HOLD
+
+  let held = ''
+
+  // Code tracking.
+  let fenceChar = 0
+  let fenceLen = 0
+  let span = 0
+  let run = 0
+  let runChar = 0
+  let runAtLineStart = false
+  let lineStart = true
+  let indent = 0
+  let lineBlank = true
+  let escaped = false
+  let prevWord = false
+
+  /** A run of backticks or tildes ended: open or close code accordingly. */
+  function settleRun (): void {
+    const atStart = runAtLineStart
+    const length = run
+    run = 0
+    if (fenceChar !== 0) {
+      if (runChar === fenceChar && atStart && length >= fenceLen) fenceChar = 0
+      return
+    }
+    if (runChar === BACKTICK) {
+      if (span !== 0) {
+        if (length === span) span = 0
+      } else if (atStart && length >= 3) {
+        fenceChar = BACKTICK
+        fenceLen = length
+      } else {
+        span = length
+      }
+    } else if (span === 0 && atStart && length >= 3) {
+      fenceChar = TILDE
+      fenceLen = length
+    }
+  }
+
+  /** Advances the code state over one character that is not part of a reference. */
+  function advance (c: number): void {
+    if ((c === BACKTICK || c === TILDE) && !escaped) {
+      if (run > 0 && runChar === c) {
+        run++
+      } else {
+        if (run > 0) settleRun()
+        run = 1
+        runChar = c
+        runAtLineStart = lineStart && indent <= 3
+      }
+      lineStart = false
+      lineBlank = false
+      prevWord = false
+      return
+    }
+    if (run > 0) settleRun()
+    if (c === NEWLINE) {
+      // CommonMark 6.1: a code span cannot cross a paragraph break.
+      if (lineBlank) span = 0
+      lineStart = true
+      indent = 0
+      lineBlank = true
+      escaped = false
+      prevWord = false
+      return
+    }
+    if (c === SPACE || c === TAB || c === CR) {
+      if (lineStart) indent += c === TAB ? 4 : c === SPACE ? 1 : 0
+      escaped = false
+      prevWord = false
+      return
+    }
+    lineStart = false
+    lineBlank = false
+    // Backslash escapes exist only outside code (CommonMark 6.1, 2.4).
+    escaped = c === BACKSLASH && !escaped && fenceChar === 0 && span === 0
+    prevWord = isWordChar(c)
+  }
+
+  function parseAt (buf: string, i: number, eof: boolean): ParseResult | undefined {
+    if (fenceChar !== 0 || span !== 0 || escaped) return undefined
+    const c = buf.charCodeAt(i)
+    if (c === BANG) return parseMarkdownImage(buf, i, eof, maxHold, resolve)
+    if (c === CAPITAL_M && !prevWord) return parseMediaTag(buf, i, eof, maxHold, resolve)
+    return undefined
+  }
+
+  function scan (buf: string, eof: boolean): string {
+    let out = ''
+    let from = 0
+    let i = 0
+    while (i < buf.length) {
+      const c = buf.charCodeAt(i)
+      if (c === BANG || c === CAPITAL_M) {
+        // A pending backtick run ends here and may open a code span that covers this char.
+        if (run > 0) settleRun()
+        const result = parseAt(buf, i, eof)
+        if (result !== undefined && result.kind === 'need') {
+          held = buf.slice(i)
+          return out + buf.slice(from, i)
+        }
+        if (result !== undefined && result.kind === 'match') {
+          out += buf.slice(from, i) + result.text
+          onRewrite?.({ dest: result.dest, resolved: result.resolved })
+          i = result.end
+          from = i
+          lineStart = false
+          lineBlank = false
+          escaped = false
+          prevWord = isWordChar(buf.charCodeAt(i - 1))
+          continue
+        }
+      }
+      advance(c)
+      i++
+    }
+    held = ''
+    return out + buf.slice(from)
+  }
+
+  return {
+    push (text: string): string {
+      return scan(held.length === 0 ? text : held + text, false)
+    },
+    end (): string {
+      return held.length === 0 ? '' : scan(held, true)
+    },
+    get holding (): boolean {
+      return held.length > 0
+    }
+  }
+}
+
+/** Rewrites a whole text at once (non-streaming answers); equals any streamed split of it. */
+export function rewriteText (text: string, options: RewriterOptions): string {
+  const rewriter = createRewriter(options)
+  return rewriter.push(text) + rewriter.end()
+}

@@ -1,0 +1,182 @@
+import { Readable } from 'node:stream'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Dispatcher } from 'undici'
+import { ImagegateError, requestTooLarge, upstreamBroken } from '../errors.js'
+import { rewriteChatCompletionBody } from '../rewrite/chat-body.js'
+import { createChatCompletionsHandler } from '../sse/chat-completions.js'
+import { createEventStream } from '../sse/event-stream.js'
+import { serializeData } from '../sse/serialize.js'
+import type { Rewriter } from '../rewrite/rewriter.js'
+import { classifyUpstreamError } from '../upstream/client.js'
+import type { Upstream } from '../upstream/client.js'
+import { clientResponseHeaders, upstreamRequestHeaders } from '../upstream/headers.js'
+
+/** Open WebUI sends user images as base64 inside the JSON body. */
+export const DEFAULT_MAX_BODY_SIZE = 50 * 1024 * 1024
+/** A non-streaming answer is read whole to rewrite it; past this it passes through as is. */
+export const DEFAULT_MAX_JSON_SIZE = 64 * 1024 * 1024
+
+export interface ProxyOptions {
+  upstream: Upstream
+  upstreamApiKey: string | undefined
+  /** A fresh rewriter for one text stream, logging through `log`. */
+  newRewriter: (log: FastifyRequest['log']) => Rewriter
+  maxBodySize?: number
+  maxJsonSize?: number
+}
+
+// Open WebUI and the OpenAI SDK call `<base>/chat/completions`, base with or without /v1.
+const CHAT_PATHS = ['/v1/chat/completions', '/chat/completions']
+
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache',
+  'x-accel-buffering': 'no'
+}
+
+const isEventStream = (type: string | string[] | undefined): boolean =>
+  typeof type === 'string' && type.toLowerCase().startsWith('text/event-stream')
+const isJson = (type: string | string[] | undefined): boolean =>
+  typeof type === 'string' && /^application\/([\w.+-]+\+)?json/i.test(type)
+
+/**
+ * Everything between the client and the upstream: chat completions are rewritten, every
+ * other path is passed through with bodies streamed both ways.
+ */
+export async function registerProxy (app: FastifyInstance, options: ProxyOptions): Promise<void> {
+  const maxBodySize = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE
+  const maxJsonSize = options.maxJsonSize ?? DEFAULT_MAX_JSON_SIZE
+  const { upstream } = options
+
+  // Bodies are never parsed here: the raw request stream goes upstream as it arrives.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
+
+  for (const url of CHAT_PATHS) {
+    app.post(url, (request, reply) => forward(request, reply, true))
+  }
+  app.all('/*', (request, reply) => forward(request, reply, false))
+
+  async function forward (request: FastifyRequest, reply: FastifyReply, rewrite: boolean): Promise<FastifyReply> {
+    const declared = Number(request.headers['content-length'])
+    if (declared > maxBodySize) throw requestTooLarge(maxBodySize)
+
+    // A client that goes away must stop the agent run it started (it costs money).
+    const controller = new AbortController()
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) controller.abort()
+    })
+
+    const method = request.method as Dispatcher.HttpMethod
+    const hasBody = method !== 'GET' && method !== 'HEAD'
+    let tooLarge = false
+    const body = hasBody
+      ? limitBody(request.raw, maxBodySize, () => { tooLarge = true })
+      : undefined
+
+    let response: Dispatcher.ResponseData
+    try {
+      response = await upstream.dispatcher.request({
+        path: upstream.pathFor(request.url),
+        method,
+        headers: upstreamRequestHeaders(request.headers, { apiKey: options.upstreamApiKey, identity: rewrite }),
+        body: body ?? null,
+        signal: controller.signal
+      })
+    } catch (err) {
+      if (tooLarge) throw requestTooLarge(maxBodySize)
+      if (controller.signal.aborted) return reply
+      throw classifyUpstreamError(err)
+    }
+
+    const { statusCode, headers } = response
+    const ok = statusCode >= 200 && statusCode < 300
+    const type = headers['content-type']
+    if (rewrite && ok && isEventStream(type)) {
+      reply.code(statusCode).headers(clientResponseHeaders(headers, true)).headers(SSE_HEADERS)
+      return reply.send(Readable.from(streamEvents(request, response.body, controller)))
+    }
+    if (rewrite && ok && isJson(type)) {
+      const iterator = response.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+      const read = await readBounded(iterator, maxJsonSize)
+      if (read.whole) {
+        const rewritten = rewriteChatCompletionBody(Buffer.concat(read.chunks).toString('utf8'), (content) => {
+          const rewriter = options.newRewriter(request.log)
+          return rewriter.push(content) + rewriter.end()
+        })
+        return reply.code(statusCode).headers(clientResponseHeaders(headers, true)).send(rewritten)
+      }
+      reply.code(statusCode).headers(clientResponseHeaders(headers, false))
+      return reply.send(Readable.from(prepend(read.chunks, iterator)))
+    }
+    reply.code(statusCode).headers(clientResponseHeaders(headers, false))
+    return reply.send(response.body)
+  }
+
+  async function * streamEvents (request: FastifyRequest, body: Dispatcher.ResponseData['body'], controller: AbortController): AsyncGenerator<string> {
+    const handler = createChatCompletionsHandler(() => options.newRewriter(request.log))
+    const events = createEventStream(handler)
+    let finished = false
+    try {
+      for await (const chunk of body) {
+        yield * events.feed(chunk as Buffer)
+        if (events.done) break
+        if (events.overflowed) {
+          yield * events.end()
+          yield errorEvent(new ImagegateError('upstream_event_too_large', 502, 'upstream_error', 'the upstream sent an event larger than imagegate accepts'))
+          return
+        }
+      }
+      if (!events.done) {
+        yield * events.end()
+        // EOF without [DONE] and without a finish is a cut answer, never a clean one.
+        if (!handler.complete) yield errorEvent(upstreamBroken(undefined))
+      }
+      finished = true
+    } catch (err) {
+      if (controller.signal.aborted) return
+      request.log.warn({ err }, 'upstream stream failed')
+      yield * events.end()
+      yield errorEvent(upstreamBroken(err))
+    } finally {
+      if (!finished) controller.abort()
+    }
+  }
+}
+
+function errorEvent (error: ImagegateError): string {
+  return serializeData(JSON.stringify(error.toBody()))
+}
+
+/** Streams a request body upstream, failing once it grows past `limit` bytes. */
+async function * limitBody (source: AsyncIterable<Buffer>, limit: number, onTooLarge: () => void): AsyncGenerator<Buffer> {
+  let size = 0
+  for await (const chunk of source) {
+    size += chunk.length
+    if (size > limit) {
+      onTooLarge()
+      throw requestTooLarge(limit)
+    }
+    yield chunk
+  }
+}
+
+/**
+ * Reads a body whole if it fits in `limit` bytes. Past the limit it stops and returns what
+ * it read, so the caller can still pass the whole body through unchanged.
+ */
+async function readBounded (body: AsyncIterator<Buffer>, limit: number): Promise<{ whole: boolean, chunks: Buffer[] }> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for (let next = await body.next(); next.done !== true; next = await body.next()) {
+    chunks.push(next.value)
+    size += next.value.length
+    if (size > limit) return { whole: false, chunks }
+  }
+  return { whole: true, chunks }
+}
+
+async function * prepend (head: Buffer[], rest: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+  yield * head
+  for (let next = await rest.next(); next.done !== true; next = await rest.next()) yield next.value
+}

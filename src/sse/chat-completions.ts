@@ -1,0 +1,143 @@
+import type { EventSourceMessage } from 'eventsource-parser'
+import { isObject } from '../json.js'
+import type { JsonObject as Json } from '../json.js'
+import type { Rewriter } from '../rewrite/rewriter.js'
+import type { EventHandler } from './event-stream.js'
+import { serializeData, serializeEvent } from './serialize.js'
+
+/**
+ * Hostile upstreams could name any number of choices; each one holds at most one
+ * reference. Choices past this count pass through unrewritten.
+ */
+export const MAX_CHOICES = 64
+
+
+/** A `finish_reason` with a string value; `"finish_reason": null` is the common case. */
+const FINISH_SET = /"finish_reason"\s*:\s*"/
+
+interface ChoiceState {
+  rewriter: Rewriter
+  finished: boolean
+}
+
+/**
+ * Transforms a `/v1/chat/completions` event stream: `choices[].delta.content` goes through
+ * one rewriter per `choices[].index`; every other event and field is forwarded as it came.
+ *
+ * Held text is released in a chunk of its own just before the chunk that carries the
+ * choice's `finish_reason` (so clients see the whole answer before the finish), at
+ * `[DONE]`, and when the upstream ends.
+ */
+export function createChatCompletionsHandler (newRewriter: () => Rewriter): EventHandler {
+  const choices = new Map<number, ChoiceState>()
+  let holding = 0
+  let done = false
+  /** Top-level fields of the last chunk, reused for chunks that carry released text. */
+  let template: Json | undefined
+
+  function choiceState (index: number): ChoiceState | undefined {
+    let state = choices.get(index)
+    if (state === undefined && choices.size < MAX_CHOICES) {
+      state = { rewriter: newRewriter(), finished: false }
+      choices.set(index, state)
+    }
+    return state
+  }
+
+  function releaseChunk (index: number, text: string): string {
+    const chunk: Json = { ...template, choices: [{ index, delta: { content: text }, finish_reason: null }] }
+    delete chunk.usage
+    return serializeData(JSON.stringify(chunk))
+  }
+
+  /** Pushes text through a choice's rewriter, keeping the count of holding choices. */
+  function pass (state: ChoiceState, text: string, final: boolean): string {
+    const wasHolding = state.rewriter.holding
+    let out = text.length > 0 ? state.rewriter.push(text) : ''
+    if (final) out += state.rewriter.end()
+    holding += Number(state.rewriter.holding) - Number(wasHolding)
+    return out
+  }
+
+  function rewriteChunk (chunk: Json, out: string[]): boolean {
+    const list = chunk.choices
+    if (!Array.isArray(list)) return false
+    let changed = false
+    for (const choice of list) {
+      if (!isObject(choice) || !Number.isSafeInteger(choice.index)) continue
+      const state = choiceState(choice.index as number)
+      if (state === undefined) continue
+      const delta = choice.delta
+      const content = isObject(delta) && typeof delta.content === 'string' ? delta.content : undefined
+      const finishing = choice.finish_reason !== null && choice.finish_reason !== undefined
+      if (content === undefined && !finishing) continue
+      const text = pass(state, content ?? '', finishing)
+      if (finishing) state.finished = true
+      if (content !== undefined) {
+        if (text !== content) {
+          (delta as Json).content = text
+          changed = true
+        }
+      } else if (text.length > 0) {
+        out.push(releaseChunk(choice.index as number, text))
+      }
+    }
+    return changed
+  }
+
+  function flushAll (out: string[]): void {
+    if (holding === 0) return
+    for (const [index, state] of choices) {
+      const text = pass(state, '', true)
+      if (text.length > 0) out.push(releaseChunk(index, text))
+    }
+  }
+
+  return {
+    onEvent (event: EventSourceMessage, out: string[]) {
+      // Named events (hermes.tool.progress …) are not chat chunks.
+      if (event.event !== undefined && event.event !== 'message') {
+        out.push(serializeEvent(event))
+        return
+      }
+      const data = event.data
+      if (data === '[DONE]') {
+        flushAll(out)
+        out.push(serializeEvent(event))
+        done = true
+        return
+      }
+      // Fast path: a chunk without `"content"` (role, tool_calls, usage, reasoning) cannot
+      // change the text and, with nothing held and no finish, there is nothing to release.
+      if (holding === 0 && data.indexOf('"content"') === -1 && !FINISH_SET.test(data)) {
+        out.push(serializeEvent(event))
+        return
+      }
+      let chunk: unknown
+      try {
+        chunk = JSON.parse(data)
+      } catch {
+        out.push(serializeEvent(event))
+        return
+      }
+      if (!isObject(chunk)) {
+        out.push(serializeEvent(event))
+        return
+      }
+      template = chunk
+      const before: string[] = []
+      const changed = rewriteChunk(chunk, before)
+      out.push(...before)
+      out.push(changed ? serializeEvent({ ...event, data: JSON.stringify(chunk) }) : serializeEvent(event))
+    },
+    flush: flushAll,
+    get done () {
+      return done
+    },
+    get complete () {
+      if (choices.size === 0) return false
+      for (const state of choices.values()) if (!state.finished) return false
+      return true
+    }
+  }
+}
