@@ -1,0 +1,128 @@
+import { readFileSync } from 'node:fs'
+import Fastify, { LogController } from 'fastify'
+import type { FastifyInstance } from 'fastify'
+import type { DestinationStream } from 'pino'
+import { defaultPublicUrl, redactUrl } from './config/urls.js'
+import type { Options } from './config/options.js'
+import { ImagegateError } from './errors.js'
+import { createFileResolver } from './files/resolver.js'
+import type { FileResolver } from './files/resolver.js'
+import { loggerOptions, pathOnly } from './log.js'
+import { createRewriter } from './rewrite/rewriter.js'
+import type { Resolve } from './rewrite/reference.js'
+import { registerImages } from './routes/images.js'
+import { registerProxy } from './routes/proxy.js'
+import { createUpstream } from './upstream/client.js'
+import type { UpstreamOptions } from './upstream/client.js'
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+
+export interface ServerSettings {
+  /** Log sink; stdout when absent. */
+  logStream?: DestinationStream
+  /** Upstream timeouts, for tests of stalled upstreams. */
+  upstreamTimeouts?: Pick<UpstreamOptions, 'headersTimeout' | 'bodyTimeout' | 'connectTimeout'>
+  /** Overrides the home folder `~/` stands for in references. */
+  homedir?: string
+}
+
+export interface Server {
+  app: FastifyInstance
+  files: FileResolver
+  /** The public URL links point at; set at `listen` when not configured. */
+  readonly publicUrl: string
+  listen: () => Promise<string>
+  close: () => Promise<void>
+}
+
+/** Builds the whole application without listening (routes, upstream pool, resolver). */
+export async function buildServer (options: Options, settings: ServerSettings = {}): Promise<Server> {
+  const app = Fastify({
+    logger: loggerOptions({ level: options.logLevel, stream: settings.logStream }),
+    logController: new LogController({ disableRequestLogging: true }),
+    // `//v1//chat/completions` is the same route; Open WebUI users paste base URLs with a
+    // trailing slash.
+    routerOptions: { ignoreDuplicateSlashes: true },
+    // Bodies are streamed, never parsed; the proxy enforces its own size limit.
+    bodyLimit: Number.MAX_SAFE_INTEGER,
+    // Agent runs are long; Node's default request timeout would cut them.
+    requestTimeout: 0,
+    return503OnClosing: true
+  })
+
+  let publicUrl = options.publicUrl ?? ''
+  const files = createFileResolver({ cacheDirs: options.cacheDirs, ...(settings.homedir !== undefined ? { homedir: settings.homedir } : {}) })
+  const upstream = createUpstream({ base: options.upstream, ...settings.upstreamTimeouts })
+  app.addHook('onClose', async () => { await upstream.close() })
+
+  const resolve: Resolve = (dest, accept) => {
+    const result = files.resolveReference(dest, accept)
+    if (!result.ok) return undefined
+    const { name, kind } = result.delivery
+    return { url: `${publicUrl}/images/${name}`, name: displayName(name), kind }
+  }
+
+  app.setErrorHandler((error, request, reply) => {
+    if (error instanceof ImagegateError) {
+      request.log[error.statusCode >= 500 ? 'warn' : 'info']({ err: error }, error.message)
+      return reply.code(error.statusCode).send(error.toBody())
+    }
+    const status = typeof (error as { statusCode?: unknown }).statusCode === 'number' ? (error as { statusCode: number }).statusCode : 500
+    if (status >= 500) request.log.error({ err: error }, 'request failed')
+    const message = status >= 500 ? 'internal error' : (error as Error).message
+    return reply.code(status).send({ error: { message, type: status >= 500 ? 'server_error' : 'invalid_request_error', code: (error as { code?: string }).code ?? 'error' } })
+  })
+
+  // One line per request, written by us so it never carries headers or query strings.
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info({ method: request.method, url: pathOnly(request.url), statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
+  })
+
+  app.get('/healthz', async () => ({ status: 'ok', version: VERSION }))
+  await app.register(registerImages, { files })
+  await app.register(registerProxy, {
+    upstream,
+    upstreamApiKey: options.upstreamApiKey,
+    newRewriter: (log) => createRewriter({
+      resolve,
+      onRewrite: ({ resolved }) => { log.debug({ name: resolved.name }, 'reference rewritten') }
+    })
+  })
+
+  return {
+    app,
+    files,
+    get publicUrl () { return publicUrl },
+    async listen () {
+      await app.listen({ port: options.port, host: options.host })
+      const address = app.server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : options.port
+      if (options.publicUrl === undefined) publicUrl = defaultPublicUrl(options.host, port)
+      return defaultPublicUrl(options.host, port)
+    },
+    close: () => app.close()
+  }
+}
+
+/** Starts imagegate as the CLI does: builds, listens, logs where it can be reached. */
+export async function startServer (options: Options, extra: { warnings?: string[] } & ServerSettings = {}): Promise<{ url: string, close: () => Promise<void> }> {
+  const server = await buildServer(options, extra)
+  for (const warning of extra.warnings ?? []) server.app.log.warn(warning)
+  const url = await server.listen()
+  server.app.log.info({
+    url,
+    publicUrl: server.publicUrl,
+    upstream: redactUrl(options.upstream),
+    cacheDirs: server.files.roots
+  }, `imagegate listening on ${url}`)
+  return { url, close: server.close }
+}
+
+function displayName (name: string): string {
+  const last = name.slice(name.lastIndexOf('/') + 1)
+  try {
+    return decodeURIComponent(last)
+  } catch {
+    return last
+  }
+}
