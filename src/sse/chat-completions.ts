@@ -12,6 +12,8 @@ import { serializeData, serializeEvent } from './serialize.js'
 export const MAX_CHOICES = 64
 
 
+const isChoiceIndex = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0
+
 /** A `finish_reason` with a string value; `"finish_reason": null` is the common case. */
 const FINISH_SET = /"finish_reason"\s*:\s*"/
 
@@ -64,8 +66,8 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter): Even
     if (!Array.isArray(list)) return false
     let changed = false
     for (const choice of list) {
-      if (!isObject(choice) || !Number.isSafeInteger(choice.index)) continue
-      const state = choiceState(choice.index as number)
+      if (!isObject(choice) || !isChoiceIndex(choice.index)) continue
+      const state = choiceState(choice.index)
       if (state === undefined) continue
       const delta = choice.delta
       const content = isObject(delta) && typeof delta.content === 'string' ? delta.content : undefined
@@ -79,7 +81,7 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter): Even
           changed = true
         }
       } else if (text.length > 0) {
-        out.push(releaseChunk(choice.index as number, text))
+        out.push(releaseChunk(choice.index, text))
       }
     }
     return changed

@@ -1,0 +1,133 @@
+import { readFileSync } from 'node:fs'
+import t from 'tap'
+import fc from 'fast-check'
+import { createChatCompletionsHandler, MAX_CHOICES } from '../../src/sse/chat-completions.js'
+import { createEventStream } from '../../src/sse/event-stream.js'
+import { createRewriter, rewriteText } from '../../src/rewrite/rewriter.js'
+import { fakeResolve } from '../fixtures/resolve.js'
+import { chunk, contentEvents, DONE } from '../fixtures/mock-upstream.js'
+import { dataLines } from '../fixtures/gate.js'
+
+const APPLE = '/root/.hermes/cache/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
+const resolve = fakeResolve({ [APPLE]: 'image', '/c/x.png': 'image' })
+const APPLE_URL = 'http://gate.test/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
+const fixtures = new URL('../../../shared/fixtures/', import.meta.url)
+const FIXTURE = readFileSync(new URL('hermes-chat-stream.sse', fixtures), 'utf8')
+const EXPECTED = readFileSync(new URL('hermes-chat-stream.expected.txt', fixtures), 'utf8')
+
+function transform (chunks: Array<string | Uint8Array>): { out: string[], complete: boolean, done: boolean } {
+  const handler = createChatCompletionsHandler(() => createRewriter({ resolve }))
+  const stream = createEventStream(handler)
+  const out: string[] = []
+  for (const piece of chunks) out.push(...stream.feed(typeof piece === 'string' ? new TextEncoder().encode(piece) : piece))
+  out.push(...stream.end())
+  return { out, complete: handler.complete, done: handler.done }
+}
+
+/** Per choice index, the concatenated delta content. */
+function contentByChoice (out: string[]): Map<number, string> {
+  const texts = new Map<number, string>()
+  for (const data of dataLines(out.join(''))) {
+    if (data === '[DONE]' || !data.startsWith('{"id"')) continue
+    for (const choice of (JSON.parse(data) as { choices: Array<{ index: number, delta: { content?: string } }> }).choices) {
+      texts.set(choice.index, (texts.get(choice.index) ?? '') + (choice.delta.content ?? ''))
+    }
+  }
+  return texts
+}
+
+t.test('the hermes fixture: the split path is rewritten, every other event is byte-identical', async (t) => {
+  const { out, done } = transform([FIXTURE])
+  t.ok(done, '[DONE] seen')
+  t.equal(contentByChoice(out).get(0), EXPECTED.replace(APPLE, APPLE_URL), 'content is the expected text with the URL')
+  const inputBlocks = FIXTURE.split('\n\n').filter((b) => b.length > 0).map((b) => b + '\n\n')
+  const passthrough = inputBlocks.filter((b) => !b.includes('"content"'))
+  for (const block of passthrough) t.ok(out.includes(block), `forwarded unchanged: ${block.slice(0, 60).trim()}`)
+  t.equal(out.at(-1), DONE, '[DONE] is last')
+  const withoutContent = out.filter((b) => !b.includes('"content"'))
+  t.same(withoutContent, passthrough, 'non-content events in the same order')
+  t.equal(out.length, inputBlocks.length, 'one output event per input event')
+})
+
+t.test('held text is flushed in a chunk of its own before the finish chunk', async (t) => {
+  const events = [...contentEvents(['Look ', '![a](/c/x']), chunk({}, { finish: 'stop', usage: { total_tokens: 3 } }), DONE]
+  const { out, complete } = transform(events)
+  t.ok(complete, 'the choice finished')
+  const data = dataLines(out.join(''))
+  t.equal(JSON.parse(data[1]!).choices[0].delta.content, '', 'the held piece sends empty content')
+  const release = JSON.parse(data[2]!)
+  t.same(release.choices, [{ index: 0, delta: { content: '![a](/c/x' }, finish_reason: null }], 'released text, untouched')
+  t.notOk('usage' in release, 'the release chunk carries no usage')
+  t.equal(release.id, 'chatcmpl-test', 'release chunk keeps the id')
+  t.match(data[3]!, /"finish_reason": "stop"/, 'then the original finish chunk, byte-identical')
+})
+
+t.test('content and finish in the same chunk', async (t) => {
+  const { out } = transform([chunk({ content: 'MEDIA:/c/x.png' }, { finish: 'stop' }), DONE])
+  t.equal(contentByChoice(out).get(0), '![x.png](http://gate.test/images/x.png)', 'a bare MEDIA path at the finish is complete')
+})
+
+t.test('held text is flushed at [DONE] and at the end of the upstream', async (t) => {
+  const atDone = transform([...contentEvents(['a ![b](/c/x.png']), DONE])
+  t.equal(contentByChoice(atDone.out).get(0), 'a ![b](/c/x.png', 'flushed before [DONE]')
+  t.equal(atDone.out.at(-1), DONE, '[DONE] last')
+  const atEnd = transform([...contentEvents(['a MEDIA:/c/x.png'])])
+  t.equal(contentByChoice(atEnd.out).get(0), 'a ![x.png](http://gate.test/images/x.png)', 'flushed and completed at the end')
+  t.notOk(atEnd.complete, 'an answer without finish is not complete')
+})
+
+t.test('two choices interleaved keep separate state', async (t) => {
+  const a = ['A: ', '![', 'x](', '/c/', 'x.png', ') end']
+  const b = ['B: ', 'MEDIA', ':/c/', 'x.png', '\n', 'done']
+  const events: string[] = []
+  for (let i = 0; i < a.length; i++) events.push(chunk({ content: a[i] }, { index: 0 }), chunk({ content: b[i] }, { index: 1 }))
+  events.push(chunk({}, { index: 0, finish: 'stop' }), chunk({}, { index: 1, finish: 'stop' }), DONE)
+  const texts = contentByChoice(transform(events).out)
+  t.equal(texts.get(0), 'A: ![x](http://gate.test/images/x.png) end', 'choice 0')
+  t.equal(texts.get(1), 'B: ![x.png](http://gate.test/images/x.png)\ndone', 'choice 1')
+})
+
+t.test('what is not a chat chunk passes through', async (t) => {
+  const odd = ['data: not json\n\n', 'data: [1,2]\n\n', 'data: {"choices": "x", "content": 1}\n\n', 'data: {"choices": [null, {"index": -1, "delta": {"content": "![a](/c/x.png)"}}]}\n\n', DONE]
+  t.same(transform(odd).out, odd, 'unchanged, in order')
+  const tools = chunk({ tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"p": "![a](/c/x.png)"}' } }] })
+  t.same(transform([tools]).out, [tools], 'tool call arguments are not content')
+  const reasoning = chunk({ reasoning_content: 'think ![a](/c/x.png)' })
+  t.same(transform([reasoning]).out, [reasoning], 'reasoning is not content')
+})
+
+t.test('choices past the cap pass through unrewritten', async (t) => {
+  const events = Array.from({ length: MAX_CHOICES + 1 }, (_, index) => chunk({ content: '![a](/c/x.png)' }, { index }))
+  const texts = contentByChoice(transform(events).out)
+  t.equal(texts.get(0), '![a](http://gate.test/images/x.png)', 'first choice rewritten')
+  t.equal(texts.get(MAX_CHOICES), '![a](/c/x.png)', 'the choice past the cap is left alone')
+})
+
+// A whole stream with references split at random delta boundaries, then cut into raw
+// byte chunks at random offsets (inside UTF-8 sequences, CRLF pairs, JSON escapes).
+const fragment = fc.constantFrom('![a](/c/x.png)', 'MEDIA:/c/x.png', '![n](/etc/passwd)', '`![a](/c/x.png)`', '🍎', 'é', '\n', 'text ', '!', '```\n', 'M')
+const scenario = fc.record({
+  text: fc.array(fragment, { maxLength: 15 }).map((parts) => parts.join('')),
+  deltaCuts: fc.uniqueArray(fc.integer({ min: 1, max: 200 }), { maxLength: 10 }),
+  byteCuts: fc.uniqueArray(fc.integer({ min: 1, max: 5000 }), { maxLength: 15 }),
+  crlf: fc.boolean()
+})
+
+t.test('chunk invariance over deltas and raw bytes', async (t) => {
+  fc.assert(fc.property(scenario, ({ text, deltaCuts, byteCuts, crlf }) => {
+    const cuts = deltaCuts.filter((cut) => cut < text.length).sort((a, b) => a - b)
+    const pieces: string[] = []
+    let from = 0
+    for (const cut of cuts) { pieces.push(text.slice(from, cut)); from = cut }
+    pieces.push(text.slice(from))
+    let wire = [chunk({ role: 'assistant' }), ...contentEvents(pieces), chunk({}, { finish: 'stop' }), DONE].join('')
+    if (crlf) wire = wire.replace(/\n/g, '\r\n')
+    const bytes = new TextEncoder().encode(wire)
+    const chunks: Uint8Array[] = []
+    let at = 0
+    for (const cut of byteCuts.filter((c) => c < bytes.length).sort((a, b) => a - b)) { chunks.push(bytes.subarray(at, cut)); at = cut }
+    chunks.push(bytes.subarray(at))
+    return contentByChoice(transform(chunks).out).get(0) === rewriteText(text, { resolve })
+  }), { numRuns: 1500 })
+  t.pass('1500 random delta and byte splits agree with the whole-text rewrite')
+})
