@@ -1,0 +1,148 @@
+/**
+ * `GET|HEAD /images/<name>`: serves the files the resolver accepts, and nothing else.
+ * The browser's URL is hostile input: it is checked on the raw bytes first (the router
+ * decodes and @fastify/send normalizes, each of which has hidden a traversal before),
+ * then `resolveName` decides, and @fastify/send streams the checked real file with
+ * ETag, Last-Modified, 304 and Range handled for us.
+ */
+import os from 'node:os'
+import path from 'node:path'
+import fastifyStatic from '@fastify/static'
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FileResolver } from '../files/resolver.js'
+
+export interface ImagesOptions {
+  files: FileResolver
+}
+
+/** Where the route is mounted; names follow it directly. */
+export const IMAGES_PREFIX = '/images'
+
+/** One day: names are stable, but a regenerated file keeps its name, so not `immutable`. */
+const MAX_AGE_MS = 86_400_000
+
+function errorBody (message: string, type: string, code: string): { readonly error: { message: string, type: string, code: string } } {
+  return Object.freeze({ error: Object.freeze({ message, type, code }) })
+}
+
+/** The whole 404 body, the same for every miss so it can never echo the request. */
+export const NOT_FOUND_BODY = errorBody('not found', 'not_found', 'not_found')
+
+// Answers to a valid file but an impossible Range or If-Match; fixed for the same reason.
+const CLIENT_ERROR_BODIES = new Map([
+  [412, errorBody('precondition failed', 'invalid_request_error', 'precondition_failed')],
+  [416, errorBody('range not satisfiable', 'invalid_request_error', 'range_not_satisfiable')]
+])
+
+// Raw-URL checks. Each stops a bypass that survives some later decoding step; a name
+// that `encodeName` produced never matches any of them.
+
+// `%2f` / `%5c`: the router decodes them into separators after our check would have
+// seen one segment (`sub%2f..%2fsecret.png`).
+const ENCODED_SEPARATOR = /%2f|%5c/i
+// `\`: a separator to browsers' URL parsers, to Windows and to @fastify/send.
+const BACKSLASH = /\\/
+// `.` and `..` segments, plain, percent-encoded or mixed (`.%2e`).
+const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i
+// `%25` before a dot, separator or NUL: survives one decoding layer (a proxy in front
+// of us, or a second decode in a library) and becomes `..`, `/` or NUL there.
+const DOUBLE_ENCODED = /%25(?:2e|2f|5c|00)/i
+// Encoded controls, NUL first of all: `x.png%00.png` passes an extension test and is
+// cut at the NUL by C code.
+const ENCODED_CONTROL = /%(?:[01][0-9a-f]|7f)/i
+// `//`: an empty segment turns `/images//etc/passwd` into an absolute path for
+// `path.join`-style code.
+const EMPTY_SEGMENT = /\/\//
+
+const RAW_URL_GUARDS = [ENCODED_SEPARATOR, BACKSLASH, DOT_SEGMENT, DOUBLE_ENCODED, ENCODED_CONTROL, EMPTY_SEGMENT]
+
+/**
+ * The raw, still-encoded name after the mount point, or `undefined` when the URL is
+ * not a plain name. The query string is ignored: cache busters must not change the file.
+ */
+export function rawNameFromUrl (url: string, mount: string): string | undefined {
+  const query = url.indexOf('?')
+  const pathname = query === -1 ? url : url.slice(0, query)
+  if (!pathname.startsWith(mount)) return undefined
+  const name = pathname.slice(mount.length)
+  if (RAW_URL_GUARDS.some((guard) => guard.test(name))) return undefined
+  return name
+}
+
+function notFound (reply: FastifyReply): FastifyReply {
+  return reply
+    .code(404)
+    .header('cache-control', 'no-store')
+    .send(NOT_FOUND_BODY)
+}
+
+/**
+ * Registers the image route and its 404 handler in their own encapsulated scope under
+ * `/images`, so @fastify/static's `reply.sendFile` decorator stays private to it.
+ */
+export async function registerImages (app: FastifyInstance, options: ImagesOptions): Promise<void> {
+  const { files } = options
+  // @fastify/static wants an existing root and refuses duplicates; it is only a
+  // default, since every `sendFile` below passes the checked real root explicitly.
+  const staticRoots = [...new Set(files.roots)]
+  const staticRoot = staticRoots.length === 0 ? os.tmpdir() : staticRoots
+
+  await app.register(async (scope) => {
+    await scope.register(fastifyStatic, {
+      root: staticRoot,
+      serve: false,
+      dotfiles: 'deny',
+      index: false,
+      list: false,
+      maxAge: MAX_AGE_MS,
+      suppressWarning: true
+    })
+
+    const mount = scope.prefix + '/'
+
+    scope.addHook('onRequest', async (_request, reply) => {
+      // Images are embedded by a web UI on another origin (Open WebUI) and must never
+      // be sniffed into something executable.
+      reply.header('x-content-type-options', 'nosniff')
+      reply.header('access-control-allow-origin', '*')
+      reply.header('cross-origin-resource-policy', 'cross-origin')
+      // If a file is ever opened directly, nothing in it may run or load.
+      reply.header('content-security-policy', "default-src 'none'; sandbox")
+    })
+
+    scope.setNotFoundHandler((_request, reply) => notFound(reply))
+
+    scope.setErrorHandler((error, request, reply) => {
+      // @fastify/send reports 412 and 416 as errors, the 416 with a Content-Range
+      // header telling the client the real length.
+      const { statusCode, headers } = error as { statusCode?: number, headers?: Record<string, string> }
+      const status = Number(statusCode)
+      const body = CLIENT_ERROR_BODIES.get(status)
+      if (body !== undefined) {
+        const contentRange = headers?.['Content-Range']
+        if (contentRange !== undefined) reply.header('content-range', contentRange)
+        return reply.code(status).send(body)
+      }
+      // A file that became unreadable after the check. The default handler would put
+      // the error message, which holds the file's path, in the body.
+      request.log.warn({ err: error }, 'image could not be sent')
+      return notFound(reply)
+    })
+
+    scope.route({
+      method: ['GET', 'HEAD'],
+      url: '/*',
+      handler (request, reply) {
+        // The router's decoded `*` param is not trusted: the raw URL is what we check.
+        // `url` is only ever unset on a request object node:http did not parse.
+        const rawName = rawNameFromUrl(request.raw.url as string, mount)
+        const delivery = rawName === undefined ? undefined : files.resolveName(rawName)
+        if (delivery === undefined) return notFound(reply)
+        // Send the real file the resolver checked, relative to the real root, so no
+        // symlink is followed again on the way out.
+        const relative = path.relative(delivery.root, delivery.realPath).split(path.sep).join('/')
+        return reply.sendFile(relative, delivery.root)
+      }
+    })
+  }, { prefix: IMAGES_PREFIX })
+}

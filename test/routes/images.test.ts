@@ -1,0 +1,276 @@
+import fs from 'node:fs'
+import http from 'node:http'
+import path from 'node:path'
+import Fastify, { type FastifyInstance } from 'fastify'
+import t, { type Test } from 'tap'
+import { createFileResolver, type FileResolver } from '../../src/files/resolver.js'
+import { NOT_FOUND_BODY, rawNameFromUrl, registerImages } from '../../src/routes/images.js'
+import { APPLE_A, DEEP, SECRET, X_B, buildTree } from '../fixtures/files/tree.js'
+
+interface Response { status: number, headers: http.IncomingHttpHeaders, body: Buffer }
+
+/** Sends the path byte for byte: fetch and URL would normalize `..` and `\` first. */
+function raw (base: string, rawPath: string, options: { method?: string, headers?: http.OutgoingHttpHeaders } = {}): Promise<Response> {
+  const { hostname, port } = new URL(base)
+  return new Promise((resolve, reject) => {
+    const request = http.request({ hostname, port, method: options.method ?? 'GET', path: rawPath, headers: options.headers ?? {}, agent: false }, (response) => {
+      const chunks: Buffer[] = []
+      response.on('data', (chunk: Buffer) => chunks.push(chunk))
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }))
+      response.on('error', reject)
+    })
+    request.on('error', reject)
+    request.end()
+  })
+}
+
+const tree = buildTree(t)
+const files = createFileResolver({ cacheDirs: [tree.cacheA, tree.cacheB], homedir: tree.homedir })
+const NOT_FOUND_JSON = JSON.stringify(NOT_FOUND_BODY)
+
+async function start (t: Test, resolver: FileResolver = files): Promise<string> {
+  const app = Fastify()
+  await registerImages(app, { files: resolver })
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  return base
+}
+
+function assertNotFound (t: Test, response: Response, label: string): void {
+  t.equal(response.status, 404, `${label}: 404`)
+  t.equal(response.body.toString(), NOT_FOUND_JSON, `${label}: the fixed JSON body`)
+  t.match(response.headers['content-type'], /^application\/json/, `${label}: JSON`)
+  t.equal(response.headers['x-content-type-options'], 'nosniff', `${label}: nosniff`)
+}
+
+t.test('GET serves the exact bytes with the right headers', async (t) => {
+  const base = await start(t)
+  const response = await raw(base, '/images/apple.png')
+  t.equal(response.status, 200, 'ok')
+  t.same(response.body, APPLE_A, 'byte-exact body')
+  t.equal(response.headers['content-type'], 'image/png', 'content type')
+  t.equal(response.headers['content-length'], String(APPLE_A.length), 'content length')
+  t.equal(response.headers['x-content-type-options'], 'nosniff', 'nosniff')
+  t.equal(response.headers['access-control-allow-origin'], '*', 'any origin may embed it')
+  t.equal(response.headers['cross-origin-resource-policy'], 'cross-origin', 'cross-origin embedding allowed')
+  t.equal(response.headers['cache-control'], 'public, max-age=86400', 'cached for a day')
+  t.equal(response.headers['content-security-policy'], "default-src 'none'; sandbox", 'inert if opened directly')
+  t.equal(response.headers['accept-ranges'], 'bytes', 'ranges advertised')
+  t.ok(response.headers.etag, 'has an ETag')
+  t.ok(response.headers['last-modified'], 'has Last-Modified')
+})
+
+t.test('nested, encoded, shadowed and basename-matched names', async (t) => {
+  const base = await start(t)
+  const table: Array<[rawPath: string, body: Buffer | string, type: string]> = [
+    ['/images/sub/deep.png', DEEP, 'image/png'],
+    ['/images/x.png', X_B, 'image/png'],
+    ['/images/alias.png', APPLE_A, 'image/png'],
+    ['/images/apple.png?v=2&x=..%2f', APPLE_A, 'image/png'],
+    ['/images/a%20b%20%281%29.png', 'spaces and parens', 'image/png'],
+    ['/images/pomm%C3%A9%20%F0%9F%8D%8E.png', 'unicode', 'image/png'],
+    ['/images/50%25.png', 'percent', 'image/png'],
+    ['/images/UPPER.PNG', 'upper', 'image/png'],
+    ['/images/banana.jpg', 'banana', 'image/jpeg'],
+    ['/images/photo.avif', 'avif', 'image/avif'],
+    ['/images/sound.mp3', 'ID3 sound', 'audio/mpeg'],
+    ['/images/voice.opus', 'OggS opus', 'audio/ogg'],
+    ['/images/clip.mov', 'quicktime', 'video/quicktime'],
+    ['/images/video.mp4', 'mp4', 'video/mp4'],
+    ['/images/x.png/inside-a-dir.png', 'dir named x.png', 'image/png']
+  ]
+  for (const [rawPath, body, type] of table) {
+    const response = await raw(base, rawPath)
+    t.equal(response.status, 200, `${rawPath}: 200`)
+    t.same(response.body, Buffer.from(body), `${rawPath}: exact bytes`)
+    t.equal(response.headers['content-type'], type, `${rawPath}: ${type}`)
+  }
+})
+
+t.test('conditional requests, ranges and HEAD', async (t) => {
+  const base = await start(t)
+  const first = await raw(base, '/images/apple.png')
+  const etag = first.headers.etag
+  t.ok(etag, 'ETag to revalidate with')
+
+  const revalidated = await raw(base, '/images/apple.png', { headers: { 'if-none-match': String(etag) } })
+  t.equal(revalidated.status, 304, '304 on a matching If-None-Match')
+  t.equal(revalidated.body.length, 0, 'no body on 304')
+
+  const since = await raw(base, '/images/apple.png', { headers: { 'if-modified-since': String(first.headers['last-modified']) } })
+  t.equal(since.status, 304, '304 on If-Modified-Since')
+
+  const stale = await raw(base, '/images/apple.png', { headers: { 'if-none-match': '"other"' } })
+  t.equal(stale.status, 200, '200 on a different ETag')
+
+  const range = await raw(base, '/images/apple.png', { headers: { range: 'bytes=2-9' } })
+  t.equal(range.status, 206, '206 for a range')
+  t.same(range.body, APPLE_A.subarray(2, 10), 'exactly the requested bytes')
+  t.equal(range.headers['content-range'], `bytes 2-9/${APPLE_A.length}`, 'content range')
+
+  const suffix = await raw(base, '/images/apple.png', { headers: { range: 'bytes=-4' } })
+  t.same(suffix.body, APPLE_A.subarray(-4), 'suffix range')
+
+  const unsatisfiable = await raw(base, '/images/apple.png', { headers: { range: `bytes=${APPLE_A.length + 10}-` } })
+  t.equal(unsatisfiable.status, 416, '416 past the end')
+  t.equal(unsatisfiable.headers['content-range'], `bytes */${APPLE_A.length}`, '416 tells the length')
+  t.same(JSON.parse(unsatisfiable.body.toString()), { error: { message: 'range not satisfiable', type: 'invalid_request_error', code: 'range_not_satisfiable' } }, '416 body')
+
+  const precondition = await raw(base, '/images/apple.png', { headers: { 'if-match': '"other"' } })
+  t.equal(precondition.status, 412, '412 on a failed If-Match')
+  t.same(JSON.parse(precondition.body.toString()), { error: { message: 'precondition failed', type: 'invalid_request_error', code: 'precondition_failed' } }, '412 body')
+
+  const head = await raw(base, '/images/apple.png', { method: 'HEAD' })
+  t.equal(head.status, 200, 'HEAD 200')
+  t.equal(head.body.length, 0, 'HEAD has no body')
+  t.equal(head.headers['content-length'], String(APPLE_A.length), 'HEAD tells the length')
+  t.equal(head.headers['content-type'], 'image/png', 'HEAD tells the type')
+  t.equal(head.headers.etag, etag, 'HEAD tells the ETag')
+
+  const headMissing = await raw(base, '/images/nothing.png', { method: 'HEAD' })
+  t.equal(headMissing.status, 404, 'HEAD of a missing name is 404')
+
+  const post = await raw(base, '/images/apple.png', { method: 'POST' })
+  t.equal(post.status, 404, 'other methods are not routed here')
+})
+
+t.test('traversal and other hostile URLs never reach a file outside the cache', async (t) => {
+  const base = await start(t)
+  const table: Array<[rawPath: string, why: string]> = [
+    ['/images/../secret.png', 'dot-dot'],
+    ['/images/sub/../../secret.png', 'nested dot-dot'],
+    ['/images/%2e%2e/secret.png', 'encoded dot-dot'],
+    ['/images/%2E%2E/secret.png', 'encoded dot-dot, uppercase'],
+    ['/images/.%2e/secret.png', 'half-encoded dot-dot'],
+    ['/images/%252e%252e/secret.png', 'double-encoded dot-dot'],
+    ['/images/%252e%252e%252fsecret.png', 'double-encoded dot-dot and slash'],
+    ['/images/sub%2fx.png', 'encoded slash'],
+    ['/images/sub%2Fdeep.png', 'encoded slash to a real file'],
+    ['/images/..%2fsecret.png', 'dot-dot with encoded slash'],
+    ['/images/..%5csecret.png', 'dot-dot with encoded backslash'],
+    ['/images/%5c..%5csecret.png', 'encoded backslashes'],
+    ['/images/\\..\\secret.png', 'backslashes'],
+    ['/images/sub\\deep.png', 'backslash to a real file'],
+    ['/images//etc/passwd', 'empty segment to an absolute path'],
+    ['/images//apple.png', 'empty segment to a real file'],
+    ['/images/./apple.png', 'dot segment'],
+    ['/images/%2e/apple.png', 'encoded dot segment'],
+    ['/images/sub/./deep.png', 'inner dot segment'],
+    ['/images/x.png%00.png', 'encoded NUL'],
+    ['/images/apple.png%00', 'trailing NUL'],
+    ['/images/apple%0a.png', 'encoded newline'],
+    ['/images/.hidden.png', 'dotfile'],
+    ['/images/%2ehidden.png', 'encoded dotfile'],
+    ['/images/.dotdir/in.png', 'dot-dir'],
+    ['/images/escape.png', 'symlink pointing outside'],
+    ['/images/escape-dir/secret.png', 'symlinked folder pointing outside'],
+    ['/images/to-dot.png', 'symlink to a dotfile'],
+    ['/images/looks.png', 'symlink to a text file'],
+    ['/images/notes.txt', 'not on the allowlist'],
+    ['/images/', 'no directory index'],
+    ['/images', 'the mount itself'],
+    ['/images/sub', 'a folder'],
+    ['/images/sub/', 'a folder with a slash'],
+    ['/images/x.png', 'a folder named like an image is skipped for the file in cache B'],
+    ['/images/' + 'a'.repeat(5000) + '.png', 'very long name'],
+    ['/images/' + 'a'.repeat(300) + '.png', 'name longer than NAME_MAX'],
+    ['/images/Apple.png', 'case variant'],
+    ['/images/APPLE.PNG', 'case variant of the whole name'],
+    ['/images/apple%2Epng', 'needless escape'],
+    ['/images/%61pple.png', 'needless escape of a letter'],
+    ['/images/a%20b%20(1).png', 'raw parentheses'],
+    ['/images/pomm%c3%a9%20%f0%9f%8d%8e.png', 'lowercase escapes'],
+    ['/images/apple.png/', 'trailing slash'],
+    ['/images/apple.png#frag', 'fragment sent by a broken client'],
+    ['/images/%zz.png', 'invalid UTF-8: bad escape'],
+    ['/images/%C0%AE%C0%AE/secret.png', 'invalid UTF-8: overlong dots'],
+    ['/images/%ED%A0%80.png', 'invalid UTF-8: encoded surrogate'],
+    ['/images/secret.png', 'the name of a file above the cache'],
+    ['/images/..', 'bare dot-dot'],
+    ['/images/%2e%2e', 'bare encoded dot-dot'],
+    ['/images/..;/secret.png', 'path parameter trick'],
+    ['http://127.0.0.1/images/../secret.png', 'absolute-form request target']
+  ]
+  for (const [rawPath, why] of table) {
+    const response = await raw(base, rawPath)
+    const label = `${why} ${JSON.stringify(rawPath.slice(0, 60))}`
+    if (why.startsWith('a folder named like an image')) {
+      t.same(response.body, X_B, `${label}: cache B's file`)
+      continue
+    }
+    t.equal(response.body.indexOf(SECRET), -1, `${label}: no secret byte`)
+    t.notOk(response.body.toString().includes(tree.dir), `${label}: no local path`)
+    if (why.startsWith('invalid UTF-8')) {
+      // Fastify's router refuses these before any route runs (FST_ERR_BAD_URL); its body
+      // is the server's `frameworkErrors` business, not this route's.
+      t.equal(response.status, 400, `${label}: refused by the router`)
+      continue
+    }
+    assertNotFound(t, response, label)
+    t.notOk(response.body.toString().includes('secret'), `${label}: the path is not echoed`)
+  }
+})
+
+/** A resolver that vouches for one fixed file, to reach what happens after the check. */
+function vouching (realPath: string): FileResolver {
+  return {
+    roots: [tree.dir],
+    resolveReference: () => ({ ok: false, reason: 'missing' }),
+    resolveName: () => ({ name: 'x.png', root: tree.dir, realPath, kind: 'image' })
+  }
+}
+
+t.test('a file that changes after the check is not found, and no path leaks', async (t) => {
+  fs.symlinkSync('loop.png', path.join(tree.dir, 'loop.png'))
+  const table: Array<[file: string, why: string]> = [
+    [path.join(tree.dir, 'vanished.png'), 'removed after the check'],
+    [path.join(tree.dir, 'loop.png'), 'unreadable after the check'],
+    [path.join(tree.dir, 'cacheA/sub'), 'replaced by a folder']
+  ]
+  for (const [file, why] of table) {
+    const base = await start(t, vouching(file))
+    assertNotFound(t, await raw(base, '/images/x.png'), why)
+  }
+})
+
+t.test('mounting', async (t) => {
+  t.test('with no cache dirs nothing is served', async (t) => {
+    const base = await start(t, createFileResolver({ cacheDirs: [] }))
+    assertNotFound(t, await raw(base, '/images/apple.png'), 'no cache dirs')
+  })
+
+  t.test('under an outer prefix, next to the app\'s own 404 handler', async (t) => {
+    const app = Fastify()
+    await app.register(async (api) => registerImages(api, { files }), { prefix: '/v1' })
+    app.setNotFoundHandler((_request, reply) => reply.code(404).send('app 404'))
+    const base = await app.listen({ port: 0, host: '127.0.0.1' })
+    t.teardown(() => app.close())
+    const hit = await raw(base, '/v1/images/apple.png')
+    t.same(hit.body, APPLE_A, 'served under the prefix')
+    assertNotFound(t, await raw(base, '/v1/images/nothing.png'), 'miss under the prefix')
+    t.equal((await raw(base, '/elsewhere')).body.toString(), 'app 404', 'the app keeps its own 404')
+  })
+
+  t.test('the same cache dir listed twice', async (t) => {
+    const base = await start(t, createFileResolver({ cacheDirs: [tree.cacheA, tree.cacheA] }))
+    t.same((await raw(base, '/images/apple.png')).body, APPLE_A, 'served once')
+  })
+})
+
+t.test('rawNameFromUrl', async (t) => {
+  const table: Array<[url: string, name: string | undefined]> = [
+    ['/images/apple.png', 'apple.png'],
+    ['/images/sub/deep.png?x=..', 'sub/deep.png'],
+    ['/images/a%2525b.png', 'a%2525b.png'],
+    ['/images/a%252fb.png', undefined],
+    ['/images/a%252Eb.png', undefined],
+    ['/images/a%255Cb.png', undefined],
+    ['/images/a%2500b.png', undefined],
+    ['/imagesX/apple.png', undefined],
+    ['/other/apple.png', undefined],
+    ['', undefined]
+  ]
+  for (const [url, name] of table) {
+    t.equal(rawNameFromUrl(url, '/images/'), name, `${JSON.stringify(url)}`)
+  }
+})
