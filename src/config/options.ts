@@ -1,5 +1,10 @@
-// Placeholder: the real module replaces this file (resolved options type).
+import { ConfigError } from '../errors.js'
+import { redactUrl } from './urls.js'
+
+/** pino's level names; `silent` turns logging off. */
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+
+export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 /** Options after every source (flags > env > file > defaults) was merged and validated. */
 export interface Options {
@@ -14,4 +19,136 @@ export interface Options {
   /** Replaces the client's Authorization header upstream when set. */
   upstreamApiKey: string | undefined
   logLevel: LogLevel
+}
+
+/** hermes-agent's api_server listens here out of the box. */
+export const DEFAULT_UPSTREAM = 'http://127.0.0.1:8642/v1'
+export const DEFAULT_PORT = 8090
+/** Loopback only: exposing the proxy (and so the cache folders) is a deliberate choice. */
+export const DEFAULT_HOST = '127.0.0.1'
+export const DEFAULT_LOG_LEVEL: LogLevel = 'info'
+
+const MAX_PORT = 65535
+const DIGITS = /^\d+$/
+// Host names, IPv4 and IPv6 literals (with an optional `%zone`), as Node's listen() takes
+// them: no brackets, no scheme, no port.
+const HOST = /^[a-z0-9._:%-]+$/i
+// The key becomes an HTTP header value; whitespace or line breaks would be rejected there
+// at the first request, so they are refused at start instead.
+const API_KEY = /^[\x21-\x7e]+$/
+
+/** Where a raw value came from, so that messages name what the user has to change. */
+export interface Origin {
+  /** `--port`, `IMAGEGATE_PORT` or `config.yaml: port`. */
+  where: string
+  /** 1-based line in the config file, when the value came from one. */
+  line?: number | undefined
+}
+
+/** A value as a source gave it, before validation. */
+export interface Raw {
+  value: unknown
+  origin: Origin
+}
+
+/** A one-line ConfigError: `<where>: <text> (line N)`. */
+export function configError (origin: Origin, text: string): ConfigError {
+  const line = origin.line === undefined ? '' : ` (line ${origin.line})`
+  return new ConfigError(`${origin.where}: ${text}${line}`)
+}
+
+/** `<where>: <rule>, got <value>`; the value is quoted text or a type name. */
+export function invalid (origin: Origin, rule: string, got: string): ConfigError {
+  return configError(origin, `${rule}, got ${got}`)
+}
+
+/** How a value appears after "got": quoted text, a number, or the name of its type. */
+export function show (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
+  return typeName(value)
+}
+
+/** The type of a YAML value in words, for messages that must not show the value itself. */
+export function typeName (value: unknown): string {
+  if (Array.isArray(value)) return 'a list'
+  if (value === null) return 'null'
+  if (typeof value === 'object') return 'a mapping'
+  return `a ${typeof value}`
+}
+
+/** The value as a string; YAML may give any type. */
+export function expectString ({ value, origin }: Raw): string {
+  if (typeof value !== 'string') throw invalid(origin, 'must be a string', typeName(value))
+  return value
+}
+
+/** Upstream base URL, normalized so routes can append `/chat/completions` and friends. */
+export function parseUpstream (raw: Raw): URL {
+  const url = parseHttpUrl(raw)
+  const path = url.pathname.replace(/\/+$/, '')
+  url.pathname = path.endsWith('/v1') ? path : `${path}/v1`
+  return url
+}
+
+/** Public base URL as text without a trailing slash, so `${publicUrl}/images/…` is right. */
+export function parsePublicUrl (raw: Raw): string {
+  const url = parseHttpUrl(raw)
+  // The public URL ends up in every image link, and so in chat history and screenshots.
+  if (url.username !== '' || url.password !== '') {
+    throw configError(raw.origin, `must not contain a user name or password, got ${JSON.stringify(redactUrl(url))}`)
+  }
+  return url.origin + url.pathname.replace(/\/+$/, '')
+}
+
+function parseHttpUrl (raw: Raw): URL {
+  const text = expectString(raw)
+  const shown = JSON.stringify(redactUrl(text))
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw invalid(raw.origin, 'must be an absolute http or https URL', shown)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw invalid(raw.origin, 'must be an absolute http or https URL', shown)
+  }
+  // `url.search` is empty for a bare `?`, the href is not.
+  if (url.href.includes('?') || url.hash !== '') {
+    throw invalid(raw.origin, 'must not have a query or fragment', shown)
+  }
+  return url
+}
+
+/** TCP port; 0 lets the system choose, which tests rely on. */
+export function parsePort ({ value, origin }: Raw): number {
+  const rule = `must be an integer from 0 to ${MAX_PORT}`
+  const port = typeof value === 'string' && DIGITS.test(value) ? Number(value) : value
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > MAX_PORT) {
+    throw invalid(origin, rule, show(value))
+  }
+  return port
+}
+
+export function parseHost (raw: Raw): string {
+  const host = expectString(raw)
+  if (!HOST.test(host)) {
+    throw invalid(raw.origin, 'must be a host name or IP address (IPv6 without brackets)', show(host))
+  }
+  return host
+}
+
+/** Case-insensitive, since environment variables are often written in capitals. */
+export function parseLogLevel (raw: Raw): LogLevel {
+  const text = expectString(raw)
+  const level = LOG_LEVELS.find(name => name === text.toLowerCase())
+  if (level === undefined) throw invalid(raw.origin, `must be one of ${LOG_LEVELS.join(', ')}`, show(text))
+  return level
+}
+
+/** The key is a secret: messages give its type at most, never its text. */
+export function parseApiKey ({ value, origin }: Raw): string {
+  if (typeof value !== 'string') throw invalid(origin, 'must be a string', typeName(value))
+  if (!API_KEY.test(value)) throw configError(origin, 'must be non-empty printable text without spaces')
+  return value
 }

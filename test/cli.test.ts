@@ -1,0 +1,140 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readFileSync, symlinkSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import t from 'tap'
+import { isMainModule, main, type Output } from '../src/cli.js'
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url))
+const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+
+// The test's environment without IMAGEGATE_* variables, so that a developer's own
+// settings cannot change the outcome.
+const cleanEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
+  ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('IMAGEGATE_'))),
+  ...extra
+})
+
+const capture = (): Output & { out: string[], err: string[] } => {
+  const out: string[] = []
+  const err: string[] = []
+  return { out, err, stdout: { write: text => out.push(text) }, stderr: { write: text => err.push(text) } }
+}
+
+interface Child { code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string }
+
+// Runs src/cli.ts in a new Node with this process's flags, so tap's TypeScript loader applies.
+const runCli = async (args: string[], env = cleanEnv()): Promise<Child> => {
+  const child = spawn(process.execPath, [...process.execArgv, CLI, ...args], { cwd: ROOT, env })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (text: string) => { stdout += text })
+  child.stderr.setEncoding('utf8').on('data', (text: string) => { stderr += text })
+  const [code, signal] = await once(child, 'close') as [number | null, NodeJS.Signals | null]
+  return { code, signal, stdout, stderr }
+}
+
+t.test('isMainModule compares real paths', async t => {
+  const dir = t.testdir({ 'cli.js': '' })
+  symlinkSync(join(dir, 'cli.js'), join(dir, 'imagegate'))
+  const url = pathToFileURL(join(dir, 'cli.js')).href
+  t.ok(isMainModule(url, join(dir, 'cli.js')), 'the file itself')
+  t.ok(isMainModule(url, join(dir, 'imagegate')), 'through a bin symlink')
+  t.notOk(isMainModule(url, join(dir, 'other.js')), 'a path that does not exist')
+  t.notOk(isMainModule(url, undefined), 'no script (REPL)')
+  t.notOk(isMainModule(pathToFileURL(join(dir, 'lib.js')).href, join(dir, 'cli.js')), 'another module')
+})
+
+t.test('main prints help and the version to stdout', async t => {
+  const help = capture()
+  t.equal(await main(['--help'], {}, help), 0, 'help exits 0')
+  t.match(help.out.join(''), /^Usage: imagegate \[flags\]\n[^]*--upstream URL[^]*\n$/, 'help text')
+  t.same(help.err, [], 'nothing on stderr')
+  const version = capture()
+  t.equal(await main(['--version'], {}, version), 0, 'version exits 0')
+  t.same(version.out, [`imagegate ${VERSION}\n`], 'version text')
+})
+
+t.test('main reports a config error on one line and returns 2', async t => {
+  const io = capture()
+  t.equal(await main(['--port', '70000'], {}, io), 2, 'usage error')
+  t.same(io.err, ['imagegate: --port: must be an integer from 0 to 65535, got "70000"\n'], 'one line')
+  t.same(io.out, [], 'nothing on stdout')
+})
+
+t.test('main reports any other failure on one line and returns 1', async t => {
+  const listeners = [process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')]
+  const { main } = await t.mockImport<typeof import('../src/cli.js')>('../src/cli.js', {
+    '../src/server.js': {
+      startServer: async () => { throw new Error('listen EADDRINUSE: address already in use 127.0.0.1:8090\n    at somewhere') }
+    }
+  })
+  const io = capture()
+  const dir = t.testdir({ images: {} })
+  t.equal(await main(['--port', '8090', '--cache-dir', dir], {}, io), 1, 'failure')
+  t.same(io.err, ['imagegate: listen EADDRINUSE: address already in use 127.0.0.1:8090\n'], 'first line of the message only')
+  const other = capture()
+  const { main: main2 } = await t.mockImport<typeof import('../src/cli.js')>('../src/cli.js', {
+    '../src/server.js': { startServer: async () => { throw 'not an Error' } }
+  })
+  t.equal(await main2(['--cache-dir', dir], {}, other), 1, 'a thrown non-Error')
+  t.same(other.err, ['imagegate: not an Error\n'], 'shown as text')
+  t.same([process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')], listeners, 'signal listeners removed')
+})
+
+t.test('the CLI as a process', async t => {
+  t.test('--help', async t => {
+    const { code, stdout, stderr } = await runCli(['--help'])
+    t.equal(code, 0, 'exit 0')
+    t.match(stdout, /^Usage: imagegate/, 'help on stdout')
+    t.equal(stderr, '', 'nothing on stderr')
+  })
+  t.test('--version', async t => {
+    const { code, stdout, stderr } = await runCli(['--version'])
+    t.equal(code, 0, 'exit 0')
+    t.equal(stdout, `imagegate ${VERSION}\n`, 'version on stdout')
+    t.equal(stderr, '', 'nothing on stderr')
+  })
+  t.test('a bad flag', async t => {
+    const { code, stdout, stderr } = await runCli(['--portt', '1'])
+    t.equal(code, 2, 'exit 2')
+    t.equal(stderr, 'imagegate: unknown flag "--portt" (see --help)\n', 'exactly one line, no stack trace')
+    t.equal(stdout, '', 'nothing on stdout')
+  })
+  t.test('a bad environment variable', async t => {
+    const { code, stderr } = await runCli([], cleanEnv({ IMAGEGATE_LOG_LEVEL: 'loud' }))
+    t.equal(code, 2, 'exit 2')
+    t.equal(stderr.split('\n').length, 2, 'one line')
+    t.match(stderr, /^imagegate: IMAGEGATE_LOG_LEVEL: must be one of /, 'names the variable')
+  })
+})
+
+t.test('the CLI serves until SIGTERM or SIGINT, then closes and exits 0', async t => {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    t.test(signal, async t => {
+      const dir = t.testdir({ images: {} })
+      const args = ['--port', '0', '--cache-dir', dir, '--upstream', 'http://127.0.0.1:9', '--log-level', 'info']
+      const child = spawn(process.execPath, [...process.execArgv, CLI, ...args], { cwd: ROOT, env: cleanEnv() })
+      t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+      let stdout = ''
+      let stderr = ''
+      child.stderr.setEncoding('utf8').on('data', (text: string) => { stderr += text })
+      const closed = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.setEncoding('utf8').on('data', (text: string) => {
+          stdout += text
+          if (/listening[^\n]*\n/.test(stdout)) resolve()
+        })
+        closed.then(() => reject(new Error(`exited before listening: ${stderr}`)), reject)
+      })
+      t.match(stdout, /listening[^\n]*http:\/\/127\.0\.0\.1:\d+/, 'logs where it listens')
+      child.kill(signal)
+      const [code, exitSignal] = await closed
+      t.equal(exitSignal, null, 'not killed by the signal')
+      t.equal(code, 0, 'exit 0 after closing')
+      t.equal(stderr, '', 'nothing on stderr')
+    })
+  }
+})

@@ -1,0 +1,131 @@
+import t from 'tap'
+import {
+  DEFAULT_UPSTREAM, expectString, invalid, parseApiKey, parseHost, parseLogLevel, parsePort,
+  parsePublicUrl, parseUpstream, show, typeName, type Raw
+} from '../../src/config/options.js'
+import { ConfigError } from '../../src/errors.js'
+
+const flag = (where: string, value: unknown): Raw => ({ value, origin: { where } })
+const fromFile = (key: string, value: unknown, line: number): Raw => ({ value, origin: { where: `config.yaml: ${key}`, line } })
+
+t.test('upstream is normalized to end in /v1 without a trailing slash', async t => {
+  const cases: Array<[string, string]> = [
+    ['http://h:1', 'http://h:1/v1'],
+    ['http://h:1/', 'http://h:1/v1'],
+    ['http://h:1/v1', 'http://h:1/v1'],
+    ['http://h:1/v1/', 'http://h:1/v1'],
+    ['http://h:1/v1//', 'http://h:1/v1'],
+    ['http://h/api', 'http://h/api/v1'],
+    ['http://h/api/', 'http://h/api/v1'],
+    ['https://h/api/v1', 'https://h/api/v1'],
+    ['HTTP://H:1', 'http://h:1/v1'],
+    ['http://user:pw@h:1', 'http://user:pw@h:1/v1'],
+    [DEFAULT_UPSTREAM, DEFAULT_UPSTREAM]
+  ]
+  for (const [input, expected] of cases) {
+    const url = parseUpstream(flag('--upstream', input))
+    t.equal(url.href, expected, `${input} → ${expected}`)
+  }
+})
+
+t.test('public-url is kept without a trailing slash', async t => {
+  const cases: Array<[string, string]> = [
+    ['http://h:1', 'http://h:1'],
+    ['http://h:1/', 'http://h:1'],
+    ['https://chat.example.org/imagegate/', 'https://chat.example.org/imagegate'],
+    ['https://chat.example.org:443/a/b', 'https://chat.example.org/a/b']
+  ]
+  for (const [input, expected] of cases) {
+    t.equal(parsePublicUrl(flag('--public-url', input)), expected, `${input} → ${expected}`)
+  }
+})
+
+t.test('each bad value has its own one-line message naming key and value', async t => {
+  const cases: Array<[string, () => unknown, string]> = [
+    ['not a URL', () => parseUpstream(flag('--upstream', 'localhost:8642')),
+      '--upstream: must be an absolute http or https URL, got "localhost:8642"'],
+    ['unparsable URL', () => parseUpstream(flag('--upstream', 'http://')),
+      '--upstream: must be an absolute http or https URL, got "http://"'],
+    ['ftp URL', () => parseUpstream(flag('IMAGEGATE_UPSTREAM', 'ftp://h/v1')),
+      'IMAGEGATE_UPSTREAM: must be an absolute http or https URL, got "ftp://h/v1"'],
+    ['query', () => parseUpstream(flag('--upstream', 'http://h/v1?x=1')),
+      '--upstream: must not have a query or fragment, got "http://h/v1?x=1"'],
+    ['empty query', () => parseUpstream(flag('--upstream', 'http://h/v1?')),
+      '--upstream: must not have a query or fragment, got "http://h/v1?"'],
+    ['fragment', () => parsePublicUrl(flag('--public-url', 'http://h/#top')),
+      '--public-url: must not have a query or fragment, got "http://h/#top"'],
+    ['userinfo in public-url', () => parsePublicUrl(flag('--public-url', 'http://me:hunter2@h')),
+      '--public-url: must not contain a user name or password, got "http://***@h/"'],
+    ['wrong YAML type for a URL', () => parseUpstream(fromFile('upstream', 8642, 2)),
+      'config.yaml: upstream: must be a string, got a number (line 2)'],
+    ['port too large', () => parsePort(flag('--port', '70000')),
+      '--port: must be an integer from 0 to 65535, got "70000"'],
+    ['negative port', () => parsePort(flag('--port', '-1')),
+      '--port: must be an integer from 0 to 65535, got "-1"'],
+    ['port not a number', () => parsePort(flag('--port', 'abc')),
+      '--port: must be an integer from 0 to 65535, got "abc"'],
+    ['fractional port', () => parsePort(flag('--port', '80.5')),
+      '--port: must be an integer from 0 to 65535, got "80.5"'],
+    ['YAML port too large', () => parsePort(fromFile('port', 70000, 3)),
+      'config.yaml: port: must be an integer from 0 to 65535, got 70000 (line 3)'],
+    ['YAML port as a list', () => parsePort(fromFile('port', [1], 3)),
+      'config.yaml: port: must be an integer from 0 to 65535, got a list (line 3)'],
+    ['host with a scheme', () => parseHost(flag('--host', 'http://h')),
+      '--host: must be a host name or IP address (IPv6 without brackets), got "http://h"'],
+    ['host in brackets', () => parseHost(flag('--host', '[::1]')),
+      '--host: must be a host name or IP address (IPv6 without brackets), got "[::1]"'],
+    ['YAML host as a mapping', () => parseHost(fromFile('host', { a: 1 }, 4)),
+      'config.yaml: host: must be a string, got a mapping (line 4)'],
+    ['bad log level', () => parseLogLevel(flag('--log-level', 'loud')),
+      '--log-level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"'],
+    ['YAML log level as a boolean', () => parseLogLevel(fromFile('log-level', true, 5)),
+      'config.yaml: log-level: must be a string, got a boolean (line 5)'],
+    ['API key with a space', () => parseApiKey(flag('--upstream-api-key', 'hunter2 x')),
+      '--upstream-api-key: must be non-empty printable text without spaces'],
+    ['API key with a line break', () => parseApiKey(flag('IMAGEGATE_UPSTREAM_API_KEY', 'hunter2\r\nX: y')),
+      'IMAGEGATE_UPSTREAM_API_KEY: must be non-empty printable text without spaces'],
+    ['YAML API key as a number', () => parseApiKey(fromFile('upstream-api-key', 12345, 6)),
+      'config.yaml: upstream-api-key: must be a string, got a number (line 6)']
+  ]
+  for (const [name, run, message] of cases) {
+    t.throws(run, new ConfigError(message), name)
+  }
+})
+
+t.test('secrets stay out of messages', async t => {
+  const secret = 'hunter2'
+  const runs: Array<() => unknown> = [
+    () => parseUpstream(flag('--upstream', `http://user:${secret}@h/v1?x`)),
+    () => parseUpstream(flag('--upstream', `ftp://user:${secret}@h/v1`)),
+    () => parseUpstream(flag('--upstream', `http://user:${secret}@`)),
+    () => parsePublicUrl(flag('--public-url', `http://user:${secret}@h`)),
+    () => parseApiKey(flag('--upstream-api-key', `${secret} `)),
+    () => parseApiKey(flag('--upstream-api-key', ''))
+  ]
+  for (const run of runs) {
+    const err = t.throws(run) as Error
+    t.notMatch(err.message, secret, `"${err.message}" does not show the secret`)
+  }
+})
+
+t.test('valid values pass through', async t => {
+  t.equal(parsePort(flag('--port', '0')), 0, 'port 0 lets the system choose')
+  t.equal(parsePort(flag('--port', '65535')), 65535, 'highest port')
+  t.equal(parsePort(fromFile('port', 8091, 1)), 8091, 'YAML number')
+  t.equal(parseHost(flag('--host', '::')), '::', 'IPv6 wildcard')
+  t.equal(parseHost(flag('--host', 'my-host.local')), 'my-host.local', 'host name')
+  t.equal(parseLogLevel(flag('IMAGEGATE_LOG_LEVEL', 'DEBUG')), 'debug', 'log level in capitals')
+  t.equal(parseApiKey(flag('--upstream-api-key', 'sk-abc_123')), 'sk-abc_123', 'API key')
+  t.equal(expectString(flag('--host', 'x')), 'x', 'string')
+})
+
+t.test('show and typeName describe values for messages', async t => {
+  t.equal(show('a"b'), '"a\\"b"', 'text is quoted')
+  t.equal(show(5), '5', 'numbers as they are')
+  t.equal(show(false), 'false', 'booleans as they are')
+  t.equal(show(null), 'null', 'null')
+  t.equal(show([]), 'a list', 'lists by type')
+  t.equal(typeName({}), 'a mapping', 'mappings by type')
+  t.equal(typeName('x'), 'a string', 'strings by type')
+  t.equal(invalid({ where: '--x' }, 'must be y', '"z"').message, '--x: must be y, got "z"', 'invalid() format')
+})

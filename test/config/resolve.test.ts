@@ -1,0 +1,200 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_PORT, DEFAULT_UPSTREAM, type Options } from '../../src/config/options.js'
+import { resolveOptions, type ResolveInput } from '../../src/config/resolve.js'
+import { envName, KEYS, type Key } from '../../src/config/sources.js'
+import { ConfigError } from '../../src/errors.js'
+
+const ROOT = new URL('../../', import.meta.url).pathname
+
+// A run with nothing given, in a home folder without hermes, unless overridden.
+const input = (t: Test, over: Partial<ResolveInput> = {}): ResolveInput => {
+  const dir = t.testdir({ home: {} })
+  return { argv: [], env: {}, cwd: dir, homedir: join(dir, 'home'), ...over }
+}
+
+const run = (given: ResolveInput): { options: Options, warnings: string[] } => {
+  const resolved = resolveOptions(given)
+  if (resolved.kind !== 'run') throw new Error(`expected a run, got ${resolved.kind}`)
+  return resolved
+}
+
+t.test('nothing given: defaults, and a warning that there is no cache folder', async t => {
+  const given = input(t)
+  const { options, warnings } = run(given)
+  t.same(options, {
+    upstream: new URL(DEFAULT_UPSTREAM),
+    cacheDirs: [],
+    port: DEFAULT_PORT,
+    host: DEFAULT_HOST,
+    publicUrl: undefined,
+    upstreamApiKey: undefined,
+    logLevel: DEFAULT_LOG_LEVEL
+  }, 'defaults')
+  t.equal(options.upstream.href, 'http://127.0.0.1:8642/v1', 'default upstream')
+  t.equal(warnings.length, 1, 'one warning')
+  t.match(warnings[0], `no cache folder found in ${join(given.homedir, '.hermes')}`, 'names the folder looked in')
+})
+
+t.test('hermes cache folders are found under HERMES_HOME', async t => {
+  const dir = t.testdir({
+    hermes: {
+      cache: { images: {} },
+      profiles: { work: { cache: { screenshots: {} } } }
+    }
+  })
+  const hermes = join(dir, 'hermes')
+  const { options, warnings } = run({ argv: [], env: { HERMES_HOME: hermes }, cwd: dir, homedir: '/nowhere' })
+  t.same(options.cacheDirs, [join(hermes, 'cache', 'images'), join(hermes, 'profiles', 'work', 'cache', 'screenshots')],
+    'images and the profile\'s screenshots; audio is missing and left out')
+  t.same(warnings, [], 'no warning')
+})
+
+t.test('help and version need nothing else to be right', async t => {
+  const broken = input(t, { env: { IMAGEGATE_CONFIG: 'missing.yaml', IMAGEGATE_PORT: 'x' } })
+  t.match(resolveOptions({ ...broken, argv: ['--help'] }), { kind: 'help', text: /^Usage: imagegate/ }, '--help')
+  t.match(resolveOptions({ ...broken, argv: ['-h', '--port', '1'] }), { kind: 'help' }, '-h with other flags')
+  const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
+  t.same(resolveOptions({ ...broken, argv: ['--version'] }), { kind: 'version', text: `imagegate ${version}` }, '--version')
+})
+
+t.test('each mistake gets one line that names the key and the value', async t => {
+  const dir = t.testdir({
+    'a-file': 'x',
+    'portt.yaml': 'port: 8091\nhost: localhost\nportt: 8092\n',
+    'type.yaml': '# comment\nport: [8091]\n',
+    'host.yaml': 'host: 5\n',
+    'syntax.yaml': 'port: 8091\nhost: "localhost\n',
+    home: {}
+  })
+  const cases: Array<[string, Partial<ResolveInput>, string]> = [
+    ['unknown flag', { argv: ['--portt', '1'] }, 'unknown flag "--portt" (see --help)'],
+    ['bad URL', { argv: ['--upstream', 'localhost:8642'] }, '--upstream: must be an absolute http or https URL, got "localhost:8642"'],
+    ['ftp URL', { env: { IMAGEGATE_UPSTREAM: 'ftp://h/v1' } }, 'IMAGEGATE_UPSTREAM: must be an absolute http or https URL, got "ftp://h/v1"'],
+    ['missing cache dir', { argv: ['--cache-dir', 'nope'] }, `--cache-dir: "nope" (${join(dir, 'nope')}) does not exist`],
+    ['cache dir is a file', { argv: ['--cache-dir', join(dir, 'a-file')] }, `--cache-dir: ${JSON.stringify(join(dir, 'a-file'))} is not a directory`],
+    ['port too large', { argv: ['--port', '70000'] }, '--port: must be an integer from 0 to 65535, got "70000"'],
+    ['negative port', { argv: ['--port', '-1'] }, '--port: must be an integer from 0 to 65535, got "-1"'],
+    ['port not a number', { env: { IMAGEGATE_PORT: 'abc' } }, 'IMAGEGATE_PORT: must be an integer from 0 to 65535, got "abc"'],
+    ['unknown YAML key', { argv: ['--config', 'portt.yaml'] }, 'portt.yaml: unknown key "portt" (line 3)'],
+    ['YAML wrong type', { argv: ['--config', 'type.yaml'] }, 'type.yaml: port: must be an integer from 0 to 65535, got a list (line 2)'],
+    ['YAML string expected', { argv: ['--config', 'host.yaml'] }, 'host.yaml: host: must be a string, got a number (line 1)'],
+    ['YAML syntax error', { argv: ['--config', 'syntax.yaml'] }, 'syntax.yaml: invalid YAML: Missing closing "quote (line 3)'],
+    ['missing --config file', { argv: ['--config', 'missing.yaml'] }, '--config: file "missing.yaml" does not exist'],
+    ['missing IMAGEGATE_CONFIG file', { env: { IMAGEGATE_CONFIG: 'missing.yaml' } }, 'IMAGEGATE_CONFIG: file "missing.yaml" does not exist'],
+    ['bad log level', { argv: ['--log-level', 'loud'] }, '--log-level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"'],
+    ['bad public URL', { argv: ['--public-url', '/imagegate'] }, '--public-url: must be an absolute http or https URL, got "/imagegate"'],
+    ['bad host', { argv: ['--host', 'a b'] }, '--host: must be a host name or IP address (IPv6 without brackets), got "a b"']
+  ]
+  for (const [name, over, message] of cases) {
+    const given = { argv: [], env: {}, cwd: dir, homedir: join(dir, 'home'), ...over }
+    const err = t.throws(() => resolveOptions(given), new ConfigError(message), name) as Error
+    t.notMatch(err.message, '\n', `${name}: one line`)
+  }
+})
+
+t.test('secrets never appear in messages', async t => {
+  const secret = 'hunter2'
+  const dir = t.testdir({
+    'key.yaml': `upstream-api-key: [${secret}]\n`,
+    'broken.yaml': `upstream-api-key: "${secret}\n`,
+    'alias.yaml': `upstream-api-key: *${secret}\n`
+  })
+  const cases: Array<Partial<ResolveInput>> = [
+    { argv: ['--upstream', `http://user:${secret}@h/v1?x`] },
+    { argv: ['--upstream', `ftp://user:${secret}@h`] },
+    { argv: [`--upstream-api-ky=${secret}`] },
+    { argv: ['--upstream-api-key', `${secret} x`] },
+    { argv: [`http://user:${secret}@h`] },
+    { env: { IMAGEGATE_UPSTREAM_API_KEY: `${secret}\n` } },
+    { argv: ['--public-url', `http://user:${secret}@h`] },
+    { argv: ['--config', 'key.yaml'] },
+    { argv: ['--config', 'broken.yaml'] },
+    { argv: ['--config', 'alias.yaml'] }
+  ]
+  for (const over of cases) {
+    const err = t.throws(() => resolveOptions({ argv: [], env: {}, cwd: dir, homedir: dir, ...over })) as Error
+    t.notMatch(err.message, secret, `"${err.message}" does not show the secret`)
+  }
+})
+
+t.test('flags beat environment, which beats the file, which beats defaults', async t => {
+  const dir = t.testdir({
+    flag: {},
+    env: {},
+    file: {},
+    'all.yaml': [
+      'upstream: http://file:1',
+      'cache-dir: file',
+      'port: 3',
+      'host: file.local',
+      'public-url: http://file.example',
+      'upstream-api-key: file-key',
+      'log-level: error',
+      ''
+    ].join('\n'),
+    home: {}
+  })
+  // key → [flag value, env value, expected option] with the file's values above.
+  const values: Record<Key, [string, string, (source: string) => unknown]> = {
+    upstream: ['http://flag:1', 'http://env:1', source => new URL(`http://${source}:1/v1`)],
+    'cache-dir': ['flag', 'env', source => [join(dir, source)]],
+    port: ['1', '2', source => ({ flag: 1, env: 2, file: 3 })[source]],
+    host: ['flag.local', 'env.local', source => `${source}.local`],
+    'public-url': ['http://flag.example/', 'http://env.example', source => `http://${source}.example`],
+    'upstream-api-key': ['flag-key', 'env-key', source => `${source}-key`],
+    'log-level': ['debug', 'warn', source => ({ flag: 'debug', env: 'warn', file: 'error' })[source]]
+  }
+  const field: Record<Key, keyof Options> = {
+    upstream: 'upstream',
+    'cache-dir': 'cacheDirs',
+    port: 'port',
+    host: 'host',
+    'public-url': 'publicUrl',
+    'upstream-api-key': 'upstreamApiKey',
+    'log-level': 'logLevel'
+  }
+  const defaults = run({ argv: [], env: {}, cwd: dir, homedir: join(dir, 'home') }).options
+  for (const key of KEYS) {
+    const [flagValue, envValue, expected] = values[key]
+    const argv = [`--${key}`, flagValue]
+    const env = { [envName(key)]: envValue }
+    const file = ['--config', 'all.yaml']
+    const get = (over: Partial<ResolveInput>): unknown =>
+      run({ argv: [], env: {}, cwd: dir, homedir: join(dir, 'home'), ...over }).options[field[key]]
+    t.same(get({ argv: [...argv, ...file], env }), expected('flag'), `${key}: flag over env and file`)
+    t.same(get({ argv: file, env }), expected('env'), `${key}: env over file`)
+    t.same(get({ argv: file }), expected('file'), `${key}: file over default`)
+    t.same(get({ env: { IMAGEGATE_CONFIG: 'all.yaml' } }), expected('file'), `${key}: file named by IMAGEGATE_CONFIG`)
+    t.same(get({}), defaults[field[key]], `${key}: default`)
+  }
+  t.same(run({ argv: ['--config', 'all.yaml'], env: { IMAGEGATE_CONFIG: 'missing.yaml' }, cwd: dir, homedir: dir }).options.port, 3,
+    '--config beats IMAGEGATE_CONFIG')
+})
+
+t.test('cache-dir takes several folders from each source', async t => {
+  const dir = t.testdir({ a: {}, b: {}, 'list.yaml': 'cache-dir:\n  - a\n  - b\n' })
+  const base = { argv: [], env: {}, cwd: dir, homedir: dir }
+  const both = [join(dir, 'a'), join(dir, 'b')]
+  t.same(run({ ...base, argv: ['--cache-dir', 'a', '--cache-dir', 'b'] }).options.cacheDirs, both, 'repeated flag')
+  t.same(run({ ...base, env: { IMAGEGATE_CACHE_DIR: `a:${join(dir, 'b')}` } }).options.cacheDirs, both, 'joined in the variable')
+  t.same(run({ ...base, argv: ['--config', 'list.yaml'] }).options.cacheDirs, both, 'a YAML list')
+  t.same(run({ ...base, argv: ['--cache-dir', 'a'] }).warnings, [], 'no warning when folders are given')
+})
+
+t.test('unknown IMAGEGATE_ variables are warned about', async t => {
+  const { warnings } = run(input(t, { env: { IMAGEGATE_PROT: '1' } }))
+  t.equal(warnings[0], 'unknown environment variable IMAGEGATE_PROT ignored', 'typo in a variable name')
+})
+
+t.test('config.example.yaml loads and only restates the defaults', async t => {
+  const home = t.testdir({ '.hermes': { cache: { images: {} } } })
+  const base = { argv: [], env: {}, cwd: ROOT, homedir: home }
+  const example = run({ ...base, argv: ['--config', 'config.example.yaml'] })
+  t.same(example, run(base), 'same options and warnings as no file at all')
+  const text = readFileSync(join(ROOT, 'config.example.yaml'), 'utf8')
+  for (const key of KEYS) {
+    t.match(text, new RegExp(`^(# )?${key}:`, 'm'), `${key} is in the example`)
+  }
+})
