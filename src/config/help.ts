@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs'
 import { delimiter } from 'node:path'
 import { DEFAULT_HERMES_HOME, HERMES_CACHE_KINDS } from './cache-dirs.js'
-import { DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_PORT, DEFAULT_UPSTREAM, LOG_LEVELS } from './options.js'
+import {
+  DEFAULT_DATA_IMAGE_MAX_BYTES, DEFAULT_HOST, DEFAULT_INLINE_MAX_BYTES, DEFAULT_KEEPALIVE, DEFAULT_LOG_LEVEL, DEFAULT_MODE,
+  DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STATE_DIR, DEFAULT_UPSTREAM, LOG_LEVELS, MODES
+} from './options.js'
 import { envName, type Key } from './sources.js'
 
 interface FlagHelp {
@@ -28,11 +31,21 @@ const ROWS: readonly FlagHelp[] = [
   { flag: 'host', arg: 'ADDR', about: 'address to listen on (0.0.0.0 or :: for all)', fallback: DEFAULT_HOST },
   { flag: 'public-url', arg: 'URL', about: 'base URL of image links, as browsers reach imagegate', fallback: 'http://<host>:<port>' },
   { flag: 'upstream-api-key', arg: 'KEY', about: 'bearer token sent upstream instead of the client\'s', fallback: 'none' },
-  { flag: 'config', arg: 'FILE', about: 'YAML file with the same keys (see config.example.yaml)', fallback: 'none' },
-  { flag: 'log-level', arg: 'LEVEL', about: LOG_LEVELS.join('|'), fallback: DEFAULT_LOG_LEVEL }
+  { flag: 'config', arg: 'FILE', about: 'YAML file with the same keys (config.example.yaml)', fallback: 'none' },
+  { flag: 'log-level', arg: 'LEVEL', about: LOG_LEVELS.join('|'), fallback: DEFAULT_LOG_LEVEL },
+  { flag: 'signing-key', arg: 'KEY', about: 'secret for signing image links (32+ characters)', fallback: 'generated, kept in\nstate-dir' },
+  { flag: 'no-signing', arg: '', about: 'serve plain image names without a signature', fallback: 'signed' },
+  { flag: 'state-dir', arg: 'DIR', about: 'folder for the generated signing key', fallback: `$XDG_STATE_HOME/imagegate\nor ${DEFAULT_STATE_DIR}` },
+  { flag: 'allow-svg', arg: '', about: 'also deliver SVG files (served sandboxed)', fallback: 'off' },
+  { flag: 'shutdown-grace', arg: 'SEC', about: 'time running streams get to finish on SIGTERM', fallback: String(DEFAULT_SHUTDOWN_GRACE) },
+  { flag: 'keepalive', arg: 'SEC', about: 'SSE comment after this much upstream silence; 0: off', fallback: String(DEFAULT_KEEPALIVE) },
+  { flag: 'mode', arg: 'MODE', about: `${MODES.join('|')}: link to files, or inline them`, fallback: DEFAULT_MODE },
+  { flag: 'inline-max-bytes', arg: 'N', about: 'largest file inlined in data-uri mode', fallback: String(DEFAULT_INLINE_MAX_BYTES) },
+  { flag: 'store-dir', arg: 'DIR', about: 'where decoded upstream data: images are kept', fallback: '<state-dir>/store' },
+  { flag: 'data-image-max-bytes', arg: 'N', about: 'largest upstream data: image that is stored', fallback: String(DEFAULT_DATA_IMAGE_MAX_BYTES) }
 ]
 
-const COLUMN = 24
+const COLUMN = 26
 const INDENT = `  ${''.padEnd(COLUMN)}`
 const WIDTH = 80
 
@@ -42,7 +55,7 @@ export function helpText (): string {
     const env = `${INDENT}env ${envName(flag)}${envNote}`
     const [first = '', ...more] = `default ${fallback}`.split('\n').map(line => INDENT + line)
     const oneLine = `${env}, ${first.trimStart()}`
-    return [`  ${`--${flag} ${arg}`.padEnd(COLUMN)}${about}`, ...oneLine.length <= WIDTH ? [oneLine] : [env, first], ...more]
+    return [`  ${`--${flag} ${arg}`.trimEnd().padEnd(COLUMN)}${about}`, ...oneLine.length <= WIDTH ? [oneLine] : [env, first], ...more]
   })
   return [
     'Usage: imagegate [flags]',

@@ -6,6 +6,11 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
+/** How deliverable files reach the browser: a link to imagegate, or inline `data:` URIs. */
+export type Mode = 'link' | 'data-uri'
+
+export const MODES: readonly Mode[] = ['link', 'data-uri']
+
 /** Options after every source (flags > env > file > defaults) was merged and validated. */
 export interface Options {
   /** Upstream base URL, normalized: no trailing slash, path ends with `/v1`. */
@@ -19,6 +24,25 @@ export interface Options {
   /** Replaces the client's Authorization header upstream when set. */
   upstreamApiKey: string | undefined
   logLevel: LogLevel
+  /** Key for signing image links; undefined = generated once and kept in `stateDir`. */
+  signingKey: string | undefined
+  /** Serve plain names without a signature. */
+  noSigning: boolean
+  /** Folder for state that must survive restarts (the generated signing key). */
+  stateDir: string
+  /** Deliver SVG files (served sandboxed). */
+  allowSvg: boolean
+  /** Seconds running streams may take to finish on SIGTERM/SIGINT. */
+  shutdownGrace: number
+  /** Seconds of upstream silence before a `: keepalive` comment is sent; 0 = never. */
+  keepalive: number
+  mode: Mode
+  /** Largest file inlined as a `data:` URI in `data-uri` mode; larger ones become links. */
+  inlineMaxBytes: number
+  /** Writable folder for images decoded from upstream `data:` URIs. */
+  storeDir: string
+  /** Largest decoded upstream `data:` image that is stored; larger ones pass through. */
+  dataImageMaxBytes: number
 }
 
 /** hermes-agent's api_server listens here out of the box. */
@@ -27,6 +51,18 @@ export const DEFAULT_PORT = 8090
 /** Loopback only: exposing the proxy (and so the cache folders) is a deliberate choice. */
 export const DEFAULT_HOST = '127.0.0.1'
 export const DEFAULT_LOG_LEVEL: LogLevel = 'info'
+/** XDG's state folder: links stored in chat history must survive restarts. */
+export const DEFAULT_STATE_DIR = '~/.local/state/imagegate'
+export const DEFAULT_SHUTDOWN_GRACE = 30
+/** Below the 30–60 s idle timeouts of common load balancers and of Open WebUI's reader. */
+export const DEFAULT_KEEPALIVE = 15
+export const DEFAULT_MODE: Mode = 'link'
+/** Keeps one SSE line under the 128 KiB that Open WebUI's reader accepted before v0.11. */
+export const DEFAULT_INLINE_MAX_BYTES = 96 * 1024
+export const DEFAULT_DATA_IMAGE_MAX_BYTES = 20 * 1024 * 1024
+/** An HMAC key shorter than this is guessable. */
+const MIN_SIGNING_KEY_LENGTH = 32
+const MAX_SECONDS = 24 * 3600
 
 const MAX_PORT = 65535
 const DIGITS = /^\d+$/
@@ -151,4 +187,49 @@ export function parseApiKey ({ value, origin }: Raw): string {
   if (typeof value !== 'string') throw invalid(origin, 'must be a string', typeName(value))
   if (!API_KEY.test(value)) throw configError(origin, 'must be non-empty printable text without spaces')
   return value
+}
+
+/** true/false from a flag (already boolean), YAML (boolean) or text (env). */
+export function parseBoolean ({ value, origin }: Raw): boolean {
+  if (typeof value === 'boolean') return value
+  if (typeof value === 'string') {
+    const text = value.toLowerCase()
+    if (['true', '1', 'yes', 'on'].includes(text)) return true
+    if (['false', '0', 'no', 'off'].includes(text)) return false
+  }
+  throw invalid(origin, 'must be true or false', show(value))
+}
+
+/** A duration in seconds: a non-negative number, fractions allowed, at most a day. */
+export function parseSeconds ({ value, origin }: Raw): number {
+  const number = typeof value === 'string' && /^\d+(\.\d+)?$/.test(value) ? Number(value) : value
+  if (typeof number !== 'number' || !Number.isFinite(number) || number < 0 || number > MAX_SECONDS) {
+    throw invalid(origin, `must be a number of seconds from 0 to ${MAX_SECONDS}`, show(value))
+  }
+  return number
+}
+
+/** A size in bytes: a non-negative integer. */
+export function parseBytes ({ value, origin }: Raw): number {
+  const number = typeof value === 'string' && DIGITS.test(value) ? Number(value) : value
+  if (typeof number !== 'number' || !Number.isSafeInteger(number) || number < 0) {
+    throw invalid(origin, 'must be a whole number of bytes', show(value))
+  }
+  return number
+}
+
+export function parseMode (raw: Raw): Mode {
+  const text = expectString(raw)
+  const mode = MODES.find(name => name === text.toLowerCase())
+  if (mode === undefined) throw invalid(raw.origin, `must be one of ${MODES.join(', ')}`, show(text))
+  return mode
+}
+
+/** A secret like the API key: never shown, long enough that it cannot be guessed. */
+export function parseSigningKey (raw: Raw): string {
+  const key = parseApiKey(raw)
+  if (key.length < MIN_SIGNING_KEY_LENGTH) {
+    throw configError(raw.origin, `must be at least ${MIN_SIGNING_KEY_LENGTH} characters (e.g. openssl rand -hex 32)`)
+  }
+  return key
 }

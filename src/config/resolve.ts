@@ -1,9 +1,12 @@
-import { discoverCacheDirs, resolveCacheDirs } from './cache-dirs.js'
+import { resolve as resolvePath } from 'node:path'
+import { discoverCacheDirs, expandHome, resolveCacheDirs } from './cache-dirs.js'
 import { loadConfigFile } from './config-file.js'
 import { helpText, versionText } from './help.js'
 import {
-  DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_PORT, DEFAULT_UPSTREAM,
-  parseApiKey, parseHost, parseLogLevel, parsePort, parsePublicUrl, parseUpstream, type Options, type Raw
+  DEFAULT_DATA_IMAGE_MAX_BYTES, DEFAULT_HOST, DEFAULT_INLINE_MAX_BYTES, DEFAULT_KEEPALIVE, DEFAULT_LOG_LEVEL,
+  DEFAULT_MODE, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STATE_DIR, DEFAULT_UPSTREAM,
+  expectString, parseApiKey, parseBoolean, parseBytes, parseHost, parseLogLevel, parseMode, parsePort, parsePublicUrl,
+  parseSeconds, parseSigningKey, parseUpstream, type Options, type Raw
 } from './options.js'
 import { readEnv, readFlags, type Key, type RawValues } from './sources.js'
 
@@ -48,6 +51,17 @@ export function resolveOptions ({ argv, env, cwd, homedir }: ResolveInput): Reso
     if (found.warning !== undefined) warnings.push(found.warning)
     return found.dirs
   }
+  // Folders that imagegate creates itself when missing: `~` expanded, relative to cwd.
+  const folder = (raw: Raw): string => {
+    const text = expectString(raw)
+    if (text === '') throw new Error('unreachable: empty values are unset')
+    return resolvePath(cwd, expandHome(text, homedir))
+  }
+  const xdgState = env.XDG_STATE_HOME
+  const defaultStateDir = (): string => xdgState !== undefined && xdgState.startsWith('/')
+    ? resolvePath(xdgState, 'imagegate')
+    : resolvePath(cwd, expandHome(DEFAULT_STATE_DIR, homedir))
+  const stateDir = value('state-dir', folder, defaultStateDir)
   // In KEYS order, so that with several mistakes the first one reported is predictable.
   const options: Options = {
     upstream: value('upstream', parseUpstream, () => new URL(DEFAULT_UPSTREAM)),
@@ -56,7 +70,17 @@ export function resolveOptions ({ argv, env, cwd, homedir }: ResolveInput): Reso
     host: value('host', parseHost, () => DEFAULT_HOST),
     publicUrl: value('public-url', parsePublicUrl, () => undefined),
     upstreamApiKey: value('upstream-api-key', parseApiKey, () => undefined),
-    logLevel: value('log-level', parseLogLevel, () => DEFAULT_LOG_LEVEL)
+    logLevel: value('log-level', parseLogLevel, () => DEFAULT_LOG_LEVEL),
+    signingKey: value('signing-key', parseSigningKey, () => undefined),
+    noSigning: value('no-signing', parseBoolean, () => false),
+    stateDir,
+    allowSvg: value('allow-svg', parseBoolean, () => false),
+    shutdownGrace: value('shutdown-grace', parseSeconds, () => DEFAULT_SHUTDOWN_GRACE),
+    keepalive: value('keepalive', parseSeconds, () => DEFAULT_KEEPALIVE),
+    mode: value('mode', parseMode, () => DEFAULT_MODE),
+    inlineMaxBytes: value('inline-max-bytes', parseBytes, () => DEFAULT_INLINE_MAX_BYTES),
+    storeDir: value('store-dir', folder, () => resolvePath(stateDir, 'store')),
+    dataImageMaxBytes: value('data-image-max-bytes', parseBytes, () => DEFAULT_DATA_IMAGE_MAX_BYTES)
   }
   return { kind: 'run', options, warnings }
 }

@@ -5,7 +5,11 @@ import type { Raw } from './options.js'
 import { redactUrl } from './urls.js'
 
 /** Keys every source accepts, under the same names: `--port`, `IMAGEGATE_PORT`, `port:`. */
-export const KEYS = ['upstream', 'cache-dir', 'port', 'host', 'public-url', 'upstream-api-key', 'log-level'] as const
+export const KEYS = [
+  'upstream', 'cache-dir', 'port', 'host', 'public-url', 'upstream-api-key', 'log-level',
+  'signing-key', 'no-signing', 'state-dir', 'allow-svg', 'shutdown-grace', 'keepalive',
+  'mode', 'inline-max-bytes', 'store-dir', 'data-image-max-bytes'
+] as const
 export type Key = typeof KEYS[number]
 
 /** Raw values by key, from one source. */
@@ -26,6 +30,16 @@ const FLAGS = {
   'public-url': { type: 'string' },
   'upstream-api-key': { type: 'string' },
   'log-level': { type: 'string' },
+  'signing-key': { type: 'string' },
+  'no-signing': { type: 'boolean' },
+  'state-dir': { type: 'string' },
+  'allow-svg': { type: 'boolean' },
+  'shutdown-grace': { type: 'string' },
+  keepalive: { type: 'string' },
+  mode: { type: 'string' },
+  'inline-max-bytes': { type: 'string' },
+  'store-dir': { type: 'string' },
+  'data-image-max-bytes': { type: 'string' },
   config: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' }
@@ -60,6 +74,11 @@ export function readFlags (argv: readonly string[]): FlagValues {
     if (name === 'help' || name === 'version') {
       if (token.value !== undefined) throw new ConfigError(`${where}: takes no value`)
       result[name] = true
+      continue
+    }
+    if (FLAGS[name].type === 'boolean') {
+      if (token.value !== undefined) throw new ConfigError(`${where}: takes no value`)
+      result.values[name as Key] = { value: true, origin: { where } }
       continue
     }
     // parseArgs takes the next word as the value even when it is the next flag

@@ -1,6 +1,7 @@
 import t from 'tap'
 import {
-  DEFAULT_UPSTREAM, expectString, invalid, parseApiKey, parseHost, parseLogLevel, parsePort,
+  DEFAULT_UPSTREAM, expectString, invalid, parseApiKey, parseBoolean, parseBytes, parseHost, parseLogLevel, parseMode, parsePort,
+  parseSeconds, parseSigningKey,
   parsePublicUrl, parseUpstream, show, typeName, type Raw
 } from '../../src/config/options.js'
 import { ConfigError } from '../../src/errors.js'
@@ -128,4 +129,24 @@ t.test('show and typeName describe values for messages', async t => {
   t.equal(typeName({}), 'a mapping', 'mappings by type')
   t.equal(typeName('x'), 'a string', 'strings by type')
   t.equal(invalid({ where: '--x' }, 'must be y', '"z"').message, '--x: must be y, got "z"', 'invalid() format')
+})
+
+t.test('booleans, durations, sizes, modes and the signing key', async t => {
+  const raw = (value: unknown, where = '--x') => ({ value, origin: { where } })
+  for (const [value, expected] of [[true, true], [false, false], ['TRUE', true], ['1', true], ['yes', true], ['off', false], ['0', false]] as const) {
+    t.equal(parseBoolean(raw(value)), expected, `boolean ${JSON.stringify(value)}`)
+  }
+  t.throws(() => parseBoolean(raw('maybe', 'IMAGEGATE_ALLOW_SVG')), { message: 'IMAGEGATE_ALLOW_SVG: must be true or false, got "maybe"' }, 'bad boolean')
+  t.equal(parseSeconds(raw('2.5')), 2.5, 'fractional seconds')
+  t.equal(parseSeconds(raw(0)), 0, 'zero seconds from YAML')
+  t.throws(() => parseSeconds(raw('-1', '--keepalive')), { message: '--keepalive: must be a number of seconds from 0 to 86400, got "-1"' }, 'negative seconds')
+  t.throws(() => parseSeconds(raw(100000, '--keepalive')), { message: '--keepalive: must be a number of seconds from 0 to 86400, got 100000' }, 'more than a day')
+  t.equal(parseBytes(raw('98304')), 98304, 'bytes')
+  t.throws(() => parseBytes(raw('1.5', '--inline-max-bytes')), { message: '--inline-max-bytes: must be a whole number of bytes, got "1.5"' }, 'fractional bytes')
+  t.equal(parseMode(raw('DATA-URI')), 'data-uri', 'mode, any case')
+  t.throws(() => parseMode(raw('inline', '--mode')), { message: '--mode: must be one of link, data-uri, got "inline"' }, 'bad mode')
+  const key = 'k'.repeat(32)
+  t.equal(parseSigningKey(raw(key)), key, 'a 32-character key')
+  t.throws(() => parseSigningKey(raw('short-secret', '--signing-key')), { message: '--signing-key: must be at least 32 characters (e.g. openssl rand -hex 32)' }, 'short key refused without echoing it')
+  t.throws(() => parseSigningKey(raw('has space has space has space has space', '--signing-key')), { message: '--signing-key: must be non-empty printable text without spaces' }, 'key with spaces refused without echoing it')
 })

@@ -30,8 +30,20 @@ t.test('nothing given: defaults, and a warning that there is no cache folder', a
     host: DEFAULT_HOST,
     publicUrl: undefined,
     upstreamApiKey: undefined,
-    logLevel: DEFAULT_LOG_LEVEL
+    logLevel: DEFAULT_LOG_LEVEL,
+    signingKey: undefined,
+    noSigning: false,
+    stateDir: join(given.homedir, '.local/state/imagegate'),
+    allowSvg: false,
+    shutdownGrace: 30,
+    keepalive: 15,
+    mode: 'link',
+    inlineMaxBytes: 98304,
+    storeDir: join(given.homedir, '.local/state/imagegate/store'),
+    dataImageMaxBytes: 20971520
   }, 'defaults')
+  t.equal(run({ ...given, env: { XDG_STATE_HOME: '/var/state' } }).options.stateDir, '/var/state/imagegate', 'XDG_STATE_HOME is honoured')
+  t.equal(run({ ...given, env: { XDG_STATE_HOME: 'relative' } }).options.stateDir, join(given.homedir, '.local/state/imagegate'), 'a relative XDG_STATE_HOME is ignored, as the XDG spec says')
   t.equal(options.upstream.href, 'http://127.0.0.1:8642/v1', 'default upstream')
   t.equal(warnings.length, 1, 'one warning')
   t.match(warnings[0], `no cache folder found in ${join(given.homedir, '.hermes')}`, 'names the folder looked in')
@@ -132,6 +144,16 @@ t.test('flags beat environment, which beats the file, which beats defaults', asy
       'public-url: http://file.example',
       'upstream-api-key: file-key',
       'log-level: error',
+      'signing-key: file-key-file-key-file-key-file-key',
+      'no-signing: true',
+      'state-dir: file',
+      'allow-svg: true',
+      'shutdown-grace: 3',
+      'keepalive: 3',
+      'mode: data-uri',
+      'inline-max-bytes: 3',
+      'store-dir: file',
+      'data-image-max-bytes: 3',
       ''
     ].join('\n'),
     home: {}
@@ -144,7 +166,18 @@ t.test('flags beat environment, which beats the file, which beats defaults', asy
     host: ['flag.local', 'env.local', source => `${source}.local`],
     'public-url': ['http://flag.example/', 'http://env.example', source => `http://${source}.example`],
     'upstream-api-key': ['flag-key', 'env-key', source => `${source}-key`],
-    'log-level': ['debug', 'warn', source => ({ flag: 'debug', env: 'warn', file: 'error' })[source]]
+    'log-level': ['debug', 'warn', source => ({ flag: 'debug', env: 'warn', file: 'error' })[source]],
+    'signing-key': ['flag-key-flag-key-flag-key-flag-key', 'env-key-env-key-env-key-env-key-env', source => ({ flag: 'flag-key-flag-key-flag-key-flag-key', env: 'env-key-env-key-env-key-env-key-env', file: 'file-key-file-key-file-key-file-key' })[source]],
+    // A boolean flag takes no value: '' means "the flag alone".
+    'no-signing': ['', 'false', source => source !== 'env'],
+    'state-dir': ['flag', 'env', source => join(dir, source)],
+    'allow-svg': ['', 'no', source => source !== 'env'],
+    'shutdown-grace': ['1', '2.5', source => ({ flag: 1, env: 2.5, file: 3 })[source]],
+    keepalive: ['1', '0', source => ({ flag: 1, env: 0, file: 3 })[source]],
+    mode: ['data-uri', 'link', source => source === 'env' ? 'link' : 'data-uri'],
+    'inline-max-bytes': ['1', '2', source => ({ flag: 1, env: 2, file: 3 })[source]],
+    'store-dir': ['flag', 'env', source => join(dir, source)],
+    'data-image-max-bytes': ['1', '2', source => ({ flag: 1, env: 2, file: 3 })[source]]
   }
   const field: Record<Key, keyof Options> = {
     upstream: 'upstream',
@@ -153,12 +186,22 @@ t.test('flags beat environment, which beats the file, which beats defaults', asy
     host: 'host',
     'public-url': 'publicUrl',
     'upstream-api-key': 'upstreamApiKey',
-    'log-level': 'logLevel'
+    'log-level': 'logLevel',
+    'signing-key': 'signingKey',
+    'no-signing': 'noSigning',
+    'state-dir': 'stateDir',
+    'allow-svg': 'allowSvg',
+    'shutdown-grace': 'shutdownGrace',
+    keepalive: 'keepalive',
+    mode: 'mode',
+    'inline-max-bytes': 'inlineMaxBytes',
+    'store-dir': 'storeDir',
+    'data-image-max-bytes': 'dataImageMaxBytes'
   }
   const defaults = run({ argv: [], env: {}, cwd: dir, homedir: join(dir, 'home') }).options
   for (const key of KEYS) {
     const [flagValue, envValue, expected] = values[key]
-    const argv = [`--${key}`, flagValue]
+    const argv = flagValue === '' ? [`--${key}`] : [`--${key}`, flagValue]
     const env = { [envName(key)]: envValue }
     const file = ['--config', 'all.yaml']
     const get = (over: Partial<ResolveInput>): unknown =>

@@ -82,3 +82,11 @@ t.test('readEnv reads IMAGEGATE_* variables', async t => {
     t.ok(readEnv({ [envName(key)]: 'v' }).values[key], `${envName(key)} is read`)
   }
 })
+
+t.test('boolean flags take no value', async t => {
+  t.same(readFlags(['--no-signing', '--allow-svg']).values, {
+    'no-signing': { value: true, origin: { where: '--no-signing' } },
+    'allow-svg': { value: true, origin: { where: '--allow-svg' } }
+  }, 'present means true')
+  t.throws(() => readFlags(['--no-signing=false']), { message: '--no-signing: takes no value' }, 'an inline value is refused')
+})
