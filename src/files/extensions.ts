@@ -8,6 +8,9 @@ export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([
   'png', 'jpg', 'jpeg', 'gif', 'webp', 'avif', 'bmp'
 ])
 
+/** Only with `--allow-svg`: SVG can carry script, so it is served sandboxed. */
+export const SVG_EXTENSION = 'svg'
+
 /** Audio and video, delivered only where the caller accepts media (`MEDIA:` tags). */
 export const MEDIA_EXTENSIONS: ReadonlySet<string> = new Set([
   'mp3', 'ogg', 'opus', 'wav', 'm4a', 'mp4', 'webm', 'mov'

@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseDestination } from './destination.js'
-import { extensionOf, isImageExtension, isMediaExtension } from './extensions.js'
+import { extensionOf, isImageExtension, isMediaExtension, SVG_EXTENSION } from './extensions.js'
 import { decodeName, encodeName } from './names.js'
 
 /** What the caller can show: `'media'` (a `MEDIA:` tag) accepts images too. */
@@ -44,6 +44,8 @@ export interface FileResolverOptions {
   cacheDirs: readonly string[]
   /** Absolute folder `~/` stands for; defaults to `os.homedir()`. */
   homedir?: string
+  /** Also deliver `.svg` files as images. */
+  allowSvg?: boolean
 }
 
 interface Root {
@@ -53,9 +55,6 @@ interface Root {
   real: string | undefined
 }
 
-function allowedFor (extension: string, accept: Accept): boolean {
-  return isImageExtension(extension) || (accept === 'media' && isMediaExtension(extension))
-}
 
 /** The path of `target` below `base` as segments, or `undefined` when not inside it. */
 function segmentsBelow (base: string, target: string): string[] | undefined {
@@ -86,6 +85,10 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
     return resolved
   })
   const homedir = assertAbsolute('homedir', options.homedir ?? os.homedir())
+  const allowSvg = options.allowSvg === true
+  const isImage = (extension: string): boolean => isImageExtension(extension) || (allowSvg && extension === SVG_EXTENSION)
+  const allowedFor = (extension: string, accept: Accept): boolean =>
+    isImage(extension) || (accept === 'media' && isMediaExtension(extension))
   const roots: Root[] = dirs.map((dir) => ({ dir, real: undefined }))
   for (const root of roots) realRoot(root)
 
@@ -132,7 +135,7 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
       return { ok: false, reason: 'missing' }
     }
     if (!stat.isFile()) return { ok: false, reason: 'not-a-file' }
-    const kind = isImageExtension(extension) ? 'image' : 'media'
+    const kind = isImage(extension) ? 'image' : 'media'
     return { ok: true, delivery: { name: encodeName(segments.join('/')), root: base, realPath, kind } }
   }
 

@@ -10,9 +10,12 @@ import path from 'node:path'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { FileResolver } from '../files/resolver.js'
+import type { Signer } from '../files/signing.js'
 
 export interface ImagesOptions {
   files: FileResolver
+  /** When set, a name is served only with its valid `?sig=`. */
+  signer?: Signer | undefined
 }
 
 /** Where the route is mounted; names follow it directly. */
@@ -81,7 +84,7 @@ function notFound (reply: FastifyReply): FastifyReply {
  * `/images`, so @fastify/static's `reply.sendFile` decorator stays private to it.
  */
 export async function registerImages (app: FastifyInstance, options: ImagesOptions): Promise<void> {
-  const { files } = options
+  const { files, signer } = options
   // @fastify/static wants an existing root and refuses duplicates; it is only a
   // default, since every `sendFile` below passes the checked real root explicitly.
   const staticRoots = [...new Set(files.roots)]
@@ -136,7 +139,10 @@ export async function registerImages (app: FastifyInstance, options: ImagesOptio
         // The router's decoded `*` param is not trusted: the raw URL is what we check.
         // `url` is only ever unset on a request object node:http did not parse.
         const rawName = rawNameFromUrl(request.raw.url as string, mount)
-        const delivery = rawName === undefined ? undefined : files.resolveName(rawName)
+        // A missing or wrong signature is a 404 like any unknown name: a 403 would
+        // confirm that the file exists.
+        const signed = rawName !== undefined && (signer === undefined || signer.verify(rawName, (request.query as Record<string, unknown>).sig))
+        const delivery = signed ? files.resolveName(rawName) : undefined
         if (delivery === undefined) return notFound(reply)
         // Send the real file the resolver checked, relative to the real root, so no
         // symlink is followed again on the way out.

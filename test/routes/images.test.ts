@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { createFileResolver, type FileResolver } from '../../src/files/resolver.js'
 import { NOT_FOUND_BODY, rawNameFromUrl, registerImages } from '../../src/routes/images.js'
+import { createSigner, type Signer } from '../../src/files/signing.js'
 import { APPLE_A, DEEP, SECRET, X_B, buildTree } from '../fixtures/files/tree.js'
 
 interface Response { status: number, headers: http.IncomingHttpHeaders, body: Buffer }
@@ -28,9 +29,9 @@ const tree = buildTree(t)
 const files = createFileResolver({ cacheDirs: [tree.cacheA, tree.cacheB], homedir: tree.homedir })
 const NOT_FOUND_JSON = JSON.stringify(NOT_FOUND_BODY)
 
-async function start (t: Test, resolver: FileResolver = files): Promise<string> {
+async function start (t: Test, resolver: FileResolver = files, signer?: Signer): Promise<string> {
   const app = Fastify()
-  await registerImages(app, { files: resolver })
+  await registerImages(app, { files: resolver, signer })
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   return base
@@ -273,4 +274,39 @@ t.test('rawNameFromUrl', async (t) => {
   for (const [url, name] of table) {
     t.equal(rawNameFromUrl(url, '/images/'), name, `${JSON.stringify(url)}`)
   }
+})
+
+t.test('with a signer, only correctly signed names are served, and misses look like 404s', async (t) => {
+  const signer = createSigner('s'.repeat(32))
+  const base = await start(t, files, signer)
+  const good = await raw(base, `/images/apple.png?sig=${signer.sign('apple.png')}`)
+  t.equal(good.status, 200, 'signed name served')
+  t.same(good.body, APPLE_A, 'byte-exact')
+  const head = await raw(base, `/images/sub/deep.png?sig=${signer.sign('sub/deep.png')}`, { method: 'HEAD' })
+  t.equal(head.status, 200, 'HEAD with a signature')
+  const cases: Array<[string, string]> = [
+    ['no signature', '/images/apple.png'],
+    ['empty signature', '/images/apple.png?sig='],
+    ['signature of another name', `/images/apple.png?sig=${signer.sign('x.png')}`],
+    ['signature from another key', `/images/apple.png?sig=${createSigner('t'.repeat(32)).sign('apple.png')}`],
+    ['signature twice', `/images/apple.png?sig=${signer.sign('apple.png')}&sig=${signer.sign('apple.png')}`],
+    ['signed but missing file', `/images/missing.png?sig=${signer.sign('missing.png')}`],
+    ['signed traversal', `/images/../secret.png?sig=${signer.sign('../secret.png')}`]
+  ]
+  for (const [label, url] of cases) assertNotFound(t, await raw(base, url), label)
+})
+
+t.test('SVG only with allowSvg, and then sandboxed', async (t) => {
+  const dir = t.testdir({ 'logo.svg': '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>' })
+  const plain = createFileResolver({ cacheDirs: [dir] })
+  t.notOk(plain.resolveReference(path.join(dir, 'logo.svg'), 'image').ok, 'not deliverable by default')
+  assertNotFound(t, await raw(await start(t, plain), '/images/logo.svg'), 'not served by default')
+  const svg = createFileResolver({ cacheDirs: [dir], allowSvg: true })
+  const resolved = svg.resolveReference(path.join(dir, 'logo.svg'), 'image')
+  t.ok(resolved.ok && resolved.delivery.kind === 'image', 'an image with allowSvg')
+  const response = await raw(await start(t, svg), '/images/logo.svg')
+  t.equal(response.status, 200, 'served')
+  t.equal(response.headers['content-type'], 'image/svg+xml', 'as SVG')
+  t.equal(response.headers['content-security-policy'], "default-src 'none'; sandbox", 'scripts cannot run')
+  t.equal(response.headers['x-content-type-options'], 'nosniff', 'never sniffed')
 })
