@@ -1,0 +1,164 @@
+import type { EventSourceMessage } from 'eventsource-parser'
+import { isObject } from '../json.js'
+import type { JsonObject } from '../json.js'
+import type { Rewriter } from '../rewrite/rewriter.js'
+import type { EventHandler } from './event-stream.js'
+import { serializeEvent } from './serialize.js'
+
+/** Each open text part holds at most one reference; past this many, parts pass through. */
+export const MAX_PARTS = 64
+
+const TERMINAL = new Set(['response.completed', 'response.failed', 'response.incomplete'])
+
+interface Part {
+  rewriter: Rewriter
+  itemId: unknown
+  outputIndex: unknown
+  contentIndex: unknown
+}
+
+/**
+ * Rewrites text in a Responses API body: `output[].content[].text` of type `output_text`,
+ * and the `output_text` convenience field. Returns true when anything changed.
+ */
+export function rewriteResponseObject (response: JsonObject, rewrite: (text: string) => string): boolean {
+  let changed = false
+  if (typeof response.output_text === 'string') {
+    const text = rewrite(response.output_text)
+    if (text !== response.output_text) {
+      response.output_text = text
+      changed = true
+    }
+  }
+  if (Array.isArray(response.output)) {
+    for (const item of response.output) if (isObject(item) && rewriteItem(item, rewrite)) changed = true
+  }
+  return changed
+}
+
+function rewriteItem (item: JsonObject, rewrite: (text: string) => string): boolean {
+  if (!Array.isArray(item.content)) return false
+  let changed = false
+  for (const part of item.content) if (isObject(part) && rewritePart(part, rewrite)) changed = true
+  return changed
+}
+
+function rewritePart (part: JsonObject, rewrite: (text: string) => string): boolean {
+  if (part.type !== 'output_text' || typeof part.text !== 'string') return false
+  const text = rewrite(part.text)
+  if (text === part.text) return false
+  part.text = text
+  return true
+}
+
+/**
+ * Transforms a `/v1/responses` event stream. `response.output_text.delta` events go
+ * through one rewriter per (output item, content part); the full texts repeated in
+ * `*.done` and `response.completed` are rewritten whole, which by chunk invariance gives
+ * the same text as the deltas. Text still held when a part ends is sent in a delta of its
+ * own just before `response.output_text.done`; every later `sequence_number` is shifted
+ * by the events inserted, so numbers stay strictly increasing without gaps.
+ */
+export function createResponsesHandler (newRewriter: () => Rewriter, rewriteWhole: (text: string) => string): EventHandler {
+  const parts = new Map<string, Part>()
+  let shift = 0
+  let complete = false
+
+  function part (event: JsonObject): Part | undefined {
+    const key = `${String(event.item_id)}\u0000${String(event.output_index)}\u0000${String(event.content_index)}`
+    let found = parts.get(key)
+    if (found === undefined && parts.size < MAX_PARTS) {
+      found = { rewriter: newRewriter(), itemId: event.item_id, outputIndex: event.output_index, contentIndex: event.content_index }
+      parts.set(key, found)
+    }
+    return found
+  }
+
+  /** A delta event carrying released text, numbered just before `sequence`. */
+  function releaseDelta (found: Part, text: string, sequence: unknown, out: string[]): void {
+    const data: JsonObject = { type: 'response.output_text.delta' }
+    if (typeof sequence === 'number') data.sequence_number = sequence + shift
+    data.item_id = found.itemId
+    data.output_index = found.outputIndex
+    data.content_index = found.contentIndex
+    data.delta = text
+    data.logprobs = []
+    out.push(serializeEvent({ event: 'response.output_text.delta', data: JSON.stringify(data) }))
+    shift++
+  }
+
+  function release (found: Part, sequence: unknown, out: string[]): void {
+    const text = found.rewriter.end()
+    if (text.length > 0) releaseDelta(found, text, sequence, out)
+  }
+
+  function flushAll (sequence: unknown, out: string[]): void {
+    for (const found of parts.values()) release(found, sequence, out)
+    parts.clear()
+  }
+
+  return {
+    onEvent (event: EventSourceMessage, out: string[]) {
+      let data: unknown
+      try {
+        data = JSON.parse(event.data)
+      } catch {
+        out.push(serializeEvent(event))
+        return
+      }
+      if (!isObject(data) || typeof data.type !== 'string') {
+        out.push(serializeEvent(event))
+        return
+      }
+      const sequence = data.sequence_number
+      let changed = false
+      switch (data.type) {
+        case 'response.output_text.delta': {
+          const found = typeof data.delta === 'string' ? part(data) : undefined
+          if (found !== undefined) {
+            const text = found.rewriter.push(data.delta as string)
+            changed = text !== data.delta
+            data.delta = text
+          }
+          break
+        }
+        case 'response.output_text.done': {
+          const found = part(data)
+          if (found !== undefined) release(found, sequence, out)
+          if (typeof data.text === 'string') {
+            const text = rewriteWhole(data.text)
+            changed = text !== data.text
+            data.text = text
+          }
+          break
+        }
+        case 'response.content_part.added':
+        case 'response.content_part.done':
+          changed = isObject(data.part) && rewritePart(data.part, rewriteWhole)
+          break
+        case 'response.output_item.added':
+        case 'response.output_item.done':
+          changed = isObject(data.item) && rewriteItem(data.item, rewriteWhole)
+          break
+        default:
+          if (TERMINAL.has(data.type)) {
+            flushAll(sequence, out)
+            complete = true
+          }
+          changed = isObject(data.response) && rewriteResponseObject(data.response, rewriteWhole)
+      }
+      if (shift > 0 && typeof sequence === 'number') {
+        data.sequence_number = sequence + shift
+        changed = true
+      }
+      out.push(changed ? serializeEvent({ ...event, data: JSON.stringify(data) }) : serializeEvent(event))
+    },
+    flush (out: string[]) {
+      flushAll(undefined, out)
+    },
+    done: false,
+    get complete () {
+      return complete
+    }
+  }
+}

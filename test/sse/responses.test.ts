@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs'
+import t from 'tap'
+import fc from 'fast-check'
+import { createResponsesHandler, rewriteResponseObject, MAX_PARTS } from '../../src/sse/responses.js'
+import { createEventStream } from '../../src/sse/event-stream.js'
+import { createRewriter, rewriteText } from '../../src/rewrite/rewriter.js'
+import { fakeResolve } from '../fixtures/resolve.js'
+import { dataLines } from '../fixtures/gate.js'
+import { pyJson } from '../fixtures/mock-upstream.js'
+
+const APPLE = '/root/.hermes/cache/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
+const APPLE_URL = 'http://gate.test/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
+const resolve = fakeResolve({ [APPLE]: 'image', '/c/x.png': 'image' })
+const whole = (text: string): string => rewriteText(text, { resolve })
+const FIXTURE = readFileSync(new URL('../../../shared/fixtures/hermes-responses-stream.sse', import.meta.url), 'utf8')
+
+function transform (input: string | Uint8Array[]): string[] {
+  const stream = createEventStream(createResponsesHandler(() => createRewriter({ resolve }), whole))
+  const chunks = typeof input === 'string' ? [new TextEncoder().encode(input)] : input
+  return [...chunks.flatMap((chunk) => stream.feed(chunk)), ...stream.end()]
+}
+
+type Event = Record<string, any>
+const events = (out: string[]): Event[] => dataLines(out.join('')).map((data) => JSON.parse(data) as Event)
+const deltas = (list: Event[]): string => list.filter((e) => e.type === 'response.output_text.delta').map((e) => e.delta).join('')
+
+function event (type: string, sequence: number, fields: Record<string, unknown>): string {
+  return `event: ${type}\ndata: ${pyJson({ type, sequence_number: sequence, ...fields })}\n\n`
+}
+
+t.test('the hermes fixture: deltas, done text, done item and completed output all rewritten', async (t) => {
+  const list = events(transform(FIXTURE))
+  const expected = readFileSync(new URL('../../../shared/fixtures/hermes-chat-stream.expected.txt', import.meta.url), 'utf8').replace(APPLE, APPLE_URL)
+  t.equal(deltas(list), expected, 'deltas')
+  const done = list.find((e) => e.type === 'response.output_text.done')
+  t.equal(done?.text, expected, 'output_text.done')
+  t.equal(list.find((e) => e.type === 'response.output_item.done')?.item.content[0].text, expected, 'output_item.done')
+  t.equal(list.find((e) => e.type === 'response.completed')?.response.output[0].content[0].text, expected, 'response.completed')
+  t.same(list.map((e) => e.sequence_number), [0, 1, 2, 3, 4, 5, 6, 7, 8], 'sequence numbers unchanged')
+  t.equal(list.find((e) => e.type === 'response.completed')?.response.usage.total_tokens, 1904, 'usage intact')
+  const created = FIXTURE.split('\n\n')[0] + '\n\n'
+  t.equal(transform(FIXTURE)[0], created, 'an event with nothing to rewrite is forwarded byte-identical')
+})
+
+t.test('held text gets its own delta before output_text.done, later numbers shift', async (t) => {
+  const ids = { item_id: 'm', output_index: 0, content_index: 0 }
+  const input = [
+    event('response.output_text.delta', 0, { ...ids, delta: 'see MEDIA:/c/x.png' }),
+    event('response.output_text.done', 1, { ...ids, text: 'see MEDIA:/c/x.png' }),
+    event('response.completed', 2, { response: { output: [{ content: [{ type: 'output_text', text: 'see MEDIA:/c/x.png' }] }], output_text: 'see MEDIA:/c/x.png' } })
+  ].join('')
+  const list = events(transform(input))
+  const url = '![x.png](http://gate.test/images/x.png)'
+  t.same(list.map((e) => [e.type, e.sequence_number]), [
+    ['response.output_text.delta', 0], ['response.output_text.delta', 1], ['response.output_text.done', 2], ['response.completed', 3]
+  ], 'one delta inserted, numbers strictly increasing without gaps')
+  t.same(list.map((e) => e.delta ?? null).slice(0, 2), ['see ', url], 'the held reference completes at the end of the part')
+  t.equal(list[2]!.text, `see ${url}`, 'done text')
+  t.equal(list[3]!.response.output_text, `see ${url}`, 'output_text convenience field')
+})
+
+t.test('anything else passes through', async (t) => {
+  const odd = ['data: not json\n\n', 'data: {"no": "type"}\n\n', 'event: response.in_progress\ndata: {"type": "response.in_progress", "sequence_number": 3}\n\n', 'event: error\ndata: {"type": "error", "message": "x"}\n\n']
+  t.same(transform(odd.join('')), odd, 'unchanged')
+})
+
+t.test('non-streaming objects', async (t) => {
+  const body = { id: 'r', output: [{ type: 'message', content: [{ type: 'output_text', text: '![a](/c/x.png)' }, { type: 'refusal', refusal: '![a](/c/x.png)' }] }, 'junk'], output_text: '![a](/c/x.png)' }
+  t.ok(rewriteResponseObject(body, whole), 'changed')
+  t.equal((body.output[0] as any).content[0].text, '![a](http://gate.test/images/x.png)', 'output text part')
+  t.equal((body.output[0] as any).content[1].refusal, '![a](/c/x.png)', 'other part types untouched')
+  t.notOk(rewriteResponseObject({ output: [{ content: 'x' }] }, whole), 'nothing to change')
+})
+
+t.test('parts past the cap pass through', async (t) => {
+  const input = Array.from({ length: MAX_PARTS + 1 }, (_, i) => event('response.output_text.delta', i, { item_id: `m${i}`, output_index: i, content_index: 0, delta: '![a](/c/x.png)' })).join('')
+  const list = events(transform(input))
+  t.equal(list[0]!.delta, '![a](http://gate.test/images/x.png)', 'first part rewritten')
+  t.equal(list[MAX_PARTS]!.delta, '![a](/c/x.png)', 'the part past the cap left alone')
+})
+
+t.test('chunk invariance over raw bytes of the fixture', async (t) => {
+  const bytes = new TextEncoder().encode(FIXTURE)
+  const expected = transform(FIXTURE)
+  fc.assert(fc.property(fc.uniqueArray(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 20 }), (cuts) => {
+    const chunks: Uint8Array[] = []
+    let from = 0
+    for (const cut of [...cuts].sort((a, b) => a - b)) { chunks.push(bytes.subarray(from, cut)); from = cut }
+    chunks.push(bytes.subarray(from))
+    return JSON.stringify(transform(chunks)) === JSON.stringify(expected)
+  }), { numRuns: 500 })
+  t.pass('500 byte splits agree')
+})
