@@ -1,0 +1,202 @@
+/**
+ * Turns the collected numbers into the markdown report: targets first (PASS/FAIL), then
+ * ratios to direct and to nginx, then absolute numbers as context.
+ */
+export const LABELS = { direct: 'direct', imagegate: 'imagegate', nginx: 'nginx', fastify: '@fastify/http-proxy' }
+export const PROXIES = ['imagegate', 'nginx', 'fastify']
+export const CONCURRENCY = [1, 16, 100, 500]
+
+const num = (x) => typeof x === 'number' && Number.isFinite(x)
+
+function ms (x) {
+  if (!num(x)) return 'n/a'
+  return Math.abs(x) < 10 ? x.toFixed(2) : x.toFixed(1)
+}
+const signedMs = (x) => (num(x) ? (x >= 0 ? '+' : '') + ms(x) : 'n/a')
+const ratio = (a, b) => (num(a) && num(b) && b !== 0 ? `${(a / b).toFixed(2)}×` : 'n/a')
+const count = (x) => (num(x) ? Math.round(x).toLocaleString('en-US') : 'n/a')
+function kb (bytes) {
+  if (!num(bytes)) return 'n/a'
+  return Math.abs(bytes) >= 10 * 1048576 ? `${(bytes / 1048576).toFixed(1)} MB` : `${(bytes / 1024).toFixed(1)} KB`
+}
+
+const quotient = (a, b) => (num(a) && num(b) && b !== 0 ? a / b : undefined)
+const addedP50 = (x) => (num(x) ? `p50 ${signedMs(x)} ms` : 'n/a')
+const times = (r) => (num(r) ? `${r.toFixed(2)}×` : 'n/a')
+
+function row (cells) {
+  return `| ${cells.join(' | ')} |`
+}
+
+function table (header, rows, align) {
+  return [row(header), row(align ?? header.map((_, i) => (i === 0 ? '---' : '---:'))), ...rows.map(row)].join('\n')
+}
+
+/** Latency metrics: `[label, pick(results, system) → total ms]`. */
+function latencyMetrics (results) {
+  const metrics = []
+  if (results.ttft !== undefined) {
+    metrics.push(['TTFT p50, 1 stream (ms)', (s) => results.ttft[s]?.p50])
+    metrics.push(['TTFT p99, 1 stream (ms)', (s) => results.ttft[s]?.p99])
+  }
+  for (const c of CONCURRENCY) {
+    if (results.latency?.[c] === undefined) continue
+    metrics.push([`per-event p50, ${c} streams (ms)`, (s) => results.latency[c][s]?.p50])
+    metrics.push([`per-event p99, ${c} streams (ms)`, (s) => results.latency[c][s]?.p99])
+  }
+  return metrics
+}
+
+/** The target rows; each `[label, measured text, limit text, pass?]`. */
+export function targets (results) {
+  const rows = []
+  const added = (pick) => {
+    const a = pick('imagegate')
+    const d = pick('direct')
+    return num(a) && num(d) ? a - d : undefined
+  }
+  const verdict = (ok) => (ok === undefined ? 'n/a' : ok ? 'PASS' : 'FAIL')
+
+  const ttft = results.ttft === undefined ? undefined : added((s) => results.ttft[s]?.p99)
+  rows.push(['added TTFT p99, 1 stream', num(ttft) ? `${ms(ttft)} ms` : 'n/a', '≤ 1 ms', verdict(num(ttft) ? ttft <= 1 : undefined), addedP50(added((s) => results.ttft?.[s]?.p50))])
+
+  const event = results.latency?.[100] === undefined ? undefined : added((s) => results.latency[100][s]?.p99)
+  rows.push(['added per-event p99, 100 streams', num(event) ? `${ms(event)} ms` : 'n/a', '≤ 2 ms', verdict(num(event) ? event <= 2 : undefined), addedP50(added((s) => results.latency?.[100]?.[s]?.p50))])
+
+  const e = (s, k) => results.events?.[s]?.[k]
+  for (const [other, limit] of [['fastify', 1], ['nginx', 0.5]]) {
+    const r = quotient(e('imagegate', 'perCpu'), e(other, 'perCpu'))
+    const observed = quotient(e('imagegate', 'eps'), e(other, 'eps'))
+    rows.push([`events per CPU-second vs ${LABELS[other]}`, times(r), `≥ ${limit.toFixed(1)}×`, verdict(num(r) ? r >= limit : undefined), times(observed)])
+  }
+
+  const rss = results.memory?.imagegate?.perStream
+  rows.push(['RSS per idle stream, 1000 open', kb(rss), '≤ 30 KB', verdict(num(rss) ? rss <= 30 * 1024 : undefined), `marginal ${kb(results.memory?.imagegate?.marginal)}`])
+
+  const i = (s, k) => results.images?.[s]?.[k]
+  const r = quotient(i('imagegate', 'perCpu'), i('nginx', 'perCpu'))
+  rows.push(['/images (1 MB PNG) requests per CPU-second vs nginx', times(r), '≥ 0.5×', verdict(num(r) ? r >= 0.5 : undefined), times(quotient(i('imagegate', 'rps'), i('nginx', 'rps')))])
+  return rows
+}
+
+export function formatReport (results) {
+  const out = []
+  const { machine } = results
+  out.push('# imagegate benchmark')
+  out.push('')
+  out.push(`${results.date} · ${machine.nproc} cores (${machine.cpu}) · Node ${machine.node} · ${machine.nginx ?? 'no nginx'} · imagegate via \`${results.via}\` · load average ${machine.loadAtStart.toFixed(2)} at start`)
+  out.push('')
+  out.push(`Each system runs in its own process next to the mock upstream and the load generator, all on this ${machine.nproc}-core machine. ` +
+    `Latency and throughput numbers are medians of ${results.reps} runs. "Added" is the path's percentile minus the direct path's percentile. ` +
+    'Throughput targets compare work per CPU-second of the server process (events or requests ÷ its user+system CPU time), ' +
+    'since the load generator and the mock share the same cores; observed rates are listed below.')
+  const loads = Object.values(results.load)
+  const seconds = loads.reduce((sum, l) => sum + l.seconds, 0)
+  const others = loads.reduce((sum, l) => sum + l.others * l.seconds, 0) / seconds
+  if (others > 0.25) {
+    out.push('', `> Noisy machine: other processes used ${others.toFixed(2)} of the ${machine.nproc} cores on average while the scenarios ran (see "Machine load" below). ` +
+      'Every path waited for the scheduler, so latency percentiles, p99 above all, are inflated and "added" p99 differences are unreliable; CPU-time ratios hold up better.')
+  }
+  for (const note of results.notes) out.push('', `> ${note}`)
+  out.push('')
+
+  out.push('## Targets')
+  out.push('')
+  out.push(table(['target', 'imagegate', 'limit', 'result', 'context'], targets(results), ['---', '---:', '---:', '---', '---']))
+  out.push('')
+  out.push('Context: the added p50; for throughput, the same ratio of observed rates; for memory, the cost of the second 500 streams alone.')
+  out.push('')
+
+  const available = ['direct', ...PROXIES].filter((s) => results.systems.includes(s))
+  const proxies = PROXIES.filter((s) => available.includes(s))
+  const latency = latencyMetrics(results)
+
+  out.push('## Ratios')
+  out.push('')
+  const ratioHeader = ['metric', 'imagegate ÷ direct', 'imagegate ÷ nginx', 'imagegate ÷ @fastify/http-proxy', 'nginx ÷ direct', '@fastify/http-proxy ÷ direct']
+  const ratioRows = []
+  for (const [label, pick] of latency) {
+    ratioRows.push([label.replace(' (ms)', ''), ratio(pick('imagegate'), pick('direct')), ratio(pick('imagegate'), pick('nginx')), ratio(pick('imagegate'), pick('fastify')), ratio(pick('nginx'), pick('direct')), ratio(pick('fastify'), pick('direct'))])
+  }
+  for (const c of CONCURRENCY) {
+    const u = (s) => results.latency?.[c]?.[s]?.cpuUsPerEvent
+    if (results.latency?.[c] !== undefined) ratioRows.push([`server CPU per event, ${c} streams`, '—', ratio(u('imagegate'), u('nginx')), ratio(u('imagegate'), u('fastify')), '—', '—'])
+  }
+  if (results.events !== undefined) {
+    const e = (s, k) => results.events[s]?.[k]
+    ratioRows.push(['events/s observed', ratio(e('imagegate', 'eps'), e('direct', 'eps')), ratio(e('imagegate', 'eps'), e('nginx', 'eps')), ratio(e('imagegate', 'eps'), e('fastify', 'eps')), ratio(e('nginx', 'eps'), e('direct', 'eps')), ratio(e('fastify', 'eps'), e('direct', 'eps'))])
+    ratioRows.push(['events per CPU-second', '—', ratio(e('imagegate', 'perCpu'), e('nginx', 'perCpu')), ratio(e('imagegate', 'perCpu'), e('fastify', 'perCpu')), '—', '—'])
+  }
+  if (results.memory !== undefined) {
+    const m = (s) => results.memory[s]?.perStream
+    ratioRows.push(['RSS per idle stream', '—', ratio(m('imagegate'), m('nginx')), ratio(m('imagegate'), m('fastify')), '—', '—'])
+  }
+  if (results.images !== undefined) {
+    const i = (s, k) => results.images[s]?.[k]
+    ratioRows.push(['/images requests/s observed', '—', ratio(i('imagegate', 'rps'), i('nginx', 'rps')), '—', '—', '—'])
+    ratioRows.push(['/images requests per CPU-second', '—', ratio(i('imagegate', 'perCpu'), i('nginx', 'perCpu')), '—', '—', '—'])
+  }
+  out.push(table(ratioHeader, ratioRows))
+  out.push('')
+  out.push('Latency ratios are of total latency (time from the upstream writing an event, or from sending the request for TTFT, to the client reading it), and CPU ratios of CPU time per event (stream set-up included): below 1× is better. Throughput ratios: above 1× is better.')
+  out.push('')
+
+  out.push('## Absolute numbers')
+  out.push('')
+  const absRows = []
+  for (const [label, pick] of latency) {
+    absRows.push([label, ...available.map((s) => (s === 'direct' ? ms(pick(s)) : `${ms(pick(s))} (${signedMs(pick(s) - pick('direct'))})`))])
+  }
+  for (const c of CONCURRENCY) {
+    const u = (s) => results.latency?.[c]?.[s]?.cpuUsPerEvent
+    if (results.latency?.[c] !== undefined) absRows.push([`server CPU per event, ${c} streams (µs)`, ...available.map((s) => (s === 'direct' ? '—' : num(u(s)) ? u(s).toFixed(1) : 'n/a'))])
+  }
+  if (results.events !== undefined) {
+    const e = (s, k) => results.events[s]?.[k]
+    absRows.push(['events/s observed, 16 fast streams', ...available.map((s) => count(e(s, 'eps')))])
+    absRows.push(['server CPU during it (cores)', ...available.map((s) => (s === 'direct' ? '—' : num(e(s, 'cpu')) ? e(s, 'cpu').toFixed(2) : 'n/a'))])
+    absRows.push(['events per server CPU-second', ...available.map((s) => (s === 'direct' ? '—' : count(e(s, 'perCpu'))))])
+    absRows.push(['mock upstream CPU (cores)', ...available.map((s) => (num(e(s, 'mockCpu')) ? e(s, 'mockCpu').toFixed(2) : 'n/a'))])
+    absRows.push(['load generator CPU (cores)', ...available.map((s) => (num(e(s, 'loadCpu')) ? e(s, 'loadCpu').toFixed(2) : 'n/a'))])
+  }
+  if (results.memory !== undefined) {
+    const m = (s, k) => results.memory[s]?.[k]
+    absRows.push(['RSS idle, fresh process', ...available.map((s) => (s === 'direct' ? '—' : kb(m(s, 'before'))))])
+    absRows.push(['RSS with 1000 idle streams', ...available.map((s) => (s === 'direct' ? '—' : kb(m(s, 'with'))))])
+    absRows.push(['RSS per idle stream', ...available.map((s) => (s === 'direct' ? '—' : kb(m(s, 'perStream'))))])
+    absRows.push(['RSS per idle stream, marginal (500 → 1000)', ...available.map((s) => (s === 'direct' ? '—' : kb(m(s, 'marginal'))))])
+  }
+  if (results.images !== undefined) {
+    const i = (s, k) => results.images[s]?.[k]
+    absRows.push(['/images requests/s, 1 MB PNG, 16 clients', ...available.map((s) => (results.images[s] === undefined ? '—' : count(i(s, 'rps'))))])
+    absRows.push(['/images server CPU (cores)', ...available.map((s) => (results.images[s] === undefined ? '—' : i(s, 'cpu').toFixed(2)))])
+    absRows.push(['/images requests per server CPU-second', ...available.map((s) => (results.images[s] === undefined ? '—' : count(i(s, 'perCpu'))))])
+  }
+  out.push(table(['metric', ...available.map((s) => LABELS[s])], absRows))
+  out.push('')
+  out.push('Latency cells: total (added versus direct). Server CPU per event: the server process\'s CPU time during a latency run ÷ events delivered, stream set-up and teardown included.')
+  out.push('')
+
+  const scenarios = Object.entries(results.load)
+  if (scenarios.length > 0) {
+    out.push('## Machine load during the run')
+    out.push('')
+    out.push('The cores are shared: "other processes" is CPU used by anything but the benchmark while a scenario ran, the noise behind the numbers above.')
+    out.push('')
+    out.push(table(['scenario', 'seconds', 'all processes (cores)', 'this benchmark (cores)', 'other processes (cores)', 'load average at end'],
+      scenarios.map(([name, l]) => [name, l.seconds.toFixed(0), l.busy.toFixed(2), l.ours.toFixed(2), l.others.toFixed(2), l.load.toFixed(2)])))
+    out.push('')
+  }
+
+  out.push('## Method')
+  out.push('')
+  for (const line of results.method) out.push(`- ${line}`)
+  if (results.profile !== undefined) {
+    out.push('')
+    out.push('## CPU profile of imagegate, events/s scenario')
+    out.push('')
+    out.push(results.profile)
+  }
+  out.push('')
+  return out.join('\n')
+}

@@ -1,0 +1,356 @@
+/**
+ * `npm run bench`: builds imagegate, then measures it side by side with the direct path
+ * (the floor), nginx and @fastify/http-proxy, each in its own process, against a mock
+ * hermes upstream, with the load generated from yet another process. Writes
+ * bench/results/latest.md and prints it.
+ *
+ * Options:
+ *   --profile        also run imagegate under --cpu-prof in the events/s scenario and
+ *                    print the top of the profile (bench/results/*.cpuprofile)
+ *   --only a,b       run only these scenarios: ttft, latency, events, memory, images
+ *                    (the report is printed, latest.md is left alone)
+ *   --reps N         repetitions of each noisy scenario (default 3)
+ */
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { formatProfile } from './analyze-profile.mjs'
+import { nowUs, sleep } from './lib/clock.mjs'
+import { writePng } from './lib/png.mjs'
+import { cpuSeconds, createLoadMeter, loadAverage, machine, rssBytes } from './lib/proc.mjs'
+import { CONCURRENCY, LABELS, PROXIES, formatReport } from './lib/report.mjs'
+import { median } from './lib/stats.mjs'
+import { ROOT, findNginx, startFastifyProxy, startImagegate, startLoadGenerator, startMock, startNginx } from './lib/systems.mjs'
+
+const SCENARIOS = ['ttft', 'latency', 'events', 'memory', 'images']
+const RESULTS_DIR = path.join(ROOT, 'bench', 'results')
+const IMAGE_BYTES = 1024 * 1024
+const IMAGE_NAME = 'apple.png'
+
+// Scenario settings. Each is sized so the whole run stays under five minutes on 2 cores.
+const TTFT = { requests: 300, warmup: 30, bench: { mode: 'paced', paceMs: 0, events: 4, imageEvery: 0 } }
+// One stream sees few events per run, so it runs longer to give its p99 some samples.
+const LATENCY = { durationMs: (concurrency) => (concurrency === 1 ? 3000 : 1500), warmupMs: 500, bench: { mode: 'paced', paceMs: 20, events: 30, imageEvery: 30 } }
+const EVENTS = { concurrency: 16, durationMs: 3000, warmupMs: 1000, bench: { mode: 'fast', events: 10_000_000, batch: 16, imageEvery: 40 } }
+const MEMORY = { streams: 1000, batch: 100, settleMs: 2000 }
+const IMAGES = { concurrency: 16, durationMs: 2000, warmupMs: 500 }
+
+function parseArgs (argv) {
+  const args = { profile: false, only: SCENARIOS, reps: 3 }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    if (arg === '--profile') args.profile = true
+    else if (arg === '--only') args.only = (argv[++i] ?? '').split(',')
+    else if (arg === '--reps') args.reps = Number(argv[++i])
+    else throw new TypeError(`unknown option ${JSON.stringify(arg)} (known: --profile, --only a,b, --reps N)`)
+  }
+  const unknown = args.only.filter((s) => !SCENARIOS.includes(s))
+  if (unknown.length > 0) throw new TypeError(`--only takes ${SCENARIOS.join(', ')}, got ${unknown.join(', ')}`)
+  if (!Number.isInteger(args.reps) || args.reps < 1) throw new TypeError(`--reps must be a positive integer, got ${args.reps}`)
+  return args
+}
+
+const log = (text) => console.log(`[bench] ${text}`)
+
+/** CPU seconds of benchmark processes that were started and stopped inside a scenario. */
+let retiredCpu = 0
+
+/** Systems in a different order each repetition, so none always runs first (cold) or last. */
+const rotate = (list, by) => list.map((_, i) => list[(i + by) % list.length])
+
+async function readRss (pid) {
+  const reads = []
+  for (let i = 0; i < 3; i++) {
+    reads.push(rssBytes(pid))
+    await sleep(200)
+  }
+  return median(reads)
+}
+
+function checkProbe (name, { statusCode, text }, { imagePath, imagegateOrigin }) {
+  const stamped = (text.match(/"t": ?\d+/g) ?? []).length
+  const problems = []
+  if (statusCode !== 200) problems.push(`status ${statusCode}`)
+  if (!text.includes('data: [DONE]')) problems.push('no [DONE]')
+  if (stamped !== 26) problems.push(`${stamped} stamped events instead of 26`)
+  if (name === 'imagegate') {
+    if (!text.includes(`${imagegateOrigin}/images/${IMAGE_NAME}`)) problems.push('image path was not rewritten')
+    if (text.includes(imagePath)) problems.push('the cache path still reaches the client')
+  } else if (!text.includes(imagePath.slice(imagePath.length >> 1))) {
+    problems.push('the image path did not pass through')
+  }
+  if (problems.length > 0) throw new Error(`${LABELS[name]} does not stream as expected: ${problems.join(', ')}`)
+}
+
+async function main () {
+  const args = parseArgs(process.argv.slice(2))
+  const started = Date.now()
+  const only = new Set(args.only)
+  const loadAtStart = loadAverage()
+
+  log('building dist/ (npm run build)')
+  const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' })
+  if (build.status !== 0) throw new Error('npm run build failed')
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'imagegate-bench-'))
+  const cacheDir = path.join(tmp, 'cache')
+  fs.mkdirSync(cacheDir)
+  // nginx workers run as an unprivileged user and must reach the image.
+  fs.chmodSync(tmp, 0o755)
+  fs.chmodSync(cacheDir, 0o755)
+  const imagePath = path.join(cacheDir, IMAGE_NAME)
+  const imageBytes = writePng(imagePath, IMAGE_BYTES)
+
+  const notes = []
+  const nginxBinary = findNginx()
+  if (nginxBinary.skipped !== undefined) {
+    notes.push(`nginx column skipped: ${nginxBinary.skipped}`)
+    console.warn(`[bench] ${nginxBinary.skipped}`)
+  }
+
+  const systems = {}
+  const cleanup = [() => fs.rmSync(tmp, { recursive: true, force: true })]
+  try {
+    const mock = systems.direct = await startMock(imagePath)
+    cleanup.push(() => mock.stop())
+    const load = await startLoadGenerator()
+    cleanup.push(() => load.stop())
+    const upstreamBase = `${mock.origin}/v1`
+    cleanup.push(() => Promise.all(PROXIES.map((s) => systems[s]?.stop())))
+    systems.imagegate = await startImagegate({ upstreamBase, cacheDir })
+    if (nginxBinary.path !== undefined) systems.nginx = await startNginx({ binary: nginxBinary.path, dir: path.join(tmp, 'nginx'), upstreamOrigin: mock.origin, cacheDir })
+    systems.fastify = await startFastifyProxy(mock.origin)
+    const names = ['direct', ...PROXIES].filter((s) => systems[s] !== undefined)
+    log(`systems: ${names.map((s) => `${LABELS[s]} ${systems[s].origin}`).join(', ')}; imagegate via ${systems.imagegate.via}`)
+
+    for (const name of names) {
+      const probe = await load.call('probe', { origin: systems[name].origin, bench: { mode: 'paced', paceMs: 0, events: 24, imageEvery: 12 } })
+      checkProbe(name, probe, { imagePath, imagegateOrigin: systems.imagegate.origin })
+    }
+    log('every path streams the same answer; imagegate rewrites the image path')
+
+    const results = {
+      date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      machine: { nproc: os.availableParallelism(), cpu: machine().model, node: process.version, nginx: nginxVersion(nginxBinary.path), loadAtStart },
+      via: systems.imagegate.via,
+      reps: args.reps,
+      systems: names,
+      notes,
+      method: [],
+      load: {}
+    }
+
+    // Every benchmark process is a child (or grandchild: nginx workers) of this one.
+    const ours = () => retiredCpu + cpuSeconds(process.pid)
+    const meter = createLoadMeter(ours)
+    const scenario = async (name, run, enabled = only.has(name)) => {
+      if (!enabled) return
+      meter.start()
+      await run()
+      results.load[name] = meter.stop()
+    }
+
+    await scenario('ttft', async () => {
+      log(`TTFT: 1 stream, ${TTFT.requests} sequential short answers × ${args.reps} runs per path`)
+      const runs = Object.fromEntries(names.map((s) => [s, []]))
+      for (let rep = 0; rep < args.reps; rep++) {
+        for (const name of rotate(names, rep)) {
+          const r = await load.call('ttft', { origin: systems[name].origin, requests: TTFT.requests, warmup: rep === 0 ? TTFT.warmup : 5, bench: TTFT.bench })
+          if (r.errors > 0) notes.push(`TTFT ${LABELS[name]}: ${r.errors} failed answers`)
+          runs[name].push(r.ttft)
+        }
+      }
+      results.ttft = medians(runs)
+      await load.call('closePools')
+      results.method.push(`TTFT: one client, ${TTFT.requests} sequential answers per run (role chunk, 4 deltas, usage chunk, [DONE], all written at once); time from sending the request to reading the first content delta.`)
+    })
+
+    await scenario('latency', async () => {
+      results.latency = {}
+      for (const concurrency of CONCURRENCY) {
+        log(`per-event latency: ${concurrency} streams, ${LATENCY.durationMs(concurrency)} ms × ${args.reps} runs per path`)
+        const runs = Object.fromEntries(names.map((s) => [s, []]))
+        for (let rep = 0; rep < args.reps; rep++) {
+          for (const name of rotate(names, rep)) {
+            const args = { origin: systems[name].origin, concurrency, durationMs: LATENCY.durationMs(concurrency), bench: LATENCY.bench }
+            if (rep === 0) await load.call('latency', { ...args, durationMs: LATENCY.warmupMs })
+            const cpu = cpuSeconds(systems[name].pid)
+            const r = await load.call('latency', args)
+            const cpuUsPerEvent = (cpuSeconds(systems[name].pid) - cpu) * 1e6 / r.events.n
+            if (r.errors > 0) notes.push(`per-event ${LABELS[name]} at ${concurrency} streams: ${r.errors} failed streams`)
+            runs[name].push({ ...r.events, cpuUsPerEvent })
+          }
+        }
+        results.latency[concurrency] = mediansOf(runs, ['p50', 'p99', 'n', 'cpuUsPerEvent'])
+        await load.call('closePools')
+      }
+      results.method.push(`Per-event latency: closed loop of N concurrent streams for ${LATENCY.durationMs(16)} ms per run (${LATENCY.durationMs(1)} ms for 1 stream); each stream is a role chunk, ${LATENCY.bench.events} content deltas ${LATENCY.bench.paceMs} ms apart (one markdown image path split over 6 of them), a usage chunk and [DONE]. Every chunk carries the upstream's monotonic send time in a \`"t"\` field; delay = client read time − send time.`)
+    })
+
+    await scenario('events', async () => {
+      log(`events/s: ${EVENTS.concurrency} fast streams, ${EVENTS.durationMs} ms × ${args.reps} runs per path`)
+      const runs = Object.fromEntries(names.map((s) => [s, []]))
+      for (let rep = 0; rep < args.reps; rep++) {
+        for (const name of rotate(names, rep)) runs[name].push(await measureEvents(load, systems[name], mock, rep === 0))
+      }
+      results.events = mediansOf(runs, ['eps', 'cpu', 'perCpu', 'mockCpu', 'loadCpu'])
+      await load.call('closePools')
+      results.method.push(`events/s: ${EVENTS.concurrency} concurrent streams from an upstream writing as fast as the socket takes (${EVENTS.bench.batch} events per write, an image path every ${EVENTS.bench.imageEvery} deltas), ${EVENTS.durationMs} ms per run; CPU from /proc/<pid>/stat (nginx: master and worker).`)
+    })
+
+    await scenario('memory', async () => {
+      results.memory = {}
+      for (const name of PROXIES.filter((s) => systems[s] !== undefined)) {
+        log(`memory: ${MEMORY.streams} idle streams through a fresh ${LABELS[name]}`)
+        results.memory[name] = await measureMemory(load, mock, name, { upstreamBase, cacheDir, tmp, nginx: nginxBinary.path })
+        if (results.memory[name].errors > 0) notes.push(`memory ${LABELS[name]}: ${results.memory[name].errors} of ${MEMORY.streams} idle streams failed`)
+      }
+      results.method.push(`RSS per idle stream: a fresh process of each proxy serves a few answers, then VmRSS (/proc/<pid>/status, median of 3 reads) is taken idle and again ${MEMORY.settleMs} ms after ${MEMORY.streams} streams are open and idle (role chunk and one delta sent, the upstream then silent); per stream = difference ÷ ${MEMORY.streams}. "Marginal" is the growth from ${MEMORY.streams / 2} to ${MEMORY.streams} streams ÷ ${MEMORY.streams / 2}.`)
+    })
+
+    await scenario('images', async () => {
+      results.images = {}
+      for (const name of ['imagegate', 'nginx'].filter((s) => systems[s] !== undefined)) {
+        log(`/images: ${IMAGES.concurrency} clients, ${IMAGES.durationMs} ms × ${args.reps} runs, ${LABELS[name]}`)
+        const runs = []
+        for (let rep = 0; rep < args.reps; rep++) runs.push(await measureImages(load, systems[name], imageBytes, rep === 0))
+        results.images[name] = mediansOf({ x: runs }, ['rps', 'cpu', 'perCpu']).x
+      }
+      await load.call('closePools')
+      results.method.push(`/images: ${IMAGES.concurrency} keep-alive clients GET the same ${(imageBytes / 1048576).toFixed(2)} MB PNG for ${IMAGES.durationMs} ms per run, each body read whole and its length checked; nginx serves the same folder with \`alias\` and sendfile. Over loopback, sendfile leaves most of the copying to the receiving side, so nginx's own CPU time is small: the observed ratio (Context column) is the conservative comparison.`)
+    })
+
+    await scenario('profile', async () => {
+      log('profiling imagegate in the events/s scenario (--cpu-prof)')
+      results.profile = await profileEvents(load, mock, { upstreamBase, cacheDir })
+    }, args.profile)
+
+    const report = formatReport(results)
+    console.log('\n' + report)
+    if (SCENARIOS.every((name) => only.has(name))) {
+      fs.mkdirSync(RESULTS_DIR, { recursive: true })
+      fs.writeFileSync(path.join(RESULTS_DIR, 'latest.md'), report)
+      log('wrote bench/results/latest.md')
+    }
+    log(`done in ${Math.round((Date.now() - started) / 1000)} s`)
+  } finally {
+    for (const step of cleanup.reverse()) await step()
+  }
+}
+
+function medians (runs) {
+  return mediansOf(runs, ['p50', 'p99', 'n'])
+}
+
+function mediansOf (runs, keys) {
+  const out = {}
+  for (const [name, list] of Object.entries(runs)) {
+    out[name] = Object.fromEntries(keys.map((k) => [k, median(list.map((r) => r[k]))]))
+  }
+  return out
+}
+
+async function measureEvents (load, system, mock, warm) {
+  const args = { origin: system.origin, concurrency: EVENTS.concurrency, bench: EVENTS.bench }
+  if (warm) await load.call('throughput', { ...args, durationMs: EVENTS.warmupMs })
+  const cpu = () => [cpuSeconds(system.pid), cpuSeconds(mock.pid), cpuSeconds(load.pid)]
+  const before = cpu()
+  const from = nowUs()
+  const r = await load.call('throughput', { ...args, durationMs: EVENTS.durationMs })
+  const to = nowUs()
+  const after = cpu()
+  const [server, upstream, client] = after.map((v, i) => (v - before[i]) / r.seconds)
+  const direct = system.name === 'direct'
+  return {
+    eps: r.events / r.seconds,
+    cpu: direct ? NaN : server,
+    perCpu: direct ? NaN : r.events / (server * r.seconds),
+    mockCpu: upstream,
+    loadCpu: client,
+    errors: r.errors,
+    window: { from, to }
+  }
+}
+
+async function measureMemory (load, mock, name, { upstreamBase, cacheDir, tmp, nginx }) {
+  const system = name === 'imagegate'
+    ? await startImagegate({ upstreamBase, cacheDir })
+    : name === 'nginx'
+      ? await startNginx({ binary: nginx, dir: path.join(tmp, `nginx-memory-${Date.now()}`), upstreamOrigin: mock.origin, cacheDir })
+      : await startFastifyProxy(mock.origin)
+  try {
+    await load.call('latency', { origin: system.origin, concurrency: 4, durationMs: 500, bench: TTFT.bench })
+    await load.call('closePools')
+    await sleep(1000)
+    const before = await readRss(system.pid)
+    const half = MEMORY.streams / 2
+    const hold = { origin: system.origin, count: half, connections: MEMORY.streams, batch: MEMORY.batch }
+    await load.call('hold', hold)
+    await sleep(MEMORY.settleMs / 2)
+    const withHalf = await readRss(system.pid)
+    await load.call('hold', hold)
+    await sleep(MEMORY.settleMs)
+    const withAll = await readRss(system.pid)
+    mock.child.send('release')
+    const ended = await load.call('holdEnd')
+    await load.call('closePools')
+    return {
+      before,
+      with: withAll,
+      perStream: (withAll - before) / MEMORY.streams,
+      // The second half alone: leaves out one-time growth (heap spaces, pools) the
+      // first streams trigger.
+      marginal: (withAll - withHalf) / half,
+      errors: ended.errors
+    }
+  } finally {
+    retiredCpu += cpuSeconds(system.pid)
+    await system.stop()
+  }
+}
+
+async function measureImages (load, system, imageBytes, warm) {
+  const args = { origin: system.origin, path: `/images/${IMAGE_NAME}`, concurrency: IMAGES.concurrency, expectedBytes: imageBytes }
+  if (warm) await load.call('files', { ...args, durationMs: IMAGES.warmupMs })
+  const before = cpuSeconds(system.pid)
+  const r = await load.call('files', { ...args, durationMs: IMAGES.durationMs })
+  const cpu = (cpuSeconds(system.pid) - before) / r.seconds
+  if (r.errors > 0) throw new Error(`${system.name} /images: ${r.errors} failed requests`)
+  return { rps: r.requests / r.seconds, cpu, perCpu: r.requests / (cpu * r.seconds) }
+}
+
+async function profileEvents (load, mock, { upstreamBase, cacheDir }) {
+  const name = `imagegate-events-${Date.now()}.cpuprofile`
+  const nodeFlags = ['--cpu-prof', '--cpu-prof-dir', RESULTS_DIR, '--cpu-prof-name', name, '--cpu-prof-interval', '250']
+  const system = await startImagegate({ upstreamBase, cacheDir, nodeFlags })
+  let run
+  try {
+    run = await measureEvents(load, system, mock, true)
+    log(`profiled run: ${Math.round(run.eps)} events/s at ${run.cpu.toFixed(2)} cores (profiler overhead included)`)
+    await load.call('closePools')
+  } finally {
+    retiredCpu += cpuSeconds(system.pid)
+    // SIGTERM lets imagegate close and exit normally, which is when V8 writes the profile.
+    await system.stop('SIGTERM')
+  }
+  const file = path.join(RESULTS_DIR, name)
+  if (!fs.existsSync(file)) return `No profile was written (${file}): imagegate did not exit cleanly on SIGTERM.`
+  const summary = `Profiled run: ${Math.round(run.eps).toLocaleString('en-US')} events/s at ${run.cpu.toFixed(2)} cores of imagegate (profiler overhead included); samples outside the ${EVENTS.durationMs} ms measured window (start-up, warm-up, shutdown) are left out.`
+  const text = summary + '\n\n' + formatProfile(file, run.window)
+  log(`profile: ${path.relative(ROOT, file)} (again: node bench/analyze-profile.mjs ${path.relative(ROOT, file)} --from ${run.window.from} --to ${run.window.to})`)
+  return text
+}
+
+function nginxVersion (binary) {
+  if (binary === undefined) return undefined
+  // nginx prints its version on stderr.
+  const r = spawnSync(binary, ['-v'], { encoding: 'utf8' })
+  return (r.stderr || r.stdout).trim().replace('nginx version: ', '')
+}
+
+main().catch((err) => {
+  // A usage mistake needs its sentence, not a stack.
+  console.error(`[bench] failed: ${err instanceof TypeError ? err.message : err.stack ?? err}`)
+  process.exitCode = 1
+})
