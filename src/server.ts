@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import Fastify, { LogController } from 'fastify'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { DestinationStream } from 'pino'
 import { defaultPublicUrl, redactUrl } from './config/urls.js'
 import type { Options } from './config/options.js'
@@ -47,7 +47,15 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     bodyLimit: Number.MAX_SAFE_INTEGER,
     // Agent runs are long; Node's default request timeout would cut them.
     requestTimeout: 0,
-    return503OnClosing: true
+    return503OnClosing: true,
+    // A URL the router cannot decode (`/v1/%zz`) reaches no route and no hook; it still
+    // gets its request line and an OpenAI-shaped error, without the URL echoed back.
+    frameworkErrors: (error, request, reply) => {
+      // Fastify's option type is generic over route schemas this server does not use.
+      const plain = reply as unknown as FastifyReply
+      logRequestOnClose(request as unknown as FastifyRequest, plain)
+      plain.code(error.statusCode ?? 400).send({ error: { message: 'the request URL is malformed', type: 'invalid_request_error', code: error.code } })
+    }
   })
 
   let publicUrl = options.publicUrl ?? ''
@@ -64,7 +72,8 @@ export async function buildServer (options: Options, settings: ServerSettings = 
 
   app.setErrorHandler((error, request, reply) => {
     if (error instanceof ImagegateError) {
-      request.log[error.statusCode >= 500 ? 'warn' : 'info']({ err: error }, error.message)
+      // A client mistake is already visible as the status of the request line.
+      request.log[error.statusCode >= 500 ? 'warn' : 'debug']({ err: error }, error.message)
       return reply.code(error.statusCode).send(error.toBody())
     }
     const status = typeof (error as { statusCode?: unknown }).statusCode === 'number' ? (error as { statusCode: number }).statusCode : 500
@@ -73,10 +82,7 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     return reply.code(status).send({ error: { message, type: status >= 500 ? 'server_error' : 'invalid_request_error', code: (error as { code?: string }).code ?? 'error' } })
   })
 
-  // One line per request, written by us so it never carries headers or query strings.
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.info({ method: request.method, url: pathOnly(request.url), statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
-  })
+  app.addHook('onRequest', async (request, reply) => { logRequestOnClose(request, reply) })
 
   app.get('/healthz', async () => ({ status: 'ok', version: VERSION }))
   await app.register(registerImages, { files })
@@ -116,6 +122,25 @@ export async function startServer (options: Options, extra: { warnings?: string[
     cacheDirs: server.files.roots
   }, `imagegate listening on ${url}`)
   return { url, close: server.close }
+}
+
+/**
+ * One line per request, written by us so it never carries headers or query strings.
+ * On the response's `close` rather than in onResponse, which Fastify never runs for a
+ * client that went away mid-stream, and those are the requests an operator looks for.
+ */
+function logRequestOnClose (request: FastifyRequest, reply: FastifyReply): void {
+  reply.raw.once('close', () => {
+    const finished = reply.raw.writableFinished
+    request.log.info({
+      method: request.method,
+      url: pathOnly(request.url),
+      // Before headers went out there is no status to report.
+      ...(finished || reply.raw.headersSent ? { statusCode: reply.statusCode } : {}),
+      ms: Math.round(reply.elapsedTime),
+      ...(finished ? {} : { aborted: true })
+    }, 'request')
+  })
 }
 
 function displayName (name: string): string {

@@ -1,0 +1,148 @@
+// What imagegate writes to its log: one line per request, never a secret.
+import { Writable } from 'node:stream'
+import { pino } from 'pino'
+import t from 'tap'
+import { REDACT_PATHS, loggerOptions, pathOnly } from '../src/log.js'
+import { DEFAULT_MAX_BODY_SIZE } from '../src/routes/proxy.js'
+import { startGate } from './fixtures/gate.js'
+import { IMAGE_NAME, IMAGE_PATH, cacheWithImage } from './fixtures/hermes.js'
+import { open, receive, responseOf, send } from './fixtures/http.js'
+import { DONE, chunk, contentEvents, sse, startMockUpstream } from './fixtures/mock-upstream.js'
+
+const CLIENT_SECRET = 'sk-client-SECRET-0b7c'
+const UPSTREAM_SECRET = 'sk-upstream-SECRET-91fe'
+const QUERY_SECRET = 'sig-QUERY-SECRET-5d2a'
+
+function sink (): { stream: Writable, lines: string[] } {
+  const lines: string[] = []
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, callback) {
+      lines.push(...chunk.toString('utf8').split('\n').filter((line) => line.length > 0))
+      callback()
+    }
+  })
+  return { stream, lines }
+}
+
+t.test('pathOnly drops the query string', async t => {
+  const cases: Array<[string, string]> = [
+    ['/v1/models', '/v1/models'],
+    ['/v1/models?key=abc', '/v1/models'],
+    ['/images/a.png?', '/images/a.png'],
+    ['/?a=1?b=2', '/'],
+    ['', '']
+  ]
+  for (const [url, expected] of cases) t.equal(pathOnly(url), expected, `pathOnly(${JSON.stringify(url)})`)
+})
+
+t.test('every redact path is censored', async t => {
+  const { stream, lines } = sink()
+  // Fastify takes the stream inside the options; pino itself takes it beside them.
+  const log = pino(loggerOptions({ level: 'info' }), stream)
+  const secret = 'hunter2-secret'
+  log.info({
+    req: { headers: { authorization: secret, cookie: secret, 'x-api-key': secret, 'api-key': secret, accept: 'kept' } },
+    headers: { authorization: secret, cookie: secret },
+    options: { upstreamApiKey: secret },
+    upstreamApiKey: secret,
+    signingKey: secret
+  }, 'everything')
+  t.equal(lines.length, 1, 'one line')
+  t.notOk(lines[0]?.includes(secret), 'no secret survives')
+  t.equal((lines[0]?.match(/\[redacted\]/g) ?? []).length, REDACT_PATHS.length, 'each path is censored')
+  t.match(JSON.parse(lines[0] ?? '{}'), { req: { headers: { authorization: '[redacted]', accept: 'kept' } } }, 'other fields stay')
+})
+
+t.test('loggerOptions keeps the level and only sets a stream when given one', async t => {
+  const withStream = loggerOptions({ level: 'warn', stream: sink().stream })
+  const without = loggerOptions({ level: 'debug' })
+  t.equal(withStream.level, 'warn', 'level is kept')
+  t.ok('stream' in withStream, 'stream is set')
+  t.equal(without.level, 'debug', 'level is kept')
+  t.notOk('stream' in without, 'stdout by default')
+})
+
+t.test('a server run logs one line per request and no secret', async t => {
+  const { cache } = cacheWithImage(t)
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], upstreamApiKey: UPSTREAM_SECRET })
+  const auth = { authorization: `Bearer ${CLIENT_SECRET}`, 'x-api-key': CLIENT_SECRET, cookie: `s=${CLIENT_SECRET}` }
+
+  upstream.handle(sse([chunk({ role: 'assistant' }), ...contentEvents(['Here: ![a](', IMAGE_PATH, ')']), chunk({}, { finish: 'stop' }), DONE]))
+  const streamed = await send(gate.url, { method: 'POST', path: `/v1/chat/completions?key=${QUERY_SECRET}`, headers: auth, body: '{"stream": true}' })
+  t.equal(streamed.status, 200, 'streamed chat answered')
+
+  upstream.handle((req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ echoed: req.headers.authorization })) })
+  const models = await send(gate.url, { path: `/v1/models?api_key=${QUERY_SECRET}`, headers: auth })
+  t.equal(models.status, 200, 'models answered')
+
+  upstream.handle((_req, res) => { res.writeHead(401, { 'content-type': 'application/json' }).end('{"error": {"message": "bad key"}}') })
+  const refused = await send(gate.url, { method: 'POST', path: '/v1/chat/completions', headers: auth, body: '{}' })
+  t.equal(refused.status, 401, 'an upstream refusal passes through')
+
+  upstream.handle((_req, res) => { res.destroy() })
+  const broken = await send(gate.url, { path: '/v1/models', headers: auth })
+  t.equal(broken.status, 502, 'a dropped connection is a 502')
+
+  const req = open(gate.url, { method: 'POST', path: '/v1/embeddings', headers: { ...auth, 'content-length': String(DEFAULT_MAX_BODY_SIZE + 1) } })
+  const response = responseOf(req)
+  req.write('{')
+  const tooLarge = await receive(await response)
+  req.destroy()
+  t.equal(tooLarge.status, 413, 'an oversized body is refused')
+
+  const image = await send(gate.url, { path: `/images/${IMAGE_NAME}?v=${QUERY_SECRET}`, headers: auth })
+  t.equal(image.status, 200, 'the image is served')
+  const missing = await send(gate.url, { path: '/images/passwd', headers: auth })
+  t.equal(missing.status, 404, 'a miss is a 404')
+  const health = await send(gate.url, { path: '/healthz', headers: auth })
+  t.equal(health.status, 200, 'healthz answers')
+
+  const expected: Array<[string, string, number]> = [
+    ['POST', '/v1/chat/completions', 200],
+    ['GET', '/v1/models', 200],
+    ['POST', '/v1/chat/completions', 401],
+    ['GET', '/v1/models', 502],
+    ['POST', '/v1/embeddings', 413],
+    ['GET', `/images/${IMAGE_NAME}`, 200],
+    ['GET', '/images/passwd', 404],
+    ['GET', '/healthz', 200]
+  ]
+  const logs = gate.logs
+  const byRequest = new Map<unknown, Array<Record<string, unknown>>>()
+  for (const line of logs) {
+    if (line.reqId === undefined || line.level !== 30) continue
+    byRequest.set(line.reqId, [...byRequest.get(line.reqId) ?? [], line])
+  }
+  t.equal(byRequest.size, expected.length, 'every request has info lines')
+  for (const [i, lines] of [...byRequest.values()].entries()) {
+    const [method, url, statusCode] = expected[i] ?? []
+    t.equal(lines.length, 1, `${method} ${url}: exactly one info line`)
+    t.match(lines[0], { msg: 'request', method, url, statusCode, ms: Number }, `${method} ${url}: method, path and status`)
+  }
+
+  const raw = gate.rawLogs.join('\n')
+  t.notOk(raw.includes(CLIENT_SECRET), 'the client\'s Authorization value never appears')
+  t.notOk(raw.includes(UPSTREAM_SECRET), 'the upstream API key never appears')
+  t.notOk(raw.includes(QUERY_SECRET), 'query strings are not logged')
+
+  const rewrites = logs.filter((line) => line.msg === 'reference rewritten')
+  t.equal(rewrites.length, 1, 'one debug line for the one rewrite')
+  t.equal(rewrites[0]?.level, 20, 'at debug level')
+  t.equal(rewrites[0]?.name, IMAGE_NAME, 'it names the file')
+  const rewriteLine = gate.rawLogs.find((line) => line.includes('reference rewritten')) ?? ''
+  t.notOk(rewriteLine.includes(IMAGE_PATH), 'not the path the model wrote')
+  t.notOk(rewriteLine.includes(cache), 'nor the path on this machine')
+})
+
+t.test('at the default info level nothing per rewrite is written', async t => {
+  const { cache } = cacheWithImage(t)
+  const upstream = await startMockUpstream(sse([...contentEvents([`MEDIA:${IMAGE_PATH} `]), DONE]))
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], logLevel: 'info' })
+  const res = await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })
+  t.ok(res.text.includes('/images/'), 'the reference was rewritten')
+  t.equal(gate.logs.filter((line) => line.msg === 'reference rewritten').length, 0, 'no debug line')
+  t.equal(gate.logs.filter((line) => line.msg === 'request').length, 1, 'the request line')
+})

@@ -1,0 +1,124 @@
+import fs from 'node:fs'
+import { Writable } from 'node:stream'
+import t from 'tap'
+import { VERSION, buildServer, startServer } from '../src/server.js'
+import type { Options } from '../src/config/options.js'
+import { contentOf, startGate } from './fixtures/gate.js'
+import { testOptions } from './fixtures/options.js'
+import { IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage } from './fixtures/hermes.js'
+import { send } from './fixtures/http.js'
+import { DONE, contentEvents, sse, startMockUpstream } from './fixtures/mock-upstream.js'
+
+function options (upstream: string, cache: string, extra: Partial<Options> = {}): Options {
+  return testOptions({ upstream, cacheDirs: [cache], logLevel: 'info', ...extra })
+}
+
+function sink (): { stream: Writable, lines: () => Array<Record<string, unknown>>, raw: string[] } {
+  const raw: string[] = []
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, callback) {
+      raw.push(...chunk.toString('utf8').split('\n').filter((line) => line.length > 0))
+      callback()
+    }
+  })
+  return { stream, raw, lines: () => raw.map((line) => JSON.parse(line) as Record<string, unknown>) }
+}
+
+t.test('GET /healthz answers locally', async t => {
+  const { cache } = cacheWithImage(t)
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
+
+  const res = await send(gate.url, { path: '/healthz' })
+
+  t.equal(res.status, 200, 'status 200')
+  t.equal(res.headers['content-type'], 'application/json; charset=utf-8', 'JSON')
+  t.same(JSON.parse(res.text), { status: 'ok', version: VERSION }, 'status ok and the version')
+  const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  t.equal(VERSION, pkg.version, 'the version is the package\'s')
+  t.equal(upstream.requests.length, 0, 'the upstream is not asked')
+})
+
+t.test('a URL the router cannot decode is an OpenAI-shaped 400, logged once', async t => {
+  const { cache } = cacheWithImage(t)
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
+  for (const path of ['/v1/%zz', '/v1/models%?key=hidden-query', '/images/%E0%A4%A']) {
+    const res = await send(gate.url, { path })
+    t.equal(res.status, 400, `${path}: 400`)
+    t.equal(res.text, '{"error":{"message":"the request URL is malformed","type":"invalid_request_error","code":"FST_ERR_BAD_URL"}}', `${path}: the whole body`)
+  }
+  t.equal(upstream.requests.length, 0, 'nothing is forwarded')
+  const lines = gate.logs.filter((line) => line.msg === 'request')
+  t.equal(lines.length, 3, 'one request line each')
+  t.match(lines[0], { method: 'GET', url: '/v1/%zz', statusCode: 400 }, 'with method, path and status')
+  t.notOk(gate.rawLogs.join('\n').includes('hidden-query'), 'without the query string')
+})
+
+t.test('startServer listens, says where, and closes', async t => {
+  const { cache } = cacheWithImage(t)
+  const upstream = await startMockUpstream(sse([...contentEvents([`MEDIA:${IMAGE_PATH} `]), DONE]))
+  t.teardown(() => upstream.close())
+  const logs = sink()
+  const withCredentials = upstream.url.replace('http://', 'http://agent:pw-SECRET-7f@')
+
+  const server = await startServer(options(withCredentials, cache), { logStream: logs.stream, warnings: ['unknown environment variable IMAGEGATE_NOPE ignored'] })
+  t.teardown(() => server.close())
+
+  t.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/, 'resolves with the URL it listens on')
+  const listening = logs.lines().find((line) => typeof line.msg === 'string' && line.msg.startsWith('imagegate listening on'))
+  t.match(listening, {
+    level: 30,
+    msg: `imagegate listening on ${server.url}`,
+    url: server.url,
+    publicUrl: server.url,
+    upstream: upstream.url.replace('http://', 'http://***@'),
+    cacheDirs: [cache]
+  }, 'the start line names URL, public URL, upstream and cache dirs')
+  t.match(logs.lines().find((line) => line.level === 40), { msg: 'unknown environment variable IMAGEGATE_NOPE ignored' }, 'warnings are logged as warnings')
+  t.notOk(logs.raw.join('\n').includes('pw-SECRET-7f'), 'the upstream password is never logged')
+
+  const res = await send(server.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })
+  t.equal(contentOf(res.text), `![${IMAGE_NAME}](${server.url}/images/${IMAGE_NAME}) `, 'links use the listening URL')
+
+  await server.close()
+  const refused = await send(server.url, { path: '/healthz' }).then(() => false, () => true)
+  t.ok(refused, 'after close nothing listens')
+})
+
+t.test('a configured public URL is used in links', async t => {
+  const { cache } = cacheWithImage(t)
+  const upstream = await startMockUpstream(sse([...contentEvents([`![a](${IMAGE_PATH})`]), DONE]))
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], publicUrl: 'https://chat.example.org/imagegate' })
+
+  t.equal(gate.publicUrl, 'https://chat.example.org/imagegate', 'kept after listen')
+  const res = await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })
+  t.equal(contentOf(res.text), `![a](https://chat.example.org/imagegate/images/${IMAGE_NAME})`, 'the link uses it')
+  const image = await send(gate.url, { path: `/images/${IMAGE_NAME}` })
+  t.same(image.body, PNG, 'the file is served at the path behind it')
+})
+
+t.test('buildServer does not listen; the public URL is known once it does', async t => {
+  const { cache } = cacheWithImage(t)
+  const server = await buildServer(options('http://127.0.0.1:9/v1', cache, { logLevel: 'silent' }))
+  t.teardown(() => server.close())
+  t.equal(server.publicUrl, '', 'no public URL before listening')
+  t.equal(server.app.server.listening, false, 'not listening')
+  t.same(server.files.roots, [cache], 'the resolver knows the cache dirs')
+  const url = await server.listen()
+  t.equal(server.publicUrl, url, 'the listening URL once listening')
+})
+
+t.test('the home folder setting is what ~/ stands for', async t => {
+  // In a subfolder, so that only the expanded path can find it (a name alone is looked
+  // up directly in a cache dir).
+  const dir = t.testdir({ cache: { sub: { 'deep.png': PNG } } })
+  const upstream = await startMockUpstream(sse([...contentEvents(['![a](~/cache/sub/deep.png)']), DONE]))
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [`${dir}/cache`] }, { homedir: dir })
+  const res = await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })
+  t.equal(contentOf(res.text), `![a](${gate.publicUrl}/images/sub/deep.png)`, 'the reference resolves below it')
+})
