@@ -29,6 +29,8 @@ export interface Upstream {
 
 // Runs of slashes in a client path (`//v1//models`) are collapsed before mapping.
 const SLASH_RUN = /\/{2,}/g
+// Only used to resolve a path; nothing is ever sent there.
+const PATH_BASE = 'http://upstream.invalid'
 // The client may or may not include the API version; the base always does.
 const VERSION_PREFIX = /^\/v1(?=\/|$)/
 
@@ -48,7 +50,13 @@ export function createUpstream (options: UpstreamOptions): Upstream {
     bodyTimeout,
     pathFor (clientUrl) {
       const q = clientUrl.indexOf('?')
-      const path = (q === -1 ? clientUrl : clientUrl.slice(0, q)).replace(SLASH_RUN, '/')
+      const target = q === -1 ? clientUrl : clientUrl.slice(0, q)
+      // Dot segments (`..`, `%2e%2e`, `\..`) are resolved as WHATWG URL does before the
+      // base path is prepended, so a client cannot climb out of it (`/v1/../admin` would
+      // reach a sibling of an `/api/v1` base with the configured key). The leading slash
+      // and the collapsed runs keep any target (`*`, `//v1`, `http://host/…`) a path,
+      // never a host, and make the parse one that cannot throw.
+      const path = new URL(('/' + target).replace(SLASH_RUN, '/'), PATH_BASE).pathname.replace(SLASH_RUN, '/')
       const query = q === -1 ? '' : clientUrl.slice(q)
       return basePath + path.replace(VERSION_PREFIX, '') + query
     },
