@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
@@ -15,6 +16,8 @@ import { clientResponseHeaders, upstreamRequestHeaders } from '../upstream/heade
 export const DEFAULT_MAX_BODY_SIZE = 50 * 1024 * 1024
 /** A non-streaming answer is read whole to rewrite it; past this it passes through as is. */
 export const DEFAULT_MAX_JSON_SIZE = 64 * 1024 * 1024
+/** How long the rest of a refused body is read and dropped before the connection closes. */
+export const LINGER_MS = 30_000
 
 export interface ProxyOptions {
   upstream: Upstream
@@ -38,6 +41,10 @@ const isEventStream = (type: string | string[] | undefined): boolean =>
   typeof type === 'string' && type.toLowerCase().startsWith('text/event-stream')
 const isJson = (type: string | string[] | undefined): boolean =>
   typeof type === 'string' && /^application\/([\w.+-]+\+)?json/i.test(type)
+// Only a body in plain bytes can be read and rewritten. We ask for identity, but an
+// upstream (or a proxy before it) may compress anyway; such a body passes through.
+const isPlain = (encoding: string | string[] | undefined): boolean =>
+  encoding === undefined || (typeof encoding === 'string' && encoding.trim().toLowerCase() === 'identity')
 
 /**
  * Everything between the client and the upstream: chat completions are rewritten, every
@@ -59,7 +66,7 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
 
   async function forward (request: FastifyRequest, reply: FastifyReply, rewrite: boolean): Promise<FastifyReply> {
     const declared = Number(request.headers['content-length'])
-    if (declared > maxBodySize) throw requestTooLarge(maxBodySize)
+    if (declared > maxBodySize) throw refuseTooLarge(request, maxBodySize)
 
     // A client that goes away must stop the agent run it started (it costs money).
     const controller = new AbortController()
@@ -71,7 +78,8 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
     const hasBody = method !== 'GET' && method !== 'HEAD'
     let tooLarge = false
     const body = hasBody
-      ? limitBody(request.raw, maxBodySize, () => { tooLarge = true })
+      // Not destroyed when the limit is hit: the rest is drained instead, see refuseTooLarge.
+      ? Readable.from(limitBody(request.raw.iterator({ destroyOnReturn: false }), maxBodySize, () => { tooLarge = true }), { objectMode: false })
       : undefined
 
     let response: Dispatcher.ResponseData
@@ -84,13 +92,13 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
         signal: controller.signal
       })
     } catch (err) {
-      if (tooLarge) throw requestTooLarge(maxBodySize)
+      if (tooLarge) throw refuseTooLarge(request, maxBodySize)
       if (controller.signal.aborted) return reply
       throw classifyUpstreamError(err)
     }
 
     const { statusCode, headers } = response
-    const ok = statusCode >= 200 && statusCode < 300
+    const ok = statusCode >= 200 && statusCode < 300 && isPlain(headers['content-encoding'])
     const type = headers['content-type']
     if (rewrite && ok && isEventStream(type)) {
       reply.code(statusCode).headers(clientResponseHeaders(headers, true)).headers(SSE_HEADERS)
@@ -100,11 +108,16 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
       const iterator = response.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>
       const read = await readBounded(iterator, maxJsonSize)
       if (read.whole) {
-        const rewritten = rewriteChatCompletionBody(Buffer.concat(read.chunks).toString('utf8'), (content) => {
+        const raw = Buffer.concat(read.chunks)
+        const text = raw.toString('utf8')
+        const rewritten = rewriteChatCompletionBody(text, (content) => {
           const rewriter = options.newRewriter(request.log)
           return rewriter.push(content) + rewriter.end()
         })
-        return reply.code(statusCode).headers(clientResponseHeaders(headers, true)).send(rewritten)
+        // Bytes, not a string: Fastify would add `; charset=utf-8` to the upstream's
+        // content-type, and an unchanged body keeps even bytes that are not UTF-8.
+        const out = rewritten === text ? raw : Buffer.from(rewritten, 'utf8')
+        return reply.code(statusCode).headers(clientResponseHeaders(headers, true)).send(out)
       }
       reply.code(statusCode).headers(clientResponseHeaders(headers, false))
       return reply.send(Readable.from(prepend(read.chunks, iterator)))
@@ -142,6 +155,28 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
       if (!finished) controller.abort()
     }
   }
+}
+
+/**
+ * The client may still be sending. Left unread, the rest of its body stalls the
+ * connection: a client that reads only after sending (most SDKs) never sees the 413, and
+ * the open request holds up shutdown. Closing at once instead lets the kernel answer
+ * with a reset that can destroy the 413 on its way. So the rest is read and dropped (a
+ * lingering close, as nginx does), for at most `LINGER_MS`.
+ */
+function refuseTooLarge (request: FastifyRequest, limit: number): ImagegateError {
+  const { raw } = request
+  // Node unsets it once the request is destroyed (the client is already gone).
+  const socket = raw.socket as Socket | null
+  if (socket !== null && !socket.destroyed) {
+    const timer = setTimeout(() => { socket.destroy() }, LINGER_MS)
+    timer.unref()
+    const stop = (): void => { clearTimeout(timer) }
+    raw.once('end', stop)
+    socket.once('close', stop)
+    raw.resume()
+  }
+  return requestTooLarge(limit)
 }
 
 function errorEvent (error: ImagegateError): string {

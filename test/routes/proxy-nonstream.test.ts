@@ -1,0 +1,142 @@
+// `stream: false` chat completions: the whole answer is read, rewritten and sent once.
+import { gzipSync, gunzipSync } from 'node:zlib'
+import t from 'tap'
+import type { Test } from 'tap'
+import { startGate } from '../fixtures/gate.js'
+import type { Gate } from '../fixtures/gate.js'
+import { IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage, hermesFixture } from '../fixtures/hermes.js'
+import { postJson, send } from '../fixtures/http.js'
+import type { MockHandler, MockUpstream } from '../fixtures/mock-upstream.js'
+import { startMockUpstream } from '../fixtures/mock-upstream.js'
+
+const CHAT = '{"model": "hermes-agent", "stream": false, "messages": [{"role": "user", "content": "draw an apple"}]}'
+
+async function setup (t: Test): Promise<{ upstream: MockUpstream, gate: Gate }> {
+  const { cache } = cacheWithImage(t)
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
+  return { upstream, gate }
+}
+
+function answer (body: string | Buffer, headers: Record<string, string> = { 'content-type': 'application/json' }, status = 200): MockHandler {
+  return (_req, res) => { res.writeHead(status, headers).end(body) }
+}
+
+t.test('the recorded MEDIA answer comes back with only the content rewritten', async t => {
+  const { upstream, gate } = await setup(t)
+  const recorded = hermesFixture('hermes-chat-nonstream.json')
+  upstream.handle(answer(recorded, { 'content-type': 'application/json; charset=utf-8', 'x-request-id': 'r-1' }))
+
+  const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
+
+  t.equal(res.status, 200, 'status passes through')
+  t.equal(res.headers['content-type'], 'application/json; charset=utf-8', 'content-type passes through')
+  t.equal(res.headers['x-request-id'], 'r-1', 'other upstream headers pass through')
+  t.equal(res.headers['content-length'], String(res.body.length), 'content-length describes the rewritten body')
+  t.equal(upstream.requests[0]?.body.toString('utf8'), CHAT, 'the request body reaches the upstream as sent')
+
+  const got = JSON.parse(res.text) as { choices: Array<{ message: { content: string } }> }
+  const want = JSON.parse(recorded) as { choices: Array<{ message: { content: string } }> }
+  const url = `${gate.publicUrl}/images/${IMAGE_NAME}`
+  t.equal(got.choices[0]?.message.content, `Done.\n\n![${IMAGE_NAME}](${url})\n\nThe file is also in your cache.`, 'the MEDIA tag is now a markdown image')
+  const [gotChoice] = got.choices
+  const [wantChoice] = want.choices
+  if (gotChoice !== undefined && wantChoice !== undefined) wantChoice.message.content = gotChoice.message.content
+  t.same(got, want, 'every other field is unchanged')
+
+  const image = await send(gate.url, { path: new URL(url).pathname })
+  t.equal(image.headers['content-type'], 'image/png', 'the link serves a PNG')
+  t.same(image.body, PNG, 'the linked file, byte for byte')
+})
+
+t.test('an answer with nothing to rewrite is forwarded byte for byte', async t => {
+  const { upstream, gate } = await setup(t)
+  const cases: Array<[string, string, string]> = [
+    ['no reference', 'application/json', '{"id": "c", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi \\u00e9"}, "finish_reason": "stop"}]}'],
+    ['a missing file', 'application/json', `{"choices": [{"index": 0, "message": {"content": "MEDIA:${IMAGE_PATH.replace('.png', '-gone.png')}"}}]}`],
+    ['invalid JSON', 'application/json', `{"choices": [MEDIA:${IMAGE_PATH}`],
+    ['not a completion', 'application/json', `{"data": [{"content": "MEDIA:${IMAGE_PATH}"}]}`],
+    ['plain text', 'text/plain', `MEDIA:${IMAGE_PATH}`],
+    ['HTML', 'text/html; charset=utf-8', `<p>![x](${IMAGE_PATH})</p>`]
+  ]
+  for (const [label, type, body] of cases) {
+    upstream.handle(answer(body, { 'content-type': type }))
+    const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
+    t.equal(res.status, 200, `${label}: status passes through`)
+    t.equal(res.headers['content-type'], type, `${label}: content-type passes through`)
+    t.equal(res.text, body, `${label}: body unchanged`)
+  }
+})
+
+t.test('an unchanged answer keeps bytes that are not UTF-8', async t => {
+  const { upstream, gate } = await setup(t)
+  const body = Buffer.concat([Buffer.from('{"choices": [{"index": 0, "message": {"content": "caf'), Buffer.from([0xe9]), Buffer.from('"}}]}')])
+  upstream.handle(answer(body))
+  const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
+  t.same(res.body, body, 'the Latin-1 byte is not replaced')
+})
+
+t.test('a compressed answer the proxy cannot read passes through intact', async t => {
+  const { upstream, gate } = await setup(t)
+  // The proxy asks for identity; an upstream (or a proxy before it) may compress anyway.
+  const recorded = hermesFixture('hermes-chat-nonstream.json')
+  upstream.handle(answer(gzipSync(recorded), { 'content-type': 'application/json', 'content-encoding': 'gzip' }))
+
+  const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
+
+  t.equal(res.status, 200, 'status passes through')
+  t.equal(res.headers['content-encoding'], 'gzip', 'the encoding is still declared')
+  t.equal(gunzipSync(res.body).toString('utf8'), recorded, 'the body still decodes to the answer')
+})
+
+t.test('a compressed event stream passes through intact', async t => {
+  const { upstream, gate } = await setup(t)
+  const recorded = hermesFixture('hermes-chat-stream.sse')
+  upstream.handle(answer(gzipSync(recorded), { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' }))
+
+  const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
+
+  t.equal(res.headers['content-encoding'], 'gzip', 'the encoding is still declared')
+  t.equal(gunzipSync(res.body).toString('utf8'), recorded, 'the body still decodes to the stream')
+})
+
+t.test('an answer larger than the rewrite limit passes through whole', async t => {
+  const { upstream, gate } = await setup(t)
+  // Past the limit the proxy stops reading to rewrite and forwards what it has read plus the rest.
+  const { DEFAULT_MAX_JSON_SIZE } = await import('../../src/routes/proxy.js')
+  const filler = 'x'.repeat(1024 * 1024)
+  const parts = Array.from({ length: Math.ceil(DEFAULT_MAX_JSON_SIZE / filler.length) + 2 }, () => filler)
+  const body = `{"choices": [{"index": 0, "message": {"content": "MEDIA:${IMAGE_PATH} ${parts.join('')}"}}]}`
+  upstream.handle(async (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' })
+    const bytes = Buffer.from(body)
+    for (let at = 0; at < bytes.length; at += 256 * 1024) {
+      if (!res.write(bytes.subarray(at, at + 256 * 1024))) await new Promise((resolve) => res.once('drain', resolve))
+    }
+    res.end()
+  })
+
+  const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
+
+  t.equal(res.status, 200, 'status passes through')
+  t.equal(res.body.length, Buffer.byteLength(body), 'every byte arrives')
+  t.ok(res.text === body, 'unchanged')
+})
+
+t.test('upstream errors on a non-streaming call keep status and body', async t => {
+  const { upstream, gate } = await setup(t)
+  const cases: Array<[number, string, string]> = [
+    [400, 'application/json', `{"error": {"message": "bad MEDIA:${IMAGE_PATH}", "type": "invalid_request_error"}}`],
+    [401, 'application/json', '{"error": {"message": "Invalid API key", "type": "invalid_request_error", "code": "invalid_api_key"}}'],
+    [500, 'text/plain', 'Internal Server Error'],
+    [503, 'text/html', '<h1>overloaded</h1>']
+  ]
+  for (const [status, type, body] of cases) {
+    upstream.handle(answer(body, { 'content-type': type }, status))
+    const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
+    t.equal(res.status, status, `${status}: status passes through`)
+    t.equal(res.headers['content-type'], type, `${status}: content-type passes through`)
+    t.equal(res.text, body, `${status}: body unchanged`)
+  }
+})
