@@ -43,6 +43,7 @@ const MARKDOWN_ESCAPE = /\\([!-/:-@[-`{-~])/g
 const MEDIA_TRAILING = /[.,;:!?)\]}>"'`*_]+$/
 const MEDIA_QUOTES = new Set(['`', '"', '\''])
 
+const isBlank = (code: number): boolean => code === SPACE || code === TAB
 const isSpace = (code: number): boolean => code === SPACE || code === TAB || code === NEWLINE || code === 0x0d
 const isControl = (code: number): boolean => code < 0x20 || code === 0x7f
 
@@ -85,7 +86,7 @@ export function parseMarkdownImage (buf: string, start: number, eof: boolean, ma
   if (j >= end) return more
   if (buf.charCodeAt(j) !== 0x28 /* ( */) return NONE
   j++
-  while (j < end && (buf.charCodeAt(j) === SPACE || buf.charCodeAt(j) === TAB)) j++
+  while (j < end && isBlank(buf.charCodeAt(j))) j++
   if (j >= end) return more
   const destStart = j
   let rawDest: string
@@ -115,7 +116,8 @@ export function parseMarkdownImage (buf: string, start: number, eof: boolean, ma
     rawDest = buf.slice(destStart, j)
   }
   const destEnd = j
-  while (j < end && isSpace(buf.charCodeAt(j))) j++
+  // A reference stays on one line: the rewriter's line state (code blocks) relies on it.
+  while (j < end && isBlank(buf.charCodeAt(j))) j++
   if (j >= end) return more
   const open = buf[j]
   if (open === '"' || open === '\'' || open === '(') {
@@ -125,10 +127,10 @@ export function parseMarkdownImage (buf: string, start: number, eof: boolean, ma
       const c = buf[j]
       if (c === '\\') { j++; continue }
       if (c === close) break
-      if (open === '(' && c === '(') return NONE
+      if (c === '\n' || (open === '(' && c === '(')) return NONE
     }
     j++
-    while (j < end && isSpace(buf.charCodeAt(j))) j++
+    while (j < end && isBlank(buf.charCodeAt(j))) j++
     if (j >= end) return more
   }
   if (buf.charCodeAt(j) !== 0x29) return NONE
@@ -159,7 +161,7 @@ export function parseMediaTag (buf: string, start: number, eof: boolean, maxHold
     if (j >= end) return more
     if (buf[j] !== MEDIA_TAG[k]) return NONE
   }
-  while (j < end && (buf.charCodeAt(j) === SPACE || buf.charCodeAt(j) === TAB)) j++
+  while (j < end && isBlank(buf.charCodeAt(j))) j++
   if (j >= end) return more
   let path: string
   const quote = buf[j] as string

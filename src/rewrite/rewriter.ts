@@ -70,6 +70,13 @@ export function createRewriter (options: RewriterOptions): Rewriter {
   let lineBlank = true
   let escaped = false
   let prevWord = false
+  // Indented code blocks (CommonMark 4.4): a line indented 4+ spaces after a blank line or
+  // another such line. Inside a list the same indent continues a list item instead.
+  let lineEntered = false
+  let lineCode = false
+  let prevLineBlank = true
+  let prevLineCode = false
+  let inList = false
 
   /** A run of backticks or tildes ended: open or close code accordingly. */
   function settleRun (): void {
@@ -95,8 +102,45 @@ export function createRewriter (options: RewriterOptions): Rewriter {
     }
   }
 
+  /**
+   * The first non-blank character of a line decides whether the line is indented code,
+   * and whether a list starts or ends (a list marker, or a paragraph after a blank line).
+   */
+  function enterLine (c: number): void {
+    lineEntered = true
+    if (fenceChar !== 0 || span !== 0) return
+    if (indent >= 4) {
+      if (!inList && (prevLineBlank || prevLineCode)) lineCode = true
+      return
+    }
+    if (c === 0x2d || c === 0x2a || c === 0x2b || (c >= 0x30 && c <= 0x39)) inList = true
+    else if (prevLineBlank) inList = false
+  }
+
   /** Advances the code state over one character that is not part of a reference. */
   function advance (c: number): void {
+    if (c === NEWLINE) {
+      if (run > 0) settleRun()
+      // CommonMark 6.1: a code span cannot cross a paragraph break.
+      if (lineBlank) span = 0
+      prevLineBlank = lineBlank
+      prevLineCode = lineCode
+      lineCode = false
+      lineEntered = false
+      lineStart = true
+      indent = 0
+      lineBlank = true
+      escaped = false
+      prevWord = false
+      return
+    }
+    if (!lineEntered && c !== SPACE && c !== TAB && c !== CR) enterLine(c)
+    if (lineCode) {
+      lineStart = false
+      lineBlank = false
+      prevWord = isWordChar(c)
+      return
+    }
     if ((c === BACKTICK || c === TILDE) && !escaped) {
       if (run > 0 && runChar === c) {
         run++
@@ -112,16 +156,6 @@ export function createRewriter (options: RewriterOptions): Rewriter {
       return
     }
     if (run > 0) settleRun()
-    if (c === NEWLINE) {
-      // CommonMark 6.1: a code span cannot cross a paragraph break.
-      if (lineBlank) span = 0
-      lineStart = true
-      indent = 0
-      lineBlank = true
-      escaped = false
-      prevWord = false
-      return
-    }
     if (c === SPACE || c === TAB || c === CR) {
       if (lineStart) indent += c === TAB ? 4 : c === SPACE ? 1 : 0
       escaped = false
@@ -136,8 +170,9 @@ export function createRewriter (options: RewriterOptions): Rewriter {
   }
 
   function parseAt (buf: string, i: number, eof: boolean): ParseResult | undefined {
-    if (fenceChar !== 0 || span !== 0 || escaped) return undefined
     const c = buf.charCodeAt(i)
+    if (!lineEntered) enterLine(c)
+    if (fenceChar !== 0 || span !== 0 || escaped || lineCode) return undefined
     if (c === BANG) return parseMarkdownImage(buf, i, eof, maxHold, resolve)
     if (c === CAPITAL_M && !prevWord) return parseMediaTag(buf, i, eof, maxHold, resolve)
     return undefined
@@ -162,6 +197,7 @@ export function createRewriter (options: RewriterOptions): Rewriter {
           onRewrite?.({ dest: result.dest, resolved: result.resolved })
           i = result.end
           from = i
+          // A reference never spans lines, so the line state is the one it started in.
           lineStart = false
           lineBlank = false
           escaped = false

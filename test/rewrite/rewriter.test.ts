@@ -63,6 +63,12 @@ t.test('leaves non-deliverable and non-references byte-for-byte', async (t) => {
     ['tilde fence', '~~~\nMEDIA:/c/x.png\n~~~'],
     ['indented fence', '   ```\n![a](/c/x.png)\n   ```'],
     ['longer fence not closed by shorter', '````\n```\n![a](/c/x.png)\n````'],
+    ['indented code after a blank line', 'Example:\n\n    ![a](/c/x.png)\n'],
+    ['indented code with a tab', 'Example:\n\n\tMEDIA:/c/x.png\n'],
+    ['indented code at the start', '    ![a](/c/x.png)'],
+    ['indented code continues', '    code\n    ![a](/c/x.png)'],
+    ['backticks in indented code open nothing', '    `\n\nx ![a](/c/x.png'],
+    ['title across lines', '![a](/c/x.png\n"t")'],
     ['lone bang', 'wow!'],
     ['bang at end', 'wow ![']
   ]
@@ -74,7 +80,11 @@ t.test('code state ends where CommonMark ends it', async (t) => {
   t.equal(whole('```\ncode\n```\n![a](/c/x.png)'), `\`\`\`\ncode\n\`\`\`\n![a](${URL_X})`, 'after a closed fence')
   t.equal(whole('an ` unclosed\n\n![a](/c/x.png)'), `an \` unclosed\n\n![a](${URL_X})`, 'a blank line ends an unclosed span')
   t.equal(whole('\\`not code ![a](/c/x.png)'), `\\\`not code ![a](${URL_X})`, 'escaped backtick opens nothing')
-  t.equal(whole('    ```\n![a](/c/x.png)'), '    ```\n![a](/c/x.png)', 'four spaces: a code span opens, not a fence; still code')
+  t.equal(whole('    ```\n![a](/c/x.png)'), `    \`\`\`\n![a](${URL_X})`, 'four spaces: indented code, so the backticks open nothing')
+  t.equal(whole('para\n    ![a](/c/x.png)'), `para\n    ![a](${URL_X})`, 'an indented line continues a paragraph, it is not code')
+  t.equal(whole('- item\n\n    ![a](/c/x.png)'), `- item\n\n    ![a](${URL_X})`, 'indented under a list item is the item, not code')
+  t.equal(whole('1. one\n\n    MEDIA:/c/x.png'), `1. one\n\n    ![x.png](${URL_X})`, 'also under an ordered list')
+  t.equal(whole('- item\n\npara\n\n    ![a](/c/x.png)'), '- item\n\npara\n\n    ![a](/c/x.png)', 'a paragraph after a blank line ends the list')
 })
 
 t.test('text that cannot start a reference is never held', async (t) => {
@@ -117,7 +127,7 @@ t.test('onRewrite reports each rewritten reference', async (t) => {
 const fragment = fc.constantFrom(
   '![a](/c/x.png)', '![alt](</c/a b.png> "t")', 'MEDIA:/c/x.png', 'MEDIA:`/c/a b.png`', 'MEDIA:/c/song.mp3.',
   '![w](C:\\Users\\u\\x.png)', '![no](/etc/passwd)', '![', '](', '!', 'M', 'MEDIA:', '`', '``', '```\n', '~~~\n',
-  '\n', '\n\n', ' ', '\\', 'text', '🍎', 'é', '—', ')', '[', ']', '"', '<', '>', '/c/x.png'
+  '\n', '\n\n', ' ', '    ', '\t', '- ', '1. ', '\\', 'text', '🍎', 'é', '—', ')', '[', ']', '"', '<', '>', '/c/x.png'
 )
 const text = fc.array(fragment, { maxLength: 30 }).map((parts) => parts.join(''))
 
