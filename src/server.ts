@@ -7,11 +7,14 @@ import type { Options } from './config/options.js'
 import { ImagegateError } from './errors.js'
 import { createFileResolver } from './files/resolver.js'
 import type { FileResolver } from './files/resolver.js'
+import { createSigner, loadOrCreateKey } from './files/signing.js'
+import type { Signer } from './files/signing.js'
 import { loggerOptions, pathOnly } from './log.js'
 import { createRewriter } from './rewrite/rewriter.js'
 import type { Resolve } from './rewrite/reference.js'
 import { registerImages } from './routes/images.js'
 import { registerProxy } from './routes/proxy.js'
+import type { ActiveStream } from './routes/proxy.js'
 import { createUpstream } from './upstream/client.js'
 import type { UpstreamOptions } from './upstream/client.js'
 
@@ -29,10 +32,27 @@ export interface ServerSettings {
 export interface Server {
   app: FastifyInstance
   files: FileResolver
+  /** Signs image names; undefined with `noSigning`. */
+  signer: Signer | undefined
   /** The public URL links point at; set at `listen` when not configured. */
   readonly publicUrl: string
+  /** Event streams running now. */
+  readonly streams: ReadonlySet<ActiveStream>
   listen: () => Promise<string>
+  /**
+   * Stops accepting connections, gives running streams `shutdownGrace` seconds to
+   * finish, then ends the rest with an error event, and closes.
+   */
   close: () => Promise<void>
+}
+
+const shuttingDown = (): ImagegateError =>
+  new ImagegateError('server_shutting_down', 503, 'server_error', 'imagegate is shutting down; the answer was cut')
+
+/** The signer for image links: the configured key, else the one kept in the state folder. */
+function signerFor (options: Options): Signer | undefined {
+  if (options.noSigning) return undefined
+  return createSigner(options.signingKey ?? loadOrCreateKey(options.stateDir).key)
 }
 
 /** Builds the whole application without listening (routes, upstream pool, resolver). */
@@ -59,7 +79,13 @@ export async function buildServer (options: Options, settings: ServerSettings = 
   })
 
   let publicUrl = options.publicUrl ?? ''
-  const files = createFileResolver({ cacheDirs: options.cacheDirs, ...(settings.homedir !== undefined ? { homedir: settings.homedir } : {}) })
+  const files = createFileResolver({
+    cacheDirs: options.cacheDirs,
+    allowSvg: options.allowSvg,
+    ...(settings.homedir !== undefined ? { homedir: settings.homedir } : {})
+  })
+  const signer = signerFor(options)
+  const streams = new Set<ActiveStream>()
   const upstream = createUpstream({ base: options.upstream, ...settings.upstreamTimeouts })
   app.addHook('onClose', async () => { await upstream.close() })
 
@@ -67,7 +93,8 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     const result = files.resolveReference(dest, accept)
     if (!result.ok) return undefined
     const { name, kind } = result.delivery
-    return { url: `${publicUrl}/images/${name}`, name: displayName(name), kind }
+    const query = signer === undefined ? '' : `?sig=${signer.sign(name)}`
+    return { url: `${publicUrl}/images/${name}${query}`, name: displayName(name), kind }
   }
 
   app.setErrorHandler((error, request, reply) => {
@@ -85,19 +112,35 @@ export async function buildServer (options: Options, settings: ServerSettings = 
   app.addHook('onRequest', async (request, reply) => { logRequestOnClose(request, reply) })
 
   app.get('/healthz', async () => ({ status: 'ok', version: VERSION }))
-  await app.register(registerImages, { files })
+  await app.register(registerImages, { files, signer })
   await app.register(registerProxy, {
     upstream,
     upstreamApiKey: options.upstreamApiKey,
+    keepaliveMs: options.keepalive * 1000,
+    streams,
     newRewriter: (log) => createRewriter({
       resolve,
       onRewrite: ({ resolved }) => { log.debug({ name: resolved.name }, 'reference rewritten') }
     })
   })
 
+  async function close (): Promise<void> {
+    const closing = app.close()
+    if (streams.size > 0) {
+      let timer: NodeJS.Timeout | undefined
+      const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, options.shutdownGrace * 1000) })
+      await Promise.race([Promise.allSettled([...streams].map((stream) => stream.done)), grace])
+      clearTimeout(timer)
+      for (const stream of streams) stream.stop(shuttingDown())
+    }
+    await closing
+  }
+
   return {
     app,
     files,
+    signer,
+    streams,
     get publicUrl () { return publicUrl },
     async listen () {
       await app.listen({ port: options.port, host: options.host })
@@ -106,7 +149,7 @@ export async function buildServer (options: Options, settings: ServerSettings = 
       if (options.publicUrl === undefined) publicUrl = defaultPublicUrl(options.host, port)
       return defaultPublicUrl(options.host, port)
     },
-    close: () => app.close()
+    close
   }
 }
 

@@ -92,7 +92,7 @@ t.test('a server run logs one line per request and no secret', async t => {
   req.destroy()
   t.equal(tooLarge.status, 413, 'an oversized body is refused')
 
-  const image = await send(gate.url, { path: `/images/${IMAGE_NAME}?v=${QUERY_SECRET}`, headers: auth })
+  const image = await send(gate.url, { path: `/images/${IMAGE_NAME}?sig=${gate.signer?.sign(IMAGE_NAME) ?? ''}&v=${QUERY_SECRET}`, headers: auth })
   t.equal(image.status, 200, 'the image is served')
   const missing = await send(gate.url, { path: '/images/passwd', headers: auth })
   t.equal(missing.status, 404, 'a miss is a 404')

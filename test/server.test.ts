@@ -2,6 +2,7 @@ import fs from 'node:fs'
 import { Writable } from 'node:stream'
 import t from 'tap'
 import { VERSION, buildServer, startServer } from '../src/server.js'
+import { createSigner } from '../src/files/signing.js'
 import type { Options } from '../src/config/options.js'
 import { contentOf, startGate } from './fixtures/gate.js'
 import { testOptions } from './fixtures/options.js'
@@ -64,7 +65,8 @@ t.test('startServer listens, says where, and closes', async t => {
   const logs = sink()
   const withCredentials = upstream.url.replace('http://', 'http://agent:pw-SECRET-7f@')
 
-  const server = await startServer(options(withCredentials, cache), { logStream: logs.stream, warnings: ['unknown environment variable IMAGEGATE_NOPE ignored'] })
+  const signingKey = 'server-test-signing-key-0123456789abcdef'
+  const server = await startServer(options(withCredentials, cache, { signingKey }), { logStream: logs.stream, warnings: ['unknown environment variable IMAGEGATE_NOPE ignored'] })
   t.teardown(() => server.close())
 
   t.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/, 'resolves with the URL it listens on')
@@ -81,7 +83,8 @@ t.test('startServer listens, says where, and closes', async t => {
   t.notOk(logs.raw.join('\n').includes('pw-SECRET-7f'), 'the upstream password is never logged')
 
   const res = await send(server.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })
-  t.equal(contentOf(res.text), `![${IMAGE_NAME}](${server.url}/images/${IMAGE_NAME}) `, 'links use the listening URL')
+  const sig = createSigner(signingKey).sign(IMAGE_NAME)
+  t.equal(contentOf(res.text), `![${IMAGE_NAME}](${server.url}/images/${IMAGE_NAME}?sig=${sig}) `, 'links use the listening URL, signed with the configured key')
 
   await server.close()
   const refused = await send(server.url, { path: '/healthz' }).then(() => false, () => true)
@@ -96,8 +99,9 @@ t.test('a configured public URL is used in links', async t => {
 
   t.equal(gate.publicUrl, 'https://chat.example.org/imagegate', 'kept after listen')
   const res = await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })
-  t.equal(contentOf(res.text), `![a](https://chat.example.org/imagegate/images/${IMAGE_NAME})`, 'the link uses it')
-  const image = await send(gate.url, { path: `/images/${IMAGE_NAME}` })
+  t.equal(contentOf(res.text), `![a](${gate.link(IMAGE_NAME)})`, 'the link uses it')
+  t.match(gate.link(IMAGE_NAME), `https://chat.example.org/imagegate/images/${IMAGE_NAME}?sig=`, 'public URL, name, signature')
+  const image = await send(gate.url, { path: `/images/${IMAGE_NAME}?sig=${gate.signer?.sign(IMAGE_NAME) ?? ''}` })
   t.same(image.body, PNG, 'the file is served at the path behind it')
 })
 
@@ -120,5 +124,5 @@ t.test('the home folder setting is what ~/ stands for', async t => {
   t.teardown(() => upstream.close())
   const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [`${dir}/cache`] }, { homedir: dir })
   const res = await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })
-  t.equal(contentOf(res.text), `![a](${gate.publicUrl}/images/sub/deep.png)`, 'the reference resolves below it')
+  t.equal(contentOf(res.text), `![a](${gate.link('sub/deep.png')})`, 'the reference resolves below it')
 })

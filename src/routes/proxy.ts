@@ -2,15 +2,17 @@ import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
-import { ImagegateError, requestTooLarge, upstreamBroken } from '../errors.js'
-import { rewriteChatCompletionBody } from '../rewrite/chat-body.js'
-import { createChatCompletionsHandler } from '../sse/chat-completions.js'
+import { requestTooLarge } from '../errors.js'
+import type { ImagegateError } from '../errors.js'
 import { createEventStream } from '../sse/event-stream.js'
-import { serializeData } from '../sse/serialize.js'
 import type { Rewriter } from '../rewrite/rewriter.js'
 import { classifyUpstreamError } from '../upstream/client.js'
 import type { Upstream } from '../upstream/client.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from '../upstream/headers.js'
+import { pumpEvents } from './event-pump.js'
+import type { PumpEnd } from './event-pump.js'
+import { PROTOCOLS } from './protocols.js'
+import type { Protocol } from './protocols.js'
 
 /** Open WebUI sends user images as base64 inside the JSON body. */
 export const DEFAULT_MAX_BODY_SIZE = 50 * 1024 * 1024
@@ -19,17 +21,25 @@ export const DEFAULT_MAX_JSON_SIZE = 64 * 1024 * 1024
 /** How long the rest of a refused body is read and dropped before the connection closes. */
 export const LINGER_MS = 30_000
 
+/** A running event stream, as the server sees it for shutdown and metrics. */
+export interface ActiveStream {
+  /** Ends the stream now with `error` as its last event. */
+  stop: (error: ImagegateError) => void
+  readonly done: Promise<PumpEnd>
+}
+
 export interface ProxyOptions {
   upstream: Upstream
   upstreamApiKey: string | undefined
   /** A fresh rewriter for one text stream, logging through `log`. */
   newRewriter: (log: FastifyRequest['log']) => Rewriter
+  /** Milliseconds of upstream silence before a keep-alive comment; 0 = never. */
+  keepaliveMs: number
+  /** Every running event stream is added here until it ends. */
+  streams?: Set<ActiveStream>
   maxBodySize?: number
   maxJsonSize?: number
 }
-
-// Open WebUI and the OpenAI SDK call `<base>/chat/completions`, base with or without /v1.
-const CHAT_PATHS = ['/v1/chat/completions', '/chat/completions']
 
 const SSE_HEADERS = {
   'content-type': 'text/event-stream',
@@ -59,12 +69,20 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
 
-  for (const url of CHAT_PATHS) {
-    app.post(url, (request, reply) => forward(request, reply, true))
+  for (const protocol of PROTOCOLS) {
+    for (const url of protocol.paths) app.post(url, (request, reply) => forward(request, reply, protocol))
   }
-  app.all('/*', (request, reply) => forward(request, reply, false))
+  app.all('/*', (request, reply) => forward(request, reply, undefined))
 
-  async function forward (request: FastifyRequest, reply: FastifyReply, rewrite: boolean): Promise<FastifyReply> {
+  function rewriteWhole (request: FastifyRequest): (text: string) => string {
+    return (text) => {
+      const rewriter = options.newRewriter(request.log)
+      return rewriter.push(text) + rewriter.end()
+    }
+  }
+
+  async function forward (request: FastifyRequest, reply: FastifyReply, protocol: Protocol | undefined): Promise<FastifyReply> {
+    const rewrite = protocol !== undefined
     const declared = Number(request.headers['content-length'])
     if (declared > maxBodySize) throw refuseTooLarge(request, maxBodySize)
 
@@ -100,20 +118,16 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
     const { statusCode, headers } = response
     const ok = statusCode >= 200 && statusCode < 300 && isPlain(headers['content-encoding'])
     const type = headers['content-type']
-    if (rewrite && ok && isEventStream(type)) {
-      reply.code(statusCode).headers(clientResponseHeaders(headers, true)).headers(SSE_HEADERS)
-      return reply.send(Readable.from(streamEvents(request, response.body, controller)))
+    if (protocol !== undefined && ok && isEventStream(type)) {
+      return streamEvents(request, reply, protocol, response, controller)
     }
-    if (rewrite && ok && isJson(type)) {
+    if (protocol !== undefined && ok && isJson(type)) {
       const iterator = response.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>
       const read = await readBounded(iterator, maxJsonSize)
       if (read.whole) {
         const raw = Buffer.concat(read.chunks)
         const text = raw.toString('utf8')
-        const rewritten = rewriteChatCompletionBody(text, (content) => {
-          const rewriter = options.newRewriter(request.log)
-          return rewriter.push(content) + rewriter.end()
-        })
+        const rewritten = protocol.rewriteBody(text, rewriteWhole(request))
         // Bytes, not a string: Fastify would add `; charset=utf-8` to the upstream's
         // content-type, and an unchanged body keeps even bytes that are not UTF-8.
         const out = rewritten === text ? raw : Buffer.from(rewritten, 'utf8')
@@ -126,34 +140,28 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
     return reply.send(response.body)
   }
 
-  async function * streamEvents (request: FastifyRequest, body: Dispatcher.ResponseData['body'], controller: AbortController): AsyncGenerator<string> {
-    const handler = createChatCompletionsHandler(() => options.newRewriter(request.log))
-    const events = createEventStream(handler)
-    let finished = false
-    try {
-      for await (const chunk of body) {
-        yield * events.feed(chunk as Buffer)
-        if (events.done) break
-        if (events.overflowed) {
-          yield * events.end()
-          yield errorEvent(new ImagegateError('upstream_event_too_large', 502, 'upstream_error', 'the upstream sent an event larger than imagegate accepts'))
-          return
-        }
-      }
-      if (!events.done) {
-        yield * events.end()
-        // EOF without [DONE] and without a finish is a cut answer, never a clean one.
-        if (!handler.complete) yield errorEvent(upstreamBroken(undefined))
-      }
-      finished = true
-    } catch (err) {
-      if (controller.signal.aborted) return
-      request.log.warn({ err }, 'upstream stream failed')
-      yield * events.end()
-      yield errorEvent(upstreamBroken(err))
-    } finally {
-      if (!finished) controller.abort()
+  /**
+   * The event stream goes out through the raw response (hijacked from Fastify) so that
+   * writes can be corked per upstream read; Fastify's onResponse hooks still run when it
+   * finishes.
+   */
+  function streamEvents (request: FastifyRequest, reply: FastifyReply, protocol: Protocol, response: Dispatcher.ResponseData, controller: AbortController): FastifyReply {
+    const handler = protocol.newHandler(() => options.newRewriter(request.log), rewriteWhole(request))
+    reply.hijack()
+    reply.raw.writeHead(response.statusCode, { ...clientResponseHeaders(response.headers, true), ...SSE_HEADERS })
+    const pump = pumpEvents(reply.raw, response.body, createEventStream(handler), {
+      signal: controller.signal,
+      abort: () => { controller.abort() },
+      keepaliveMs: options.keepaliveMs,
+      complete: () => handler.complete,
+      onUpstreamError: (err) => { request.log.warn({ err }, 'upstream stream failed') }
+    })
+    const { streams } = options
+    if (streams !== undefined) {
+      streams.add(pump)
+      void pump.done.finally(() => streams.delete(pump))
     }
+    return reply
   }
 }
 
@@ -177,10 +185,6 @@ function refuseTooLarge (request: FastifyRequest, limit: number): ImagegateError
     raw.resume()
   }
   return requestTooLarge(limit)
-}
-
-function errorEvent (error: ImagegateError): string {
-  return serializeData(JSON.stringify(error.toBody()))
 }
 
 /** Streams a request body upstream, failing once it grows past `limit` bytes. */

@@ -35,7 +35,7 @@ async function setup (t: Test): Promise<Scene & { context: BrowserContext, dir: 
 
 t.test('through imagegate the generated picture renders at its real size', async (t) => {
   const { gate, pages, context } = await setup(t)
-  const served = `${gate.publicUrl}/images/${IMAGE_NAME}`
+  const served = gate.link(IMAGE_NAME)
   t.not(new URL(served).origin, pages.url, 'the page and imagegate are different origins, as Open WebUI and imagegate are')
 
   const report = await renderChat(await context.newPage(), chatUrl(pages, 'imagegate'))
@@ -72,7 +72,7 @@ t.test('talking to the agent directly, the same answer shows a broken image', as
 
 t.test('with Cross-Origin-Embedder-Policy: require-corp on the page the image still loads', async (t) => {
   const { gate, pages, context, answer, plainImageUrl } = await setup(t)
-  const served = `${gate.publicUrl}/images/${IMAGE_NAME}`
+  const served = gate.link(IMAGE_NAME)
   // Control: the same PNG from a server that sends no Cross-Origin-Resource-Policy.
   answer(`${ANSWER}\n\n![control](${plainImageUrl})`)
 

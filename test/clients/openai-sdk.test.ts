@@ -41,7 +41,7 @@ async function setup (t: Test, handler: MockHandler): Promise<Setup> {
   const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
   // No retries: a retried request would hide what the first answer was.
   const client = (baseURL: string): OpenAI => new OpenAI({ baseURL, apiKey: 'k', maxRetries: 0 })
-  return { upstream, gate, direct: client(upstream.url), viaGate: client(`${gate.url}/v1`), served: `${gate.publicUrl}/images/${IMAGE_NAME}` }
+  return { upstream, gate, direct: client(upstream.url), viaGate: client(`${gate.url}/v1`), served: gate.link(IMAGE_NAME) }
 }
 
 /** A handler that answers JSON with hermes' content type. */

@@ -180,7 +180,7 @@ t.test('an upstream that goes silent mid-stream ends with an error event', async
   const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
 
   const data = dataLines(res.text)
-  t.equal(contentOf(res.text.slice(0, res.text.lastIndexOf('data: {"error"'))), `Thinking ![${IMAGE_NAME}](${gate.publicUrl}/images/${IMAGE_NAME})`, 'the held tag is released')
+  t.equal(contentOf(res.text.slice(0, res.text.lastIndexOf('data: {"error"'))), `Thinking ![${IMAGE_NAME}](${gate.link(IMAGE_NAME)})`, 'the held tag is released')
   t.equal(data.at(-1), BROKEN, 'then the error event')
   await closed
   t.pass('the silent upstream request was closed')

@@ -2,7 +2,7 @@
 import { gzipSync, gunzipSync } from 'node:zlib'
 import t from 'tap'
 import type { Test } from 'tap'
-import { startGate } from '../fixtures/gate.js'
+import { pathAndQuery, startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
 import { IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage, hermesFixture } from '../fixtures/hermes.js'
 import { postJson, send } from '../fixtures/http.js'
@@ -38,14 +38,14 @@ t.test('the recorded MEDIA answer comes back with only the content rewritten', a
 
   const got = JSON.parse(res.text) as { choices: Array<{ message: { content: string } }> }
   const want = JSON.parse(recorded) as { choices: Array<{ message: { content: string } }> }
-  const url = `${gate.publicUrl}/images/${IMAGE_NAME}`
+  const url = gate.link(IMAGE_NAME)
   t.equal(got.choices[0]?.message.content, `Done.\n\n![${IMAGE_NAME}](${url})\n\nThe file is also in your cache.`, 'the MEDIA tag is now a markdown image')
   const [gotChoice] = got.choices
   const [wantChoice] = want.choices
   if (gotChoice !== undefined && wantChoice !== undefined) wantChoice.message.content = gotChoice.message.content
   t.same(got, want, 'every other field is unchanged')
 
-  const image = await send(gate.url, { path: new URL(url).pathname })
+  const image = await send(gate.url, { path: pathAndQuery(url) })
   t.equal(image.headers['content-type'], 'image/png', 'the link serves a PNG')
   t.same(image.body, PNG, 'the linked file, byte for byte')
 })

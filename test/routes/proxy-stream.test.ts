@@ -1,7 +1,7 @@
 // Streamed chat completions end to end: real mock upstream, real proxy, real files.
 import t from 'tap'
 import type { Test } from 'tap'
-import { contentByChoice, contentOf, dataLines, eventBlocks, startGate } from '../fixtures/gate.js'
+import { pathAndQuery, contentByChoice, contentOf, dataLines, eventBlocks, startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
 import { CONTAINER_DIR, IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage, hermesFixture } from '../fixtures/hermes.js'
 import { postJson, send } from '../fixtures/http.js'
@@ -30,7 +30,7 @@ function perCharacter (text: string, index = 0): string[] {
 }
 
 function linkFor (gate: Gate, name: string): string {
-  return `${gate.publicUrl}/images/${name}`
+  return gate.link(name)
 }
 
 t.test('the recorded hermes stream comes out with the image path rewritten', async t => {
@@ -67,7 +67,7 @@ t.test('the recorded hermes stream comes out with the image path rewritten', asy
 
   const link = /\]\((http[^)]+)\)/.exec(contentOf(res.text))?.[1]
   t.equal(link, linkFor(gate, IMAGE_NAME), 'the link points at the public URL')
-  const image = await send(gate.url, { path: new URL(link ?? '').pathname })
+  const image = await send(gate.url, { path: pathAndQuery(link ?? '') })
   t.equal(image.status, 200, 'the linked image is served')
   t.equal(image.headers['content-type'], 'image/png', 'as a PNG')
   t.same(image.body, PNG, 'byte for byte')

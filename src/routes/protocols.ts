@@ -1,0 +1,30 @@
+import { rewriteChatCompletionBody } from '../rewrite/chat-body.js'
+import { rewriteResponsesBody } from '../rewrite/responses-body.js'
+import type { Rewriter } from '../rewrite/rewriter.js'
+import { createChatCompletionsHandler } from '../sse/chat-completions.js'
+import type { EventHandler } from '../sse/event-stream.js'
+import { createResponsesHandler } from '../sse/responses.js'
+
+/** An API whose answers carry model text: where it lives, streamed and not. */
+export interface Protocol {
+  name: string
+  /** Client paths, with and without `/v1` (Open WebUI and the SDKs use either base). */
+  paths: readonly string[]
+  newHandler: (newRewriter: () => Rewriter, rewriteWhole: (text: string) => string) => EventHandler
+  rewriteBody: (body: string, rewriteWhole: (text: string) => string) => string
+}
+
+export const PROTOCOLS: readonly Protocol[] = [
+  {
+    name: 'chat.completions',
+    paths: ['/v1/chat/completions', '/chat/completions'],
+    newHandler: (newRewriter) => createChatCompletionsHandler(newRewriter),
+    rewriteBody: rewriteChatCompletionBody
+  },
+  {
+    name: 'responses',
+    paths: ['/v1/responses', '/responses'],
+    newHandler: createResponsesHandler,
+    rewriteBody: rewriteResponsesBody
+  }
+]
