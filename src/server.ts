@@ -6,7 +6,7 @@ import { defaultPublicUrl, redactUrl } from './config/urls.js'
 import type { Options } from './config/options.js'
 import { ImagegateError } from './errors.js'
 import { createFileResolver } from './files/resolver.js'
-import type { FileResolver } from './files/resolver.js'
+import type { FileResolver, Rejection } from './files/resolver.js'
 import { createSigner, loadOrCreateKey } from './files/signing.js'
 import type { Signer } from './files/signing.js'
 import { loggerOptions, pathOnly } from './log.js'
@@ -28,6 +28,9 @@ export interface ServerSettings {
   /** Overrides the home folder `~/` stands for in references. */
   homedir?: string
 }
+
+/** What happened to one reference; the server reports each one to `onReference`. */
+export type ReferenceOutcome = 'rewritten' | 'in-code' | Rejection
 
 export interface Server {
   app: FastifyInstance

@@ -18,7 +18,16 @@ export interface RewriterOptions {
   maxHold?: number
   /** Called once per rewritten reference (logging, metrics). */
   onRewrite?: (event: RewriteEvent) => void
+  /**
+   * Called for a complete reference left alone because it is inside code (metrics).
+   * Code is never held back, so a reference in code that is split across pieces is not
+   * seen whole and not reported: the count is a lower bound.
+   */
+  onCodeReference?: (dest: string) => void
 }
+
+/** Accepts every destination: used only to recognise reference syntax inside code. */
+const ANY: Resolve = (dest) => ({ url: '', name: dest, kind: 'image' })
 
 /** Incremental rewriter for one text stream (one `choices[].index`). */
 export interface Rewriter {
@@ -53,7 +62,7 @@ const CAPITAL_M = 0x4d
  * run keeps its paragraph in "code" and a fence's info string is not checked.
  */
 export function createRewriter (options: RewriterOptions): Rewriter {
-  const { resolve, onRewrite } = options
+  const { resolve, onRewrite, onCodeReference } = options
   const maxHold = options.maxHold ?? DEFAULT_MAX_HOLD
 
   let held = ''
@@ -169,10 +178,19 @@ export function createRewriter (options: RewriterOptions): Rewriter {
     prevWord = isWordChar(c)
   }
 
+  function reportInCode (buf: string, i: number, c: number): void {
+    const found = c === BANG ? parseMarkdownImage(buf, i, true, maxHold, ANY) : prevWord ? undefined : parseMediaTag(buf, i, true, maxHold, ANY)
+    if (found?.kind === 'match') onCodeReference?.(found.dest)
+  }
+
   function parseAt (buf: string, i: number, eof: boolean): ParseResult | undefined {
     const c = buf.charCodeAt(i)
     if (!lineEntered) enterLine(c)
-    if (fenceChar !== 0 || span !== 0 || escaped || lineCode) return undefined
+    if (fenceChar !== 0 || span !== 0 || lineCode) {
+      if (onCodeReference !== undefined) reportInCode(buf, i, c)
+      return undefined
+    }
+    if (escaped) return undefined
     if (c === BANG) return parseMarkdownImage(buf, i, eof, maxHold, resolve)
     if (c === CAPITAL_M && !prevWord) return parseMediaTag(buf, i, eof, maxHold, resolve)
     return undefined

@@ -170,3 +170,11 @@ t.test('no piece ever carries part of a reference that a later piece changes', a
   }), { numRuns: 2000 })
   t.pass('every prefix sent is a prefix of the final text')
 })
+
+t.test('onCodeReference reports whole references left alone in code', async (t) => {
+  const seen: string[] = []
+  const text = 'a `![x](/c/x.png)` b\n```\nMEDIA:/etc/passwd\n```\n\n    ![i](/c/x.png)\n![real](/c/x.png)'
+  const out = rewriteText(text, { resolve, onCodeReference: (dest) => seen.push(dest) })
+  t.same(seen, ['/c/x.png', '/etc/passwd', '/c/x.png'], 'span, fence and indented code, in order')
+  t.equal(out, text.replace('![real](/c/x.png)', `![real](${URL_X})`), 'only the reference outside code is rewritten')
+})
