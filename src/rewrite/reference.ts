@@ -25,6 +25,28 @@ export type ParseResult =
   | { kind: 'need' }
   | { kind: 'none' }
   | { kind: 'match', end: number, text: string, dest: string, resolved: Resolved }
+  /** `![alt](data:image/…;base64,` up to `bodyStart`: the base64 body follows. */
+  | { kind: 'data', destStart: number, bodyStart: number, mime: string }
+
+/**
+ * The image types an inline `data:` image may be stored as; each must match its magic
+ * bytes when decoded (see data-image.ts).
+ */
+export const DATA_IMAGE_PREFIXES: ReadonlyMap<string, string> = new Map(
+  ['png', 'jpeg', 'jpg', 'gif', 'webp', 'avif', 'bmp'].map((type) => [`data:image/${type};base64,`, `image/${type === 'jpg' ? 'jpeg' : type}`])
+)
+const LONGEST_DATA_PREFIX = Math.max(...[...DATA_IMAGE_PREFIXES.keys()].map((prefix) => prefix.length))
+
+/** The data-image prefix at `at`: its MIME type, `need` while it may still become one, or none. */
+function dataPrefixAt (buf: string, at: number, end: number, final: boolean): { mime: string, end: number } | 'need' | undefined {
+  const seen = buf.slice(at, Math.min(end, at + LONGEST_DATA_PREFIX)).toLowerCase()
+  let possible = false
+  for (const [prefix, mime] of DATA_IMAGE_PREFIXES) {
+    if (seen.startsWith(prefix)) return { mime, end: at + prefix.length }
+    if (prefix.startsWith(seen)) possible = true
+  }
+  return possible && !final ? 'need' : undefined
+}
 
 const NEED: ParseResult = { kind: 'need' }
 const NONE: ParseResult = { kind: 'none' }
@@ -66,7 +88,7 @@ function windowAt (buf: string, start: number, eof: boolean, maxHold: number): W
  * Alt text may nest balanced brackets; it may not contain a line break or a backtick
  * (a code span inside alt text binds tighter than the link, so we leave those alone).
  */
-export function parseMarkdownImage (buf: string, start: number, eof: boolean, maxHold: number, resolve: Resolve): ParseResult {
+export function parseMarkdownImage (buf: string, start: number, eof: boolean, maxHold: number, resolve: Resolve, captureData = false): ParseResult {
   const { end, final } = windowAt(buf, start, eof, maxHold)
   const more = final ? NONE : NEED
   let j = start + 1
@@ -89,6 +111,11 @@ export function parseMarkdownImage (buf: string, start: number, eof: boolean, ma
   while (j < end && isBlank(buf.charCodeAt(j))) j++
   if (j >= end) return more
   const destStart = j
+  if (captureData && (buf.charCodeAt(j) | 0x20) === 0x64 /* d */) {
+    const data = dataPrefixAt(buf, j, end, final)
+    if (data === 'need') return NEED
+    if (data !== undefined) return { kind: 'data', destStart, bodyStart: data.end, mime: data.mime }
+  }
   let rawDest: string
   if (buf.charCodeAt(j) === 0x3c /* < */) {
     for (j++; ; j++) {

@@ -1,3 +1,5 @@
+import { createDataCapture } from './data-capture.js'
+import type { DataCapture } from './data-capture.js'
 import { isWordChar, parseMarkdownImage, parseMediaTag } from './reference.js'
 import type { ParseResult, Resolve, Resolved } from './reference.js'
 
@@ -24,6 +26,13 @@ export interface RewriterOptions {
    * seen whole and not reported: the count is a lower bound.
    */
   onCodeReference?: (dest: string) => void
+  /**
+   * Stores an inline `data:` image and returns where it is served, or undefined to leave
+   * it as it was. Without it, inline images are ordinary (undeliverable) destinations.
+   */
+  storeDataImage?: (mime: string, base64: string) => Resolved | undefined
+  /** Longest base64 body captured for `storeDataImage`, in characters. */
+  maxDataChars?: number
 }
 
 /** Accepts every destination: used only to recognise reference syntax inside code. */
@@ -62,10 +71,13 @@ const CAPITAL_M = 0x4d
  * run keeps its paragraph in "code" and a fence's info string is not checked.
  */
 export function createRewriter (options: RewriterOptions): Rewriter {
-  const { resolve, onRewrite, onCodeReference } = options
+  const { resolve, onRewrite, onCodeReference, storeDataImage } = options
   const maxHold = options.maxHold ?? DEFAULT_MAX_HOLD
+  const maxDataChars = options.maxDataChars ?? Infinity
 
   let held = ''
+  /** The inline image being collected, if any; its text is held in it, not in `held`. */
+  let capture: DataCapture | undefined
 
   // Code tracking.
   let fenceChar = 0
@@ -191,15 +203,61 @@ export function createRewriter (options: RewriterOptions): Rewriter {
       return undefined
     }
     if (escaped) return undefined
-    if (c === BANG) return parseMarkdownImage(buf, i, eof, maxHold, resolve)
+    if (c === BANG) return parseMarkdownImage(buf, i, eof, maxHold, resolve, storeDataImage !== undefined)
     if (c === CAPITAL_M && !prevWord) return parseMediaTag(buf, i, eof, maxHold, resolve)
     return undefined
   }
 
-  function scan (buf: string, eof: boolean): string {
+  /** Sets the state after a reference that ended at `buf[end - 1]`. */
+  function afterReference (buf: string, end: number): void {
+    // A reference never spans lines, so the line state is the one it started in.
+    lineStart = false
+    lineBlank = false
+    escaped = false
+    prevWord = isWordChar(buf.charCodeAt(end - 1))
+  }
+
+  /**
+   * Continues the inline image being captured from `buf[i]`. Returns the output and the
+   * position scanning resumes at, or undefined when all of `buf` was taken.
+   */
+  function continueCapture (active: DataCapture, buf: string, i: number, eof: boolean): { out: string, buf: string, next: number } | undefined {
+    const step = active.step(buf, i, eof)
+    if (step.kind === 'more') return undefined
+    capture = undefined
+    if (step.kind === 'done') {
+      const resolved = storeDataImage?.(active.mime, step.base64)
+      if (resolved !== undefined) {
+        onRewrite?.({ dest: `data:${active.mime}`, resolved })
+        afterReference(buf, step.end)
+        return { out: active.lead + resolved.url + step.tail, buf, next: step.end }
+      }
+      return release(step.original, buf, step.end)
+    }
+    return release(step.original, buf, step.resume)
+  }
+
+  /**
+   * An inline image that is not stored goes out as it came: its `!` as plain text (as
+   * if the parse had failed there), the rest scanned again like any text.
+   */
+  function release (original: string, buf: string, resume: number): { out: string, buf: string, next: number } {
+    advance(BANG)
+    return { out: '!', buf: original.slice(1) + buf.slice(resume), next: 0 }
+  }
+
+  function scan (input: string, eof: boolean): string {
+    let buf = input
     let out = ''
     let from = 0
     let i = 0
+    if (capture !== undefined) {
+      const resumed = continueCapture(capture, buf, 0, eof)
+      if (resumed === undefined) return ''
+      out = resumed.out
+      buf = resumed.buf
+      from = i = resumed.next
+    }
     while (i < buf.length) {
       const c = buf.charCodeAt(i)
       if (c === BANG || c === CAPITAL_M) {
@@ -215,11 +273,21 @@ export function createRewriter (options: RewriterOptions): Rewriter {
           onRewrite?.({ dest: result.dest, resolved: result.resolved })
           i = result.end
           from = i
-          // A reference never spans lines, so the line state is the one it started in.
-          lineStart = false
-          lineBlank = false
-          escaped = false
-          prevWord = isWordChar(buf.charCodeAt(i - 1))
+          afterReference(buf, i)
+          continue
+        }
+        if (result !== undefined && result.kind === 'data') {
+          out += buf.slice(from, i)
+          const active = createDataCapture(buf.slice(i, result.bodyStart), result.destStart - i, result.mime, maxDataChars)
+          capture = active
+          const resumed = continueCapture(active, buf, result.bodyStart, eof)
+          if (resumed === undefined) {
+            held = ''
+            return out
+          }
+          out += resumed.out
+          buf = resumed.buf
+          from = i = resumed.next
           continue
         }
       }
@@ -235,10 +303,10 @@ export function createRewriter (options: RewriterOptions): Rewriter {
       return scan(held.length === 0 ? text : held + text, false)
     },
     end (): string {
-      return held.length === 0 ? '' : scan(held, true)
+      return held.length === 0 && capture === undefined ? '' : scan(held, true)
     },
     get holding (): boolean {
-      return held.length > 0
+      return held.length > 0 || capture !== undefined
     }
   }
 }
