@@ -11,7 +11,8 @@ import { createSigner, loadOrCreateKey } from './files/signing.js'
 import type { Signer } from './files/signing.js'
 import { loggerOptions, pathOnly } from './log.js'
 import { createRewriter } from './rewrite/rewriter.js'
-import type { Resolve } from './rewrite/reference.js'
+import { createDelivery } from './delivery.js'
+import { createDataStore } from './files/data-store.js'
 import { registerImages } from './routes/images.js'
 import { registerProxy } from './routes/proxy.js'
 import type { ActiveStream } from './routes/proxy.js'
@@ -83,7 +84,8 @@ export async function buildServer (options: Options, settings: ServerSettings = 
 
   let publicUrl = options.publicUrl ?? ''
   const files = createFileResolver({
-    cacheDirs: options.cacheDirs,
+    // Images decoded from inline data: URIs are served like cached ones, found last.
+    cacheDirs: [...options.cacheDirs, options.storeDir],
     allowSvg: options.allowSvg,
     ...(settings.homedir !== undefined ? { homedir: settings.homedir } : {})
   })
@@ -92,13 +94,15 @@ export async function buildServer (options: Options, settings: ServerSettings = 
   const upstream = createUpstream({ base: options.upstream, ...settings.upstreamTimeouts })
   app.addHook('onClose', async () => { await upstream.close() })
 
-  const resolve: Resolve = (dest, accept) => {
-    const result = files.resolveReference(dest, accept)
-    if (!result.ok) return undefined
-    const { name, kind } = result.delivery
-    const query = signer === undefined ? '' : `?sig=${signer.sign(name)}`
-    return { url: `${publicUrl}/images/${name}${query}`, name: displayName(name), kind }
-  }
+  const store = createDataStore({ dir: options.storeDir, maxBytes: options.dataImageMaxBytes })
+  const delivery = createDelivery({
+    files,
+    signer,
+    publicUrl: () => publicUrl,
+    mode: options.mode,
+    inlineMaxBytes: options.inlineMaxBytes,
+    store
+  })
 
   app.setErrorHandler((error, request, reply) => {
     if (error instanceof ImagegateError) {
@@ -122,7 +126,10 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     keepaliveMs: options.keepalive * 1000,
     streams,
     newRewriter: (log) => createRewriter({
-      resolve,
+      resolve: delivery.resolve,
+      storeDataImage: delivery.storeDataImage,
+      // Four base64 characters per three bytes.
+      maxDataChars: Math.ceil(options.dataImageMaxBytes / 3) * 4,
       onRewrite: ({ resolved }) => { log.debug({ name: resolved.name }, 'reference rewritten') }
     })
   })
@@ -165,7 +172,8 @@ export async function startServer (options: Options, extra: { warnings?: string[
     url,
     publicUrl: server.publicUrl,
     upstream: redactUrl(options.upstream),
-    cacheDirs: server.files.roots
+    cacheDirs: options.cacheDirs,
+    storeDir: options.storeDir
   }, `imagegate listening on ${url}`)
   return { url, close: server.close }
 }
@@ -187,13 +195,4 @@ function logRequestOnClose (request: FastifyRequest, reply: FastifyReply): void 
       ...(finished ? {} : { aborted: true })
     }, 'request')
   })
-}
-
-function displayName (name: string): string {
-  const last = name.slice(name.lastIndexOf('/') + 1)
-  try {
-    return decodeURIComponent(last)
-  } catch {
-    return last
-  }
 }

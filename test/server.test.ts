@@ -107,11 +107,12 @@ t.test('a configured public URL is used in links', async t => {
 
 t.test('buildServer does not listen; the public URL is known once it does', async t => {
   const { cache } = cacheWithImage(t)
-  const server = await buildServer(options('http://127.0.0.1:9/v1', cache, { logLevel: 'silent' }))
+  const settings = options('http://127.0.0.1:9/v1', cache, { logLevel: 'silent' })
+  const server = await buildServer(settings)
   t.teardown(() => server.close())
   t.equal(server.publicUrl, '', 'no public URL before listening')
   t.equal(server.app.server.listening, false, 'not listening')
-  t.same(server.files.roots, [cache], 'the resolver knows the cache dirs')
+  t.same(server.files.roots, [cache, settings.storeDir], 'the resolver knows the cache dirs, then the store')
   const url = await server.listen()
   t.equal(server.publicUrl, url, 'the listening URL once listening')
 })

@@ -30,7 +30,7 @@ export interface RewriterOptions {
    * Stores an inline `data:` image and returns where it is served, or undefined to leave
    * it as it was. Without it, inline images are ordinary (undeliverable) destinations.
    */
-  storeDataImage?: (mime: string, base64: string) => Resolved | undefined
+  storeDataImage?: ((mime: string, base64: string) => Resolved | undefined) | undefined
   /** Longest base64 body captured for `storeDataImage`, in characters. */
   maxDataChars?: number
 }

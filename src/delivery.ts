@@ -1,0 +1,113 @@
+/**
+ * How a deliverable file reaches the browser: as a signed link to imagegate, or (in
+ * `data-uri` mode, for browsers that cannot reach imagegate) inline as a `data:` URI.
+ * Inline URIs carry the file's name and signature as media-type parameters
+ * (`data:image/png;imagegate=<name>;sig=<mac>;base64,…`), which browsers ignore, so that
+ * when Open WebUI sends the chat history back, imagegate can recognise its own images and
+ * replace each by its short link before the history goes upstream.
+ */
+import fs from 'node:fs'
+import type { Mode } from './config/options.js'
+import type { DataStore } from './files/data-store.js'
+import { extensionOf } from './files/extensions.js'
+import type { FileResolver, Rejection } from './files/resolver.js'
+import type { Signer } from './files/signing.js'
+import type { Resolve, Resolved } from './rewrite/reference.js'
+
+const INLINE_TYPES: ReadonlyMap<string, string> = new Map([
+  ['png', 'image/png'], ['jpg', 'image/jpeg'], ['jpeg', 'image/jpeg'], ['gif', 'image/gif'],
+  ['webp', 'image/webp'], ['avif', 'image/avif'], ['bmp', 'image/bmp']
+])
+
+// One inline image imagegate wrote, as it appears in a JSON request body: `/` may be
+// escaped as `\/` by some serializers.
+const OWN_INLINE = /data:image\\?\/[a-z0-9.+-]+;imagegate=([A-Za-z0-9%._~!$&'()*+=:@\\/-]+?)(?:;sig=([A-Za-z0-9_-]+))?;base64,[A-Za-z0-9+\\/=]+/g
+
+export interface DeliveryOptions {
+  files: FileResolver
+  signer: Signer | undefined
+  /** The public base URL, known only once the server listens. */
+  publicUrl: () => string
+  mode: Mode
+  inlineMaxBytes: number
+  store: DataStore | undefined
+  /** Each reference left alone, with the reason (metrics). */
+  onReject?: (reason: Rejection) => void
+}
+
+export interface Delivery {
+  /** Resolves a destination the model wrote (for the rewriter). */
+  resolve: Resolve
+  /** Stores an inline upstream image (for the rewriter); undefined without a store. */
+  storeDataImage: ((mime: string, base64: string) => Resolved | undefined) | undefined
+  /** The signed link for an encoded name. */
+  link: (name: string) => string
+  /** Replaces inline images imagegate wrote by their links (request histories). */
+  shortenOwnInline: (body: string) => string
+}
+
+export function createDelivery (options: DeliveryOptions): Delivery {
+  const { files, signer, store } = options
+
+  function link (name: string): string {
+    const query = signer === undefined ? '' : `?sig=${signer.sign(name)}`
+    return `${options.publicUrl()}/images/${name}${query}`
+  }
+
+  function inline (name: string, realPath: string): string | undefined {
+    const type = INLINE_TYPES.get(extensionOf(realPath))
+    if (type === undefined) return undefined
+    let bytes: Buffer
+    try {
+      if (fs.statSync(realPath).size > options.inlineMaxBytes) return undefined
+      bytes = fs.readFileSync(realPath)
+    } catch {
+      return undefined
+    }
+    // Checked again after reading: the file may have grown in between.
+    if (bytes.length > options.inlineMaxBytes) return undefined
+    const sig = signer === undefined ? '' : `;sig=${signer.sign(name)}`
+    return `data:${type};imagegate=${name}${sig};base64,${bytes.toString('base64')}`
+  }
+
+  const resolve: Resolve = (dest, accept) => {
+    const result = files.resolveReference(dest, accept)
+    if (!result.ok) {
+      options.onReject?.(result.reason)
+      return undefined
+    }
+    const { name, kind, realPath } = result.delivery
+    const url = (options.mode === 'data-uri' && kind === 'image' ? inline(name, realPath) : undefined) ?? link(name)
+    return { url, name: displayName(name), kind }
+  }
+
+  const storeDataImage = store === undefined
+    ? undefined
+    : (mime: string, base64: string): Resolved | undefined => {
+        const saved = store.save(mime, base64)
+        if (!saved.ok) return undefined
+        return { url: link(saved.name), name: saved.name, kind: 'image' }
+      }
+
+  function shortenOwnInline (body: string): string {
+    if (body.indexOf(';imagegate=') === -1) return body
+    return body.replace(OWN_INLINE, (whole: string, escapedName: string, sig: string | undefined) => {
+      const name = escapedName.replaceAll('\\/', '/')
+      // Only what imagegate signed: a forged marker must not turn into a signed link.
+      if (signer !== undefined && !signer.verify(name, sig)) return whole
+      if (files.resolveName(name) === undefined) return whole
+      return link(name)
+    })
+  }
+
+  return { resolve, storeDataImage, link, shortenOwnInline }
+}
+
+function displayName (name: string): string {
+  const last = name.slice(name.lastIndexOf('/') + 1)
+  try {
+    return decodeURIComponent(last)
+  } catch {
+    return last
+  }
+}
