@@ -1,0 +1,78 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import t from 'tap'
+import { createDelivery } from '../src/delivery.js'
+import type { DeliveryOptions } from '../src/delivery.js'
+import { createDataStore } from '../src/files/data-store.js'
+import { createFileResolver } from '../src/files/resolver.js'
+import { createSigner } from '../src/files/signing.js'
+import { solidPng } from './fixtures/png.js'
+
+const SMALL = solidPng(2, 2)
+// Larger than the inline limit below; its content does not matter to delivery.
+const BIG = Buffer.concat([SMALL, Buffer.alloc(5000)])
+const signer = createSigner('d'.repeat(32))
+
+function setup (t: Parameters<Parameters<typeof t.test>[1]>[0], overrides: Partial<DeliveryOptions> = {}) {
+  const dir = t.testdir({ cache: { 'small.png': SMALL, 'big.png': BIG, 'song.mp3': 'ID3', sub: { 'deep.png': SMALL } }, store: {} })
+  const files = createFileResolver({ cacheDirs: [path.join(dir, 'cache'), path.join(dir, 'store')] })
+  const rejected: string[] = []
+  const delivery = createDelivery({
+    files,
+    signer,
+    publicUrl: () => 'http://gate.test',
+    mode: 'link',
+    inlineMaxBytes: 1000,
+    store: createDataStore({ dir: path.join(dir, 'store'), maxBytes: 1_000_000 }),
+    onReject: (reason) => rejected.push(reason),
+    ...overrides
+  })
+  return { dir, delivery, rejected }
+}
+
+t.test('links are signed absolute URLs; rejections are reported', async (t) => {
+  const { dir, delivery, rejected } = setup(t)
+  t.same(delivery.resolve(path.join(dir, 'cache/sub/deep.png'), 'image'), {
+    url: `http://gate.test/images/sub/deep.png?sig=${signer.sign('sub/deep.png')}`, name: 'deep.png', kind: 'image'
+  }, 'nested file')
+  t.equal(delivery.resolve('/etc/passwd', 'image'), undefined, 'not deliverable')
+  t.equal(delivery.resolve('/root/.hermes/cache/images/missing.png', 'image'), undefined, 'missing')
+  t.same(rejected, ['extension', 'outside-roots'], 'each reason reported')
+  const unsigned = setup(t, { signer: undefined }).delivery
+  t.equal(unsigned.link('a.png'), 'http://gate.test/images/a.png', 'no query without signing')
+})
+
+t.test('data-uri mode inlines small images and links the rest', async (t) => {
+  const { dir, delivery } = setup(t, { mode: 'data-uri' })
+  const small = delivery.resolve(path.join(dir, 'cache/small.png'), 'image')
+  t.equal(small?.url, `data:image/png;imagegate=small.png;sig=${signer.sign('small.png')};base64,${SMALL.toString('base64')}`, 'inline, marked with name and signature')
+  t.match(delivery.resolve(path.join(dir, 'cache/big.png'), 'image')?.url, /^http:\/\/gate\.test\/images\/big\.png\?sig=/, 'over inline-max-bytes: a link')
+  t.match(delivery.resolve(path.join(dir, 'cache/song.mp3'), 'media')?.url, /^http:\/\/gate\.test\/images\/song\.mp3\?sig=/, 'media: always a link')
+})
+
+t.test('inline images imagegate wrote are shortened to links in request bodies', async (t) => {
+  const { dir, delivery } = setup(t, { mode: 'data-uri' })
+  const inline = delivery.resolve(path.join(dir, 'cache/small.png'), 'image')?.url as string
+  const link = delivery.link('small.png')
+  const body = JSON.stringify({ messages: [{ role: 'assistant', content: `here ![small.png](${inline}) and again ![x](${inline})` }] })
+  t.equal(delivery.shortenOwnInline(body), JSON.stringify({ messages: [{ role: 'assistant', content: `here ![small.png](${link}) and again ![x](${link})` }] }), 'both replaced')
+  const escaped = body.replaceAll('/', '\\/')
+  t.match(delivery.shortenOwnInline(escaped), `![small.png](${link})`, 'also with \\/ escapes')
+  const forged = `data:image/png;imagegate=big.png;sig=${signer.sign('small.png')};base64,AAAA`
+  t.equal(delivery.shortenOwnInline(forged), forged, 'a marker with a wrong signature is left alone')
+  const unsignedMarker = 'data:image/png;imagegate=big.png;base64,AAAA'
+  t.equal(delivery.shortenOwnInline(unsignedMarker), unsignedMarker, 'and one without a signature')
+  const gone = `data:image/png;imagegate=gone.png;sig=${signer.sign('gone.png')};base64,AAAA`
+  t.equal(delivery.shortenOwnInline(gone), gone, 'a name that no longer resolves is left alone')
+  t.equal(delivery.shortenOwnInline('{"plain": true}'), '{"plain": true}', 'bodies without markers are returned as they are')
+})
+
+t.test('inline upstream images are stored and linked', async (t) => {
+  const { dir, delivery } = setup(t)
+  const stored = delivery.storeDataImage?.('image/png', SMALL.toString('base64'))
+  t.match(stored, { name: /^[0-9a-f]{32}\.png$/, kind: 'image' }, 'stored under a content hash')
+  t.equal(stored?.url, delivery.link(stored?.name ?? ''), 'served by a signed link')
+  t.same(fs.readFileSync(path.join(dir, 'store', stored?.name ?? '')), SMALL, 'the decoded bytes on disk')
+  t.equal(delivery.storeDataImage?.('image/gif', SMALL.toString('base64')), undefined, 'a type mismatch is not stored')
+  t.equal(setup(t, { store: undefined }).delivery.storeDataImage, undefined, 'no store, no capture')
+})
