@@ -1,6 +1,6 @@
 import fs from 'node:fs'
 import path from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createDelivery } from '../src/delivery.js'
 import type { DeliveryOptions } from '../src/delivery.js'
 import { createDataStore } from '../src/files/data-store.js'
@@ -13,7 +13,7 @@ const SMALL = solidPng(2, 2)
 const BIG = Buffer.concat([SMALL, Buffer.alloc(5000)])
 const signer = createSigner('d'.repeat(32))
 
-function setup (t: Parameters<Parameters<typeof t.test>[1]>[0], overrides: Partial<DeliveryOptions> = {}) {
+function setup (t: Test, overrides: Partial<DeliveryOptions> = {}) {
   const dir = t.testdir({ cache: { 'small.png': SMALL, 'big.png': BIG, 'song.mp3': 'ID3', sub: { 'deep.png': SMALL } }, store: {} })
   const files = createFileResolver({ cacheDirs: [path.join(dir, 'cache'), path.join(dir, 'store')] })
   const rejected: string[] = []

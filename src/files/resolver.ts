@@ -114,7 +114,7 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
     if (base === undefined) return { ok: false, reason: 'missing' }
     let realPath: string
     try {
-      realPath = fs.realpathSync(path.join(base, ...segments))
+      realPath = fs.realpathSync.native(path.join(base, ...segments))
     } catch {
       // ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, EACCES: nothing we could serve.
       return { ok: false, reason: 'missing' }
@@ -144,9 +144,13 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
    * relative path. Both entry points go through here, so a link written today serves
    * the same file tomorrow. The reason given is the first one that is not 'missing'.
    */
-  function lookup (segments: readonly string[]): ResolveResult {
+  function lookup (segments: readonly string[]): ResolveResult
+  function lookup (segments: readonly string[], before: Root): ResolveResult | undefined
+  function lookup (segments: readonly string[], before?: Root): ResolveResult | undefined {
     let reason: Rejection = 'missing'
     for (const root of roots) {
+      // With `before`, only the dirs ahead of it, and no verdict if none of them has it.
+      if (root === before) return undefined
       const result = check(root, segments)
       if (result.ok) return result
       if (reason === 'missing') reason = result.reason
@@ -174,7 +178,9 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
         // be replaced by a namesake found elsewhere.
         const own = check(root, segments)
         if (!own.ok) return own
-        return narrow(lookup(segments), accept)
+        // The name must serve this file too: an earlier cache dir holding the same
+        // relative path wins, as it does in `resolveName`.
+        return narrow(lookup(segments, root) ?? own, accept)
       }
     }
     // The agent's paths are not ours (it runs in a container): match by name, directly
