@@ -6,13 +6,17 @@ import { defaultPublicUrl, redactUrl } from './config/urls.js'
 import type { Options } from './config/options.js'
 import { ImagegateError } from './errors.js'
 import { createFileResolver } from './files/resolver.js'
-import type { FileResolver, Rejection } from './files/resolver.js'
+import type { FileResolver } from './files/resolver.js'
 import { createSigner, loadOrCreateKey } from './files/signing.js'
 import type { Signer } from './files/signing.js'
-import { loggerOptions, pathOnly } from './log.js'
+import { logDestination, loggerOptions, pathOnly } from './log.js'
+import { createMetrics, registerMetrics } from './metrics.js'
+import type { Metrics, ReferenceOutcome } from './metrics.js'
 import { createRewriter } from './rewrite/rewriter.js'
 import { createDelivery } from './delivery.js'
 import { createDataStore } from './files/data-store.js'
+import type { Resolve } from './rewrite/reference.js'
+import { createReadiness, probeUpstream, registerHealth } from './routes/health.js'
 import { registerImages } from './routes/images.js'
 import { registerProxy } from './routes/proxy.js'
 import type { ActiveStream } from './routes/proxy.js'
@@ -28,10 +32,12 @@ export interface ServerSettings {
   upstreamTimeouts?: Pick<UpstreamOptions, 'headersTimeout' | 'bodyTimeout' | 'connectTimeout'>
   /** Overrides the home folder `~/` stands for in references. */
   homedir?: string
+  /** Readiness probe timeout and cache, for tests. */
+  readiness?: { timeoutMs?: number, ttlMs?: number, now?: () => number }
 }
 
 /** What happened to one reference; the server reports each one to `onReference`. */
-export type ReferenceOutcome = 'rewritten' | 'in-code' | Rejection
+export type { ReferenceOutcome }
 
 export interface Server {
   app: FastifyInstance
@@ -61,8 +67,10 @@ function signerFor (options: Options): Signer | undefined {
 
 /** Builds the whole application without listening (routes, upstream pool, resolver). */
 export async function buildServer (options: Options, settings: ServerSettings = {}): Promise<Server> {
+  const streams = new Set<ActiveStream>()
+  const metrics = createMetrics({ activeStreams: () => streams.size })
   const app = Fastify({
-    logger: loggerOptions({ level: options.logLevel, stream: settings.logStream }),
+    logger: loggerOptions({ level: options.logLevel, stream: await logDestination(settings.logStream) }),
     logController: new LogController({ disableRequestLogging: true }),
     // `//v1//chat/completions` is the same route; Open WebUI users paste base URLs with a
     // trailing slash.
@@ -77,7 +85,7 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     frameworkErrors: (error, request, reply) => {
       // Fastify's option type is generic over route schemas this server does not use.
       const plain = reply as unknown as FastifyReply
-      logRequestOnClose(request as unknown as FastifyRequest, plain)
+      observeOnClose(request as unknown as FastifyRequest, plain, metrics)
       plain.code(error.statusCode ?? 400).send({ error: { message: 'the request URL is malformed', type: 'invalid_request_error', code: error.code } })
     }
   })
@@ -90,10 +98,20 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     ...(settings.homedir !== undefined ? { homedir: settings.homedir } : {})
   })
   const signer = signerFor(options)
-  const streams = new Set<ActiveStream>()
   const upstream = createUpstream({ base: options.upstream, ...settings.upstreamTimeouts })
   app.addHook('onClose', async () => { await upstream.close() })
 
+  // Off while text is rewritten a second time, so that its references count once.
+  let quiet = false
+  const onReference = (outcome: ReferenceOutcome): void => { if (!quiet) metrics.reference(outcome) }
+  const quietly = (inner: Resolve): Resolve => (dest, accept) => {
+    quiet = true
+    try {
+      return inner(dest, accept)
+    } finally {
+      quiet = false
+    }
+  }
   const store = createDataStore({ dir: options.storeDir, maxBytes: options.dataImageMaxBytes })
   const delivery = createDelivery({
     files,
@@ -101,7 +119,8 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     publicUrl: () => publicUrl,
     mode: options.mode,
     inlineMaxBytes: options.inlineMaxBytes,
-    store
+    store,
+    onReject: onReference
   })
 
   app.setErrorHandler((error, request, reply) => {
@@ -116,31 +135,47 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     return reply.code(status).send({ error: { message, type: status >= 500 ? 'server_error' : 'invalid_request_error', code: (error as { code?: string }).code ?? 'error' } })
   })
 
-  app.addHook('onRequest', async (request, reply) => { logRequestOnClose(request, reply) })
+  app.addHook('onRequest', async (request, reply) => { observeOnClose(request, reply, metrics) })
 
-  app.get('/healthz', async () => ({ status: 'ok', version: VERSION }))
+  const { timeoutMs, ...cache } = settings.readiness ?? {}
+  const probe = (): ReturnType<typeof probeUpstream> =>
+    probeUpstream({ upstream, apiKey: options.upstreamApiKey, ...(timeoutMs !== undefined ? { timeoutMs } : {}) })
+  await app.register(registerHealth, { version: VERSION, readiness: createReadiness({ probe, ...cache }) })
+  await app.register(registerMetrics, { metrics })
   await app.register(registerImages, { files, signer })
   await app.register(registerProxy, {
     upstream,
     upstreamApiKey: options.upstreamApiKey,
     keepaliveMs: options.keepalive * 1000,
     streams,
-    newRewriter: (log) => createRewriter({
-      resolve: delivery.resolve,
+    onUpstreamHeaders: (request, seconds) => { metrics.upstreamFirstByte(routeOf(request), seconds) },
+    newRewriter: (log, repeat) => createRewriter({
+      resolve: repeat ? quietly(delivery.resolve) : delivery.resolve,
       storeDataImage: delivery.storeDataImage,
       // Four base64 characters per three bytes.
       maxDataChars: Math.ceil(options.dataImageMaxBytes / 3) * 4,
-      onRewrite: ({ resolved }) => { log.debug({ name: resolved.name }, 'reference rewritten') }
+      // Text rewritten a second time is neither logged nor counted again.
+      ...(repeat
+        ? {}
+        : {
+            onRewrite: ({ resolved }) => {
+              onReference('rewritten')
+              log.debug({ name: resolved.name }, 'reference rewritten')
+            },
+            onCodeReference: () => { onReference('in-code') }
+          })
     })
   })
 
   async function close (): Promise<void> {
     const closing = app.close()
     if (streams.size > 0) {
+      app.log.info({ streams: streams.size, graceSeconds: options.shutdownGrace }, 'shutting down: waiting for running streams')
       let timer: NodeJS.Timeout | undefined
       const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, options.shutdownGrace * 1000) })
       await Promise.race([Promise.allSettled([...streams].map((stream) => stream.done)), grace])
       clearTimeout(timer)
+      if (streams.size > 0) app.log.warn({ streams: streams.size }, 'shutting down: cutting streams still running')
       for (const stream of streams) stream.stop(shuttingDown())
     }
     await closing
@@ -179,20 +214,28 @@ export async function startServer (options: Options, extra: { warnings?: string[
 }
 
 /**
- * One line per request, written by us so it never carries headers or query strings.
- * On the response's `close` rather than in onResponse, which Fastify never runs for a
- * client that went away mid-stream, and those are the requests an operator looks for.
+ * One line per request, written by us so it never carries headers or query strings, and
+ * the request's metrics. On the response's `close` rather than in onResponse, which
+ * Fastify never runs for a client that went away mid-stream, and those are the requests
+ * an operator looks for.
  */
-function logRequestOnClose (request: FastifyRequest, reply: FastifyReply): void {
+function observeOnClose (request: FastifyRequest, reply: FastifyReply, metrics: Metrics): void {
   reply.raw.once('close', () => {
     const finished = reply.raw.writableFinished
+    // Before headers went out there is no status to report.
+    const status = finished || reply.raw.headersSent ? reply.statusCode : undefined
     request.log.info({
       method: request.method,
       url: pathOnly(request.url),
-      // Before headers went out there is no status to report.
-      ...(finished || reply.raw.headersSent ? { statusCode: reply.statusCode } : {}),
+      ...(status !== undefined ? { statusCode: status } : {}),
       ms: Math.round(reply.elapsedTime),
       ...(finished ? {} : { aborted: true })
     }, 'request')
+    metrics.request({ method: request.method, route: routeOf(request), status, finished, contentLength: reply.getHeader('content-length') })
   })
+}
+
+/** The route pattern a request matched (`/images/*`), never its URL; undefined for none. */
+function routeOf (request: FastifyRequest): string | undefined {
+  return request.routeOptions.url
 }

@@ -31,8 +31,14 @@ export interface ActiveStream {
 export interface ProxyOptions {
   upstream: Upstream
   upstreamApiKey: string | undefined
-  /** A fresh rewriter for one text stream, logging through `log`. */
-  newRewriter: (log: FastifyRequest['log']) => Rewriter
+  /**
+   * A fresh rewriter for one text stream, logging through `log`. `repeat` marks text the
+   * stream already rewrote piece by piece (the Responses API's `*.done` objects), whose
+   * references must not be counted again.
+   */
+  newRewriter: (log: FastifyRequest['log'], repeat: boolean) => Rewriter
+  /** Seconds from sending a request upstream to its response head (metrics). */
+  onUpstreamHeaders?: (request: FastifyRequest, seconds: number) => void
   /** Milliseconds of upstream silence before a keep-alive comment; 0 = never. */
   keepaliveMs: number
   /** Every running event stream is added here until it ends. */
@@ -74,9 +80,9 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
   }
   app.all('/*', (request, reply) => forward(request, reply, undefined))
 
-  function rewriteWhole (request: FastifyRequest): (text: string) => string {
+  function rewriteWhole (request: FastifyRequest, repeat: boolean): (text: string) => string {
     return (text) => {
-      const rewriter = options.newRewriter(request.log)
+      const rewriter = options.newRewriter(request.log, repeat)
       return rewriter.push(text) + rewriter.end()
     }
   }
@@ -101,6 +107,7 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
       : undefined
 
     let response: Dispatcher.ResponseData
+    const sent = performance.now()
     try {
       response = await upstream.dispatcher.request({
         path: upstream.pathFor(request.url),
@@ -115,6 +122,7 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
       throw classifyUpstreamError(err)
     }
 
+    options.onUpstreamHeaders?.(request, (performance.now() - sent) / 1000)
     const { statusCode, headers } = response
     const ok = statusCode >= 200 && statusCode < 300 && isPlain(headers['content-encoding'])
     const type = headers['content-type']
@@ -127,7 +135,7 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
       if (read.whole) {
         const raw = Buffer.concat(read.chunks)
         const text = raw.toString('utf8')
-        const rewritten = protocol.rewriteBody(text, rewriteWhole(request))
+        const rewritten = protocol.rewriteBody(text, rewriteWhole(request, false))
         // Bytes, not a string: Fastify would add `; charset=utf-8` to the upstream's
         // content-type, and an unchanged body keeps even bytes that are not UTF-8.
         const out = rewritten === text ? raw : Buffer.from(rewritten, 'utf8')
@@ -146,7 +154,7 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
    * finishes.
    */
   function streamEvents (request: FastifyRequest, reply: FastifyReply, protocol: Protocol, response: Dispatcher.ResponseData, controller: AbortController): FastifyReply {
-    const handler = protocol.newHandler(() => options.newRewriter(request.log), rewriteWhole(request))
+    const handler = protocol.newHandler(() => options.newRewriter(request.log, false), rewriteWhole(request, true))
     reply.hijack()
     reply.raw.writeHead(response.statusCode, { ...clientResponseHeaders(response.headers, true), ...SSE_HEADERS })
     const pump = pumpEvents(reply.raw, response.body, createEventStream(handler), {
