@@ -1,0 +1,38 @@
+# imagegate: docker build -t imagegate . && docker run imagegate --upstream URL …
+# Flags go after the image name; every IMAGEGATE_* variable works too.
+
+# Compile the TypeScript with the dev dependencies.
+FROM node:24-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# Only what runs: production dependencies (pino-pretty, optional, included).
+FROM node:24-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev
+
+FROM node:24-slim
+WORKDIR /app
+# Inside a container the published port is the way in, so listen on every interface.
+# The signing key is kept in the state folder: mount a volume there, or image links in
+# the chat history stop working when the container is replaced.
+ENV NODE_ENV=production \
+    IMAGEGATE_HOST=0.0.0.0 \
+    IMAGEGATE_STATE_DIR=/var/lib/imagegate
+RUN mkdir -p /var/lib/imagegate && chown node:node /var/lib/imagegate
+# Owned by root: the process cannot change its own code.
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+USER node
+VOLUME /var/lib/imagegate
+EXPOSE 8090
+# Slim images have no curl; Node 24 has fetch. Checks the default port.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8090/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+ENTRYPOINT ["node", "dist/cli.js"]
