@@ -148,6 +148,7 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     upstreamApiKey: options.upstreamApiKey,
     keepaliveMs: options.keepalive * 1000,
     streams,
+    rewriteRequestBody: options.mode === 'data-uri' ? delivery.shortenOwnInline : undefined,
     onUpstreamHeaders: (request, seconds) => { metrics.upstreamFirstByte(routeOf(request), seconds) },
     newRewriter: (log, repeat) => createRewriter({
       resolve: repeat ? quietly(delivery.resolve) : delivery.resolve,

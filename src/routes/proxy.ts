@@ -41,6 +41,8 @@ export interface ProxyOptions {
   onUpstreamHeaders?: (request: FastifyRequest, seconds: number) => void
   /** Milliseconds of upstream silence before a keep-alive comment; 0 = never. */
   keepaliveMs: number
+  /** Rewrites a request body of the rewritten APIs before it goes upstream (data-uri mode). */
+  rewriteRequestBody?: ((body: string) => string) | undefined
   /** Every running event stream is added here until it ends. */
   streams?: Set<ActiveStream>
   maxBodySize?: number
@@ -101,10 +103,19 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
     const method = request.method as Dispatcher.HttpMethod
     const hasBody = method !== 'GET' && method !== 'HEAD'
     let tooLarge = false
-    const body = hasBody
+    const outgoing = upstreamRequestHeaders(request.headers, { apiKey: options.upstreamApiKey, identity: rewrite })
+    let body: Readable | Buffer | undefined
+    if (hasBody && protocol !== undefined && options.rewriteRequestBody !== undefined) {
+      // The history is read whole only when it has to change (data-uri mode).
+      const whole = await readRequest(request, maxBodySize)
+      const text = whole.toString('utf8')
+      const shortened = options.rewriteRequestBody(text)
+      body = shortened === text ? whole : Buffer.from(shortened, 'utf8')
+      outgoing['content-length'] = String(body.length)
+    } else if (hasBody) {
       // Not destroyed when the limit is hit: the rest is drained instead, see refuseTooLarge.
-      ? Readable.from(limitBody(request.raw.iterator({ destroyOnReturn: false }), maxBodySize, () => { tooLarge = true }), { objectMode: false })
-      : undefined
+      body = Readable.from(limitBody(request.raw.iterator({ destroyOnReturn: false }), maxBodySize, () => { tooLarge = true }), { objectMode: false })
+    }
 
     let response: Dispatcher.ResponseData
     const sent = performance.now()
@@ -112,7 +123,7 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
       response = await upstream.dispatcher.request({
         path: upstream.pathFor(request.url),
         method,
-        headers: upstreamRequestHeaders(request.headers, { apiKey: options.upstreamApiKey, identity: rewrite }),
+        headers: outgoing,
         body: body ?? null,
         signal: controller.signal
       })
@@ -193,6 +204,17 @@ function refuseTooLarge (request: FastifyRequest, limit: number): ImagegateError
     raw.resume()
   }
   return requestTooLarge(limit)
+}
+
+/** Reads a request body whole, refusing it (413) once it grows past `limit` bytes. */
+async function readRequest (request: FastifyRequest, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  try {
+    for await (const chunk of limitBody(request.raw.iterator({ destroyOnReturn: false }), limit, () => {})) chunks.push(chunk)
+  } catch {
+    throw refuseTooLarge(request, limit)
+  }
+  return Buffer.concat(chunks)
 }
 
 /** Streams a request body upstream, failing once it grows past `limit` bytes. */

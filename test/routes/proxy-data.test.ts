@@ -1,0 +1,80 @@
+// Inline images both ways: upstream data: images become stored links, and data-uri mode
+// inlines files and shortens them again when the history comes back.
+import t from 'tap'
+import type { Test } from 'tap'
+import { contentOf, pathAndQuery, startGate } from '../fixtures/gate.js'
+import type { Gate } from '../fixtures/gate.js'
+import { IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage } from '../fixtures/hermes.js'
+import { postJson, send } from '../fixtures/http.js'
+import { DONE, chunk, contentEvents, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
+import type { MockUpstream } from '../fixtures/mock-upstream.js'
+import type { Options } from '../../src/config/options.js'
+import { solidPng } from '../fixtures/png.js'
+
+async function setup (t: Test, options: Partial<Options> = {}): Promise<{ upstream: MockUpstream, gate: Gate }> {
+  const { cache } = cacheWithImage(t)
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], ...options })
+  return { upstream, gate }
+}
+
+/** Cuts a text into pieces of `size` characters, as a streaming model would. */
+const pieces = (text: string, size: number): string[] => Array.from({ length: Math.ceil(text.length / size) }, (_, i) => text.slice(i * size, (i + 1) * size))
+
+t.test('an inline upstream image streamed in pieces becomes a stored, served link', async (t) => {
+  const { upstream, gate } = await setup(t)
+  const picture = solidPng(300, 200)
+  const base64 = picture.toString('base64')
+  const text = `Chart:\n\n![chart](data:image/png;base64,${base64})\n\nDone.`
+  upstream.handle(sse([chunk({ role: 'assistant' }), ...contentEvents(pieces(text, 97)), chunk({}, { finish: 'stop' }), DONE]))
+  const res = await postJson(gate.url, '/v1/chat/completions', '{"stream": true}')
+  const content = contentOf(res.text)
+  const link = /!\[chart\]\((http[^)]+)\)/.exec(content)?.[1] ?? ''
+  t.match(link, /\/images\/[0-9a-f]{32}\.png\?sig=/, 'a signed link to a content-hash name')
+  t.equal(content, `Chart:\n\n![chart](${link})\n\nDone.`, 'nothing else changed')
+  t.notOk(res.text.includes(base64.slice(40, 80)), 'no base64 reaches the client')
+  const image = await send(gate.url, { path: pathAndQuery(link) })
+  t.equal(image.status, 200, 'served')
+  t.equal(image.headers['content-type'], 'image/png', 'as a PNG')
+  t.same(image.body, picture, 'byte for byte the decoded image')
+})
+
+t.test('inline images that are not stored pass through unchanged', async (t) => {
+  const { upstream, gate } = await setup(t, { dataImageMaxBytes: 50 })
+  const big = `![big](data:image/png;base64,${solidPng(64, 64).toString('base64')})`
+  const lying = `![lie](data:image/png;base64,${Buffer.from('<html><script>alert(1)</script></html>').toString('base64')})`
+  const text = `${big}\n${lying}`
+  upstream.handle(sse([...contentEvents(pieces(text, 40)), chunk({}, { finish: 'stop' }), DONE]))
+  const res = await postJson(gate.url, '/v1/chat/completions', '{"stream": true}')
+  t.equal(contentOf(res.text), text, 'over the size cap, and a PNG that is not one: both left as they were')
+})
+
+t.test('data-uri mode inlines small files, and shortens them when the history comes back', async (t) => {
+  const { upstream, gate } = await setup(t, { mode: 'data-uri' })
+  upstream.handle(sse([...contentEvents(['Here: ', `MEDIA:${IMAGE_PATH}`, ' ok']), chunk({}, { finish: 'stop' }), DONE]))
+  const first = await postJson(gate.url, '/v1/chat/completions', '{"stream": true}')
+  const content = contentOf(first.text)
+  const inline = `data:image/png;imagegate=${IMAGE_NAME};sig=${gate.signer?.sign(IMAGE_NAME) ?? ''};base64,${PNG.toString('base64')}`
+  t.equal(content, `Here: ![${IMAGE_NAME}](${inline}) ok`, 'the file is inlined, marked with its name and signature')
+
+  upstream.handle((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"choices": []}') })
+  const history = JSON.stringify({ stream: false, messages: [{ role: 'user', content: 'draw' }, { role: 'assistant', content }, { role: 'user', content: 'again' }] })
+  await postJson(gate.url, '/v1/chat/completions', history)
+  const seen = upstream.requests.at(-1)
+  const expected = history.replace(inline, gate.link(IMAGE_NAME))
+  t.equal(seen?.body.toString('utf8'), expected, 'the upstream gets the short link instead of the inline image')
+  t.equal(seen?.headers['content-length'], String(Buffer.byteLength(expected)), 'with the right length')
+
+  const plain = JSON.stringify({ messages: [{ role: 'user', content: 'no images here' }] })
+  await postJson(gate.url, '/v1/chat/completions', plain)
+  t.equal(upstream.requests.at(-1)?.body.toString('utf8'), plain, 'a history without inline images goes up unchanged')
+})
+
+t.test('link mode leaves request bodies alone', async (t) => {
+  const { upstream, gate } = await setup(t)
+  upstream.handle((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"choices": []}') })
+  const body = JSON.stringify({ messages: [{ role: 'assistant', content: `![x](data:image/png;imagegate=${IMAGE_NAME};sig=${gate.signer?.sign(IMAGE_NAME) ?? ''};base64,AAAA)` }] })
+  await postJson(gate.url, '/v1/chat/completions', body)
+  t.equal(upstream.requests.at(-1)?.body.toString('utf8'), body, 'forwarded as sent')
+})
