@@ -23,10 +23,10 @@ t.setTimeout(120_000)
 const browser = await launchBrowser()
 t.teardown(() => browser.close())
 
-async function setup (t: Test): Promise<Scene & { context: BrowserContext, dir: string }> {
+async function setup (t: Test, mode: 'link' | 'data-uri' = 'link'): Promise<Scene & { context: BrowserContext, dir: string }> {
   // One testdir per test: a second `t.testdir()` call would empty the first.
   const dir = t.testdir({ cache: { [IMAGE_NAME]: IMAGE } })
-  const scene = await startScene(t, { cacheDir: path.join(dir, 'cache'), image: IMAGE })
+  const scene = await startScene(t, { cacheDir: path.join(dir, 'cache'), image: IMAGE, mode })
   const context = await browser.newContext({ viewport: { width: 720, height: 560 } })
   t.teardown(() => context.close())
   context.setDefaultTimeout(BROWSER_TIMEOUT_MS)
@@ -52,6 +52,23 @@ t.test('through imagegate the generated picture renders at its real size', async
   t.ok(report.renders > 2, `the page rendered the answer while it streamed (${report.renders} renders)`)
   t.same(report.seenSources, [served], 'while streaming, the page never tried any other source (no broken-image flash)')
   t.notOk(pages.requests.some((line) => line.includes('/root/')), 'the page never asked its own server for the agent path')
+})
+
+t.test('in data-uri mode the picture renders without the browser ever reaching imagegate', async (t) => {
+  const { gate, pages, context } = await setup(t, 'data-uri')
+  const page = await context.newPage()
+  const imagegateRequests: string[] = []
+  page.on('request', (request) => { if (request.url().startsWith(gate.url)) imagegateRequests.push(request.url()) })
+
+  const report = await renderChat(page, chatUrl(pages, 'imagegate'))
+
+  t.equal(report.images.length, 1, 'one image is rendered')
+  const [image] = report.images
+  t.match(image?.src, /^data:image\/png;imagegate=[^;]+;sig=[^;]+;base64,/, 'from an inline data: URI carrying its name and signature')
+  t.equal(image?.naturalWidth, WIDTH, 'the browser decoded it: natural width')
+  t.equal(image?.naturalHeight, HEIGHT, 'natural height')
+  t.same(report.placeholders, [], 'Open WebUI\'s source rule keeps data: URIs')
+  t.same(imagegateRequests, [], 'the browser made no request to imagegate')
 })
 
 t.test('talking to the agent directly, the same answer shows a broken image', async (t) => {
