@@ -31,6 +31,16 @@ t.test('JSON on stdout when stdout is not a terminal', async t => {
   t.notOk(loaded, 'pino-pretty is not even loaded')
 })
 
+t.test('stdout decides by default; pretty lines go to stdout', async t => {
+  // tap reads the test's stdout through a pipe.
+  t.equal(await logDestination(undefined), undefined, 'JSON when stdout is a pipe')
+  const out = sink().stream
+  let asked: unknown
+  const destination = await logDestination(undefined, { isTTY: true, load: async () => (options) => { asked = options; return out } })
+  t.equal(destination, out, 'the stream pino-pretty made')
+  t.same(asked, { destination: 1, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }, 'writing to stdout (fd 1), local time, without pid and host name')
+})
+
 t.test('JSON on a terminal when pino-pretty is not installed', async t => {
   t.equal(await logDestination(undefined, { isTTY: true, load: async () => undefined }), undefined, 'falls back to JSON')
   t.equal(await loadPretty('pino-pretty-not-installed'), undefined, 'a missing module loads as undefined')
