@@ -70,7 +70,8 @@ export function pumpEvents (res: ServerResponse, source: AsyncIterable<Uint8Arra
       }
       // EOF without [DONE] and without a finish is a cut answer, never a clean one.
       const rest = events.end()
-      if (!options.complete()) rest.push(errorEvent(upstreamBroken(undefined)))
+      // A `[DONE]` can still arrive in `end()` (a stream whose last line ends in a lone CR).
+      if (!events.done && !options.complete()) rest.push(errorEvent(upstreamBroken(undefined)))
       write(rest)
       return 'eof'
     } catch (err) {

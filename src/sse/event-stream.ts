@@ -9,6 +9,8 @@ import { serializeComment } from './serialize.js'
  */
 export const DEFAULT_MAX_EVENT_SIZE = 32 * 1024 * 1024
 
+const CR = 0x0d
+
 /** What a protocol (chat completions, responses) does with each parsed event. */
 export interface EventHandler {
   /** Append the SSE text to send for `event` (zero, one or several events) to `out`. */
@@ -45,6 +47,9 @@ export function createEventStream (handler: EventHandler, options: EventStreamOp
   const decoder = new TextDecoder()
   let out: string[] = []
   let overflowed = false
+  // WHATWG SSE lets a lone CR end a line. The parser waits for the next character to tell
+  // CR from CRLF, so a CR-only stream's last line would wait forever at the end.
+  let endsWithCr = false
   const parser = createParser({
     maxBufferSize: options.maxEventSize ?? DEFAULT_MAX_EVENT_SIZE,
     onEvent (event) {
@@ -70,16 +75,23 @@ export function createEventStream (handler: EventHandler, options: EventStreamOp
     return result
   }
 
+  function feedText (text: string): void {
+    if (text.length === 0) return
+    endsWithCr = text.charCodeAt(text.length - 1) === CR
+    parser.feed(text)
+  }
+
   return {
     feed (chunk) {
       if (overflowed || handler.done) return []
-      parser.feed(decoder.decode(chunk, { stream: true }))
+      feedText(decoder.decode(chunk, { stream: true }))
       return take()
     },
     end () {
       if (!overflowed && !handler.done) {
-        const rest = decoder.decode()
-        if (rest.length > 0) parser.feed(rest)
+        feedText(decoder.decode())
+        // Completes a final CR as a CRLF would: one line end, never an extra blank line.
+        if (endsWithCr && !overflowed) parser.feed('\n')
       }
       if (!handler.done) handler.flush(out)
       return take()
