@@ -53,6 +53,20 @@ export function pumpEvents (res: ServerResponse, source: AsyncIterable<Uint8Arra
     : undefined
   keepalive?.unref()
 
+  /**
+   * The held text, for a stream that is ending on an error. The handler already failed
+   * once on this input and may fail again; the error event must still go out, and a throw
+   * here would reject `done`, which nobody awaits: an unhandled rejection ends the process.
+   */
+  function heldOnError (): string[] {
+    try {
+      return events.end()
+    } catch (err) {
+      options.onUpstreamError(err)
+      return []
+    }
+  }
+
   async function run (): Promise<PumpEnd> {
     const iterator = source[Symbol.asyncIterator]()
     try {
@@ -76,12 +90,12 @@ export function pumpEvents (res: ServerResponse, source: AsyncIterable<Uint8Arra
       return 'eof'
     } catch (err) {
       if (stopped !== undefined) {
-        write([...events.end(), errorEvent(stopped)])
+        write([...heldOnError(), errorEvent(stopped)])
         return 'stopped'
       }
       if (options.signal.aborted) return 'aborted'
       options.onUpstreamError(err)
-      write([...events.end(), errorEvent(upstreamBroken(err))])
+      write([...heldOnError(), errorEvent(upstreamBroken(err))])
       return 'upstream-error'
     } finally {
       if (keepalive !== undefined) clearInterval(keepalive)
