@@ -1,0 +1,232 @@
+// Hostile event streams, at the unit level (byte splits at every position) and through a
+// whole imagegate (huge lines, the per-event cap, handler failures).
+import t from 'tap'
+import type { Test } from 'tap'
+import { createChatCompletionsHandler } from '../../src/sse/chat-completions.js'
+import { createEventStream, DEFAULT_MAX_EVENT_SIZE } from '../../src/sse/event-stream.js'
+import { createRewriter } from '../../src/rewrite/rewriter.js'
+import { dataLines, eventBlocks, startGate } from '../fixtures/gate.js'
+import type { Gate } from '../fixtures/gate.js'
+import { IMAGE_NAME, IMAGE_PATH, cacheWithImage } from '../fixtures/hermes.js'
+import { hostileContent, hostileStream } from '../fixtures/hostile-sse.js'
+import { postJson, waitFor } from '../fixtures/http.js'
+import { DONE, chunk, contentEvents, sse, splitBytes, startMockUpstream } from '../fixtures/mock-upstream.js'
+import type { MockUpstream } from '../fixtures/mock-upstream.js'
+import { DELIVERABLE, fakeResolve } from '../fixtures/resolve.js'
+
+const CHAT = '{"model": "hermes-agent", "stream": true, "messages": [{"role": "user", "content": "draw"}]}'
+const ROLE = chunk({ role: 'assistant' })
+const FINISH = chunk({}, { finish: 'stop' })
+const APPLE = '/root/.hermes/cache/images/apple.png'
+const APPLE_URL = 'http://gate.test/images/apple.png'
+const BROKEN = '{"error":{"message":"the upstream API ended the response early","type":"upstream_error","code":"upstream_stream_error"}}'
+const TOO_LARGE = '{"error":{"message":"the upstream sent an event larger than imagegate accepts","type":"upstream_error","code":"upstream_event_too_large"}}'
+const MB = 1024 * 1024
+
+const encode = (text: string): Uint8Array => new TextEncoder().encode(text)
+
+/** The unit under test: the chat transform fed raw byte chunks, as the proxy feeds it. */
+function transform (chunks: Uint8Array[]): { out: string[], done: boolean } {
+  const handler = createChatCompletionsHandler(() => createRewriter({ resolve: fakeResolve(DELIVERABLE) }))
+  const stream = createEventStream(handler)
+  const out: string[] = []
+  for (const piece of chunks) out.push(...stream.feed(piece))
+  out.push(...stream.end())
+  return { out, done: handler.done }
+}
+
+/** Content of choice 0 in an SSE text; events that are not chat chunks are skipped. */
+function contentOf (body: string): string {
+  let text = ''
+  for (const data of dataLines(body)) {
+    if (!isContentChunk(data)) continue
+    for (const choice of (JSON.parse(data) as { choices: Array<{ index?: unknown, delta?: { content?: unknown } }> }).choices) {
+      if (choice?.index === 0 && typeof choice.delta?.content === 'string') text += choice.delta.content
+    }
+  }
+  return text
+}
+
+function isContentChunk (data: string): boolean {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(data)
+  } catch {
+    return false
+  }
+  const choices = (parsed as { choices?: unknown } | null)?.choices
+  return Array.isArray(choices) && choices.some((choice: { index?: unknown, delta?: { content?: unknown } } | null) =>
+    choice?.index === 0 && typeof choice.delta?.content === 'string')
+}
+
+/** The events that carry no text of choice 0: each must come out exactly once, unchanged. */
+const PASSTHROUGH = [
+  ': a comment before anything',
+  'retry: 1500',
+  'event: hermes.tool.progress\nid: 7\ndata: {"tool": "image_generate", "emoji": "\ud83c\udfa8"}',
+  dataLines(ROLE).map((data) => `data: ${data}`)[0],
+  ': keepalive',
+  'data: {not json',
+  'data: [1, 2, 3]',
+  'data: "just a string"',
+  'data: null',
+  'data: {"object": "chat.completion.chunk", "choices": "nope"}',
+  'data: {"choices": [null, 7, {"index": -1, "delta": {"content": "negative index"}}, {"index": "0", "delta": {"content": "string index"}}]}',
+  'data: {"choices": [{"index": 0, "delta": {"content": 42}, "finish_reason": null}]}',
+  'data: {"choices": [{"index": 0, "delta": null, "finish_reason": null}]}',
+  'data: no-space',
+  'data: ',
+  'data: {"note": "the id is ignored"}',
+  'data: empty event name',
+  'foo: an unknown field',
+  'retry: soon',
+  ': ',
+  `data: ${dataLines(chunk({}, { finish: 'stop', usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } }))[0] ?? ''}`,
+  'data: [DONE]'
+]
+
+function assertHostileOutput (t: Test, body: string, url: string, imagePath: string, name: string, label: string): void {
+  t.equal(contentOf(body), hostileContent(imagePath, url, name), `${label}: the text, with both references rewritten`)
+  const passthrough = eventBlocks(body).filter((block) => !isContentChunk(dataLines(block + '\n\n')[0] ?? ''))
+  t.same(passthrough, PASSTHROUGH, `${label}: every other event once, in order, unchanged`)
+}
+
+t.test('the hostile stream at the unit level', async (t) => {
+  const input = encode(hostileStream(APPLE))
+  const whole = transform([input])
+  t.ok(whole.done, 'the [DONE] was seen')
+  assertHostileOutput(t, whole.out.join(''), APPLE_URL, APPLE, 'apple.png', 'whole')
+  const expected = JSON.stringify(whole.out)
+
+  // Every single split point, including inside UTF-8 sequences and CRLF pairs.
+  const failures: number[] = []
+  for (let at = 1; at < input.length; at++) {
+    if (JSON.stringify(transform([input.subarray(0, at), input.subarray(at)]).out) !== expected) failures.push(at)
+  }
+  t.same(failures, [], `all ${input.length - 1} split points give the same events`)
+  t.equal(JSON.stringify(transform([...input].map((byte) => Uint8Array.of(byte))).out), expected, 'one byte at a time gives the same events')
+})
+
+t.test('a stream whose lines end in a lone CR ends as cleanly as any other', async (t) => {
+  const text = [ROLE, ...contentEvents(['Here: ', `![a](${APPLE})`])].join('').replace(/\n/g, '\r') + 'data: [DONE]\r\r'
+  for (const [label, chunks] of [['whole', [encode(text)]], ['split before the last CR', [encode(text.slice(0, -1)), encode('\r')]]] as const) {
+    const { out, done } = transform([...chunks])
+    t.ok(done, `${label}: the final [DONE] is seen at the end of the body`)
+    t.equal(out.at(-1), DONE, `${label}: and forwarded last`)
+    t.equal(contentOf(out.join('')), `Here: ![a](${APPLE_URL})`, `${label}: the text is rewritten`)
+  }
+  const cut = transform([encode('data: {"a": 1}\r\rdata: [DONE]\r')])
+  t.notOk(cut.done, 'a line ended by CR without its blank line is not an event')
+})
+
+interface Proxy { upstream: MockUpstream, gate: Gate }
+
+async function setup (t: Test): Promise<Proxy> {
+  const { cache } = cacheWithImage(t)
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
+  return { upstream, gate }
+}
+
+async function chat (proxy: Proxy, pieces: Array<string | Buffer>): Promise<string> {
+  proxy.upstream.handle(sse(pieces))
+  const res = await postJson(proxy.gate.url, '/v1/chat/completions', CHAT)
+  if (res.status !== 200) throw new Error(`status ${res.status}`)
+  return res.text
+}
+
+t.test('the hostile stream through the proxy, whole and cut into pieces', async (t) => {
+  const proxy = await setup(t)
+  const text = hostileStream(IMAGE_PATH)
+  const bytes = Buffer.from(text, 'utf8')
+  const whole = await chat(proxy, [text])
+  assertHostileOutput(t, whole, proxy.gate.link(IMAGE_NAME), IMAGE_PATH, IMAGE_NAME, 'whole')
+  t.equal(await chat(proxy, splitBytes(text)), whole, 'cut into 1 to 7 bytes: the same response')
+  t.equal(await chat(proxy, [...bytes].map((byte) => Buffer.of(byte))), whole, 'one byte per write: the same response')
+  t.equal(await chat(proxy, [text.replace(/\r\n|\r|\n/g, '\r\n')]), whole, 'every line ending made CRLF: the same response')
+
+  const crOnly = [ROLE, ...contentEvents(['Here: ', `![a](${IMAGE_PATH})`]), DONE].join('').replace(/\n/g, '\r')
+  const answer = await chat(proxy, [crOnly])
+  t.equal(dataLines(answer).at(-1), '[DONE]', 'lone CRs: the final [DONE] comes through')
+  t.notOk(answer.includes('"error"'), 'lone CRs: and no error is made up')
+})
+
+t.test('a 10 MB line passes through unchanged', async (t) => {
+  const proxy = await setup(t)
+  const progress = `event: hermes.tool.progress\ndata: {"blob": "${'A'.repeat(10 * MB)}"}\n\n`
+  const body = await chat(proxy, [ROLE, progress, FINISH, DONE])
+  t.equal(body, ROLE + progress + FINISH + DONE, 'a 10 MB named event: every byte unchanged')
+})
+
+// Known bug, kept visible: the assertions run and are reported as TODO until it is fixed.
+const BIG_CONTENT_BUG = 'src/sse/chat-completions.ts: CONTENT_CHUNK.exec throws RangeError (regexp backtrack stack) on a content string longer than about 8 MiB, so the stream ends in an error event'
+
+t.test('a 10 MB content delta passes through unchanged', async (t) => {
+  const proxy = await setup(t)
+  const events = [ROLE, ...contentEvents(['x'.repeat(10 * MB)]), FINISH, DONE]
+  const body = await chat(proxy, events)
+  t.notOk(body.includes('"error"'), 'no error event', { todo: BIG_CONTENT_BUG })
+  t.ok(body === events.join(''), 'every byte unchanged', { todo: BIG_CONTENT_BUG })
+})
+
+t.test(`past the cap (${DEFAULT_MAX_EVENT_SIZE / MB} MiB per event) the client gets an error event and imagegate keeps serving`, async (t) => {
+  const proxy = await setup(t)
+  const before = [ROLE, ...contentEvents(['Before the flood.'])].join('')
+  const check = (body: string, label: string): void => {
+    const data = dataLines(body)
+    t.equal(contentOf(body), 'Before the flood.', `${label}: what came before is delivered`)
+    t.equal(data.at(-1), TOO_LARGE, `${label}: the last event is the error`)
+    t.notOk(data.includes('[DONE]'), `${label}: no [DONE] after it`)
+    t.ok(body.length < 4096, `${label}: nothing of the flood is forwarded`)
+  }
+
+  // An upstream that never stops sending one line: imagegate must stop reading it.
+  proxy.upstream.handle(async (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    res.write(before + 'data: {"blob": "')
+    const block = Buffer.alloc(MB, 'A')
+    while (!res.destroyed) {
+      if (!res.write(block)) await new Promise((resolve) => { res.once('drain', resolve).once('close', resolve) })
+    }
+  })
+  const closed = proxy.upstream.closed()
+  const endless = await postJson(proxy.gate.url, '/v1/chat/completions', CHAT)
+  check(endless.text, 'an endless line')
+  await closed
+  t.pass('an endless line: the upstream request was closed')
+
+  const lines = Array.from({ length: DEFAULT_MAX_EVENT_SIZE / MB + 1 }, () => `data: ${'B'.repeat(MB)}\n`)
+  check(await chat(proxy, [before, ...lines, '\n', DONE]), 'one event of many 1 MiB data lines')
+
+  t.equal((await postJson(proxy.gate.url, '/v1/chat/completions', CHAT)).status, 200, 'the next request is served')
+})
+
+t.test('a handler that fails on hostile input ends the stream with an error event, and the process lives', async (t) => {
+  const proxy = await setup(t)
+  // Invalid JSON shaped like a content chunk, holding text in two choices.
+  const hostile = [0, 1].map((index) => `data: x{"choices": [{"index": ${index}, "delta": {"content": "![a](/root/.hermes/cac"}, "finish_reason": null}]\n\n`)
+  for (const [label, tail] of [['at [DONE]', [DONE]], ['at the end of the body', []]] as const) {
+    const body = await chat(proxy, [ROLE, ...hostile, ...tail])
+    t.equal(dataLines(body).at(-1), BROKEN, `${label}: the last event is the error`)
+    t.notOk(dataLines(body).includes('[DONE]'), `${label}: no [DONE]`)
+  }
+  await waitFor(() => proxy.gate.logs.some((line) => line.msg === 'upstream stream failed'), 'the failure to be logged')
+  t.equal((await postJson(proxy.gate.url, '/v1/chat/completions', CHAT)).status, 200, 'the next request is served')
+})
+
+const INVALID_JSON_BUG = 'src/sse/chat-completions.ts: rewriteInPlace stores invalid JSON as lastChunk; releaseChunk then throws in JSON.parse and the held text is lost'
+
+t.test('invalid JSON shaped like a content chunk loses no held text', async (t) => {
+  const input = 'data: x{"choices": [{"index": 0, "delta": {"content": "![a](/c/x"}, "finish_reason": null}]\n\ndata: [DONE]\n\n'
+  let out: string[] = []
+  let thrown: unknown
+  try {
+    out = transform([encode(input)]).out
+  } catch (err) {
+    thrown = err
+  }
+  t.equal(thrown, undefined, 'the transform does not throw', { todo: INVALID_JSON_BUG })
+  t.ok(out.join('').includes('![a](/c/x'), 'the held text reaches the client', { todo: INVALID_JSON_BUG })
+  t.ok(out.at(-1) === DONE, '[DONE] is last', { todo: INVALID_JSON_BUG })
+})
