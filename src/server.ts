@@ -150,7 +150,8 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     streams,
     rewriteRequestBody: options.mode === 'data-uri' ? delivery.shortenOwnInline : undefined,
     onUpstreamHeaders: (request, seconds) => { metrics.upstreamFirstByte(routeOf(request), seconds) },
-    newRewriter: (log, repeat) => createRewriter({
+    newRewriter: (log, repeat, gate) => createRewriter({
+      captureGate: gate,
       resolve: repeat ? quietly(delivery.resolve) : delivery.resolve,
       storeDataImage: delivery.storeDataImage,
       // Four base64 characters per three bytes.

@@ -65,6 +65,13 @@ const MARKDOWN_ESCAPE = /\\([!-/:-@[-`{-~])/g
 const MEDIA_TRAILING = /[.,;:!?)\]}>"'`*_]+$/
 const MEDIA_QUOTES = new Set(['`', '"', '\''])
 
+/**
+ * Nesting of brackets in alt text and of parentheses in a destination. CommonMark lets
+ * implementations bound it (cmark stops at 32); without a bound, text made of `![` or
+ * `![a](` repeated makes every opener scan the whole hold window, quadratic in the text.
+ */
+const MAX_NESTING = 32
+
 const isBlank = (code: number): boolean => code === SPACE || code === TAB
 const isSpace = (code: number): boolean => code === SPACE || code === TAB || code === NEWLINE || code === 0x0d
 const isControl = (code: number): boolean => code < 0x20 || code === 0x7f
@@ -101,8 +108,9 @@ export function parseMarkdownImage (buf: string, start: number, eof: boolean, ma
     const c = buf.charCodeAt(j)
     if (c === BACKSLASH) { j++; continue }
     if (c === NEWLINE || c === 0x60 /* ` */) return NONE
-    if (c === 0x5b) depth++
-    else if (c === 0x5d /* ] */ && --depth === 0) break
+    if (c === 0x5b) {
+      if (++depth > MAX_NESTING) return NONE
+    } else if (c === 0x5d /* ] */ && --depth === 0) break
   }
   j++
   if (j >= end) return more
@@ -134,8 +142,9 @@ export function parseMarkdownImage (buf: string, start: number, eof: boolean, ma
       const c = buf.charCodeAt(j)
       if (c === BACKSLASH) { j++; continue }
       if (isSpace(c) || isControl(c)) break
-      if (c === 0x28) parens++
-      else if (c === 0x29 /* ) */) {
+      if (c === 0x28) {
+        if (++parens > MAX_NESTING) return NONE
+      } else if (c === 0x29 /* ) */) {
         if (parens === 0) break
         parens--
       }
@@ -174,6 +183,11 @@ export function parseMarkdownImage (buf: string, start: number, eof: boolean, ma
 }
 
 const MEDIA_TAG = 'MEDIA:'
+const COLON = 0x3a
+
+function allowedColon (buf: string, pathStart: number, at: number): boolean {
+  return at === pathStart + 1 || (at === pathStart + 4 && buf.slice(pathStart, at).toLowerCase() === 'file')
+}
 
 /**
  * hermes' `MEDIA:<path>` tag. The path may be quoted or backticked; a bare path ends at
@@ -204,7 +218,9 @@ export function parseMediaTag (buf: string, start: number, eof: boolean, maxHold
     j++
   } else {
     const pathStart = j
-    while (j < end && !isSpace(buf.charCodeAt(j))) j++
+    // A bare path also ends at a colon other than a drive's (`C:`) or a file URL's
+    // (`file:`): otherwise `MEDIA:MEDIA:MEDIA:…` makes every tag scan the whole window.
+    while (j < end && !isSpace(buf.charCodeAt(j)) && !(buf.charCodeAt(j) === COLON && !allowedColon(buf, pathStart, j))) j++
     if (j >= end) {
       // A bare path that runs into the hold bound is not a path we can trust to be whole.
       if (capped) return NONE

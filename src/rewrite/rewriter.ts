@@ -33,6 +33,16 @@ export interface RewriterOptions {
   storeDataImage?: ((mime: string, base64: string) => Resolved | undefined) | undefined
   /** Longest base64 body captured for `storeDataImage`, in characters. */
   maxDataChars?: number
+  /**
+   * Shared by the rewriters of one response: while one of them captures an inline image,
+   * the others treat inline images as plain (undeliverable) destinations, so a response
+   * holds at most one image body in memory however many choices it has.
+   */
+  captureGate?: CaptureGate | undefined
+}
+
+export interface CaptureGate {
+  busy: boolean
 }
 
 /** Accepts every destination: used only to recognise reference syntax inside code. */
@@ -71,7 +81,7 @@ const CAPITAL_M = 0x4d
  * run keeps its paragraph in "code" and a fence's info string is not checked.
  */
 export function createRewriter (options: RewriterOptions): Rewriter {
-  const { resolve, onRewrite, onCodeReference, storeDataImage } = options
+  const { resolve, onRewrite, onCodeReference, storeDataImage, captureGate } = options
   const maxHold = options.maxHold ?? DEFAULT_MAX_HOLD
   const maxDataChars = options.maxDataChars ?? Infinity
 
@@ -203,7 +213,7 @@ export function createRewriter (options: RewriterOptions): Rewriter {
       return undefined
     }
     if (escaped) return undefined
-    if (c === BANG) return parseMarkdownImage(buf, i, eof, maxHold, resolve, storeDataImage !== undefined)
+    if (c === BANG) return parseMarkdownImage(buf, i, eof, maxHold, resolve, storeDataImage !== undefined && capture === undefined && captureGate?.busy !== true)
     if (c === CAPITAL_M && !prevWord) return parseMediaTag(buf, i, eof, maxHold, resolve)
     return undefined
   }
@@ -225,6 +235,7 @@ export function createRewriter (options: RewriterOptions): Rewriter {
     const step = active.step(buf, i, eof)
     if (step.kind === 'more') return undefined
     capture = undefined
+    if (captureGate !== undefined) captureGate.busy = false
     if (step.kind === 'done') {
       const resolved = storeDataImage?.(active.mime, step.base64)
       if (resolved !== undefined) {
@@ -280,6 +291,7 @@ export function createRewriter (options: RewriterOptions): Rewriter {
           out += buf.slice(from, i)
           const active = createDataCapture(buf.slice(i, result.bodyStart), result.destStart - i, result.mime, maxDataChars)
           capture = active
+          if (captureGate !== undefined) captureGate.busy = true
           const resumed = continueCapture(active, buf, result.bodyStart, eof)
           if (resumed === undefined) {
             held = ''

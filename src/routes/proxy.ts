@@ -5,7 +5,7 @@ import type { Dispatcher } from 'undici'
 import { requestTooLarge } from '../errors.js'
 import type { ImagegateError } from '../errors.js'
 import { createEventStream } from '../sse/event-stream.js'
-import type { Rewriter } from '../rewrite/rewriter.js'
+import type { CaptureGate, Rewriter } from '../rewrite/rewriter.js'
 import { classifyUpstreamError } from '../upstream/client.js'
 import type { Upstream } from '../upstream/client.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from '../upstream/headers.js'
@@ -36,7 +36,7 @@ export interface ProxyOptions {
    * stream already rewrote piece by piece (the Responses API's `*.done` objects), whose
    * references must not be counted again.
    */
-  newRewriter: (log: FastifyRequest['log'], repeat: boolean) => Rewriter
+  newRewriter: (log: FastifyRequest['log'], repeat: boolean, gate?: CaptureGate) => Rewriter
   /** Seconds from sending a request upstream to its response head (metrics). */
   onUpstreamHeaders?: (request: FastifyRequest, seconds: number) => void
   /** Milliseconds of upstream silence before a keep-alive comment; 0 = never. */
@@ -165,7 +165,9 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
    * finishes.
    */
   function streamEvents (request: FastifyRequest, reply: FastifyReply, protocol: Protocol, response: Dispatcher.ResponseData, controller: AbortController): FastifyReply {
-    const handler = protocol.newHandler(() => options.newRewriter(request.log, false), rewriteWhole(request, true))
+    // One inline image body at a time per response, whatever the number of choices.
+    const gate: CaptureGate = { busy: false }
+    const handler = protocol.newHandler(() => options.newRewriter(request.log, false, gate), rewriteWhole(request, true))
     reply.hijack()
     reply.raw.writeHead(response.statusCode, { ...clientResponseHeaders(response.headers, true), ...SSE_HEADERS })
     const pump = pumpEvents(reply.raw, response.body, createEventStream(handler), {

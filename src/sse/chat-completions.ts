@@ -12,6 +12,17 @@ import { serializeData, serializeEvent } from './serialize.js'
 export const MAX_CHOICES = 64
 
 
+/** The last chunk's fields, or a bare chunk when it was not a JSON object after all. */
+function parseTemplate (data: string): Json {
+  try {
+    const parsed: unknown = JSON.parse(data)
+    if (isObject(parsed)) return parsed
+  } catch {
+    // Not JSON: the fast path takes chunks by their shape, before anything parses them.
+  }
+  return { object: 'chat.completion.chunk' }
+}
+
 const isChoiceIndex = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0
 
 /** A `finish_reason` with a string value; `"finish_reason": null` is the common case. */
@@ -24,7 +35,12 @@ const FINISH_SET = /"finish_reason"\s*:\s*"/
  * but the one string, and the rest of the event stays byte-identical. The benchmark's
  * profile showed whole-chunk JSON.parse and JSON.stringify as the largest cost per event.
  */
-const CONTENT_CHUNK = /"choices":\s*\[\{"index":\s*(\d{1,9}),\s*"delta":\s*\{"content":\s*("(?:[^"\\]|\\.)*")\}(?:,\s*"logprobs":\s*null)?,\s*"finish_reason":\s*null\}\]/d
+// The string literal is written as an unrolled loop: an alternation repeated per
+// character recurses in V8's regex engine and overflows its stack on multi-megabyte
+// content.
+const CONTENT_CHUNK = /"choices":\s*\[\{"index":\s*(\d{1,9}),\s*"delta":\s*\{"content":\s*("[^"\\]*(?:\\.[^"\\]*)*")\}(?:,\s*"logprobs":\s*null)?,\s*"finish_reason":\s*null\}\]/d
+/** Past this, a chunk takes the general path; the fast path is for ordinary deltas. */
+const FAST_PATH_MAX = 64 * 1024
 
 interface ChoiceState {
   rewriter: Rewriter
@@ -56,7 +72,7 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter): Even
   }
 
   function releaseChunk (index: number, text: string): string {
-    const template = JSON.parse(lastChunk) as Json
+    const template = parseTemplate(lastChunk)
     const chunk: Json = { ...template, choices: [{ index, delta: { content: text }, finish_reason: null }] }
     delete chunk.usage
     return serializeData(JSON.stringify(chunk))
@@ -144,7 +160,11 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter): Even
         out.push(serializeEvent(event))
         return
       }
-      const fast = CONTENT_CHUNK.exec(data)
+      // Only what looks like one JSON object: anything else goes to the general path,
+      // which forwards what it cannot parse untouched.
+      const fast = data.length <= FAST_PATH_MAX && data.charCodeAt(0) === 0x7b && data.charCodeAt(data.length - 1) === 0x7d
+        ? CONTENT_CHUNK.exec(data)
+        : null
       if (fast !== null && rewriteInPlace(event, fast, out)) return
       let chunk: unknown
       try {

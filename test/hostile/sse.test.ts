@@ -160,14 +160,13 @@ t.test('a 10 MB line passes through unchanged', async (t) => {
 })
 
 // Known bug, kept visible: the assertions run and are reported as TODO until it is fixed.
-const BIG_CONTENT_BUG = 'src/sse/chat-completions.ts: CONTENT_CHUNK.exec throws RangeError (regexp backtrack stack) on a content string longer than about 8 MiB, so the stream ends in an error event'
 
 t.test('a 10 MB content delta passes through unchanged', async (t) => {
   const proxy = await setup(t)
   const events = [ROLE, ...contentEvents(['x'.repeat(10 * MB)]), FINISH, DONE]
   const body = await chat(proxy, events)
-  t.notOk(body.includes('"error"'), 'no error event', { todo: BIG_CONTENT_BUG })
-  t.ok(body === events.join(''), 'every byte unchanged', { todo: BIG_CONTENT_BUG })
+  t.notOk(body.includes('"error"'), 'no error event')
+  t.ok(body === events.join(''), 'every byte unchanged')
 })
 
 t.test(`past the cap (${DEFAULT_MAX_EVENT_SIZE / MB} MiB per event) the client gets an error event and imagegate keeps serving`, async (t) => {
@@ -202,20 +201,18 @@ t.test(`past the cap (${DEFAULT_MAX_EVENT_SIZE / MB} MiB per event) the client g
   t.equal((await postJson(proxy.gate.url, '/v1/chat/completions', CHAT)).status, 200, 'the next request is served')
 })
 
-t.test('a handler that fails on hostile input ends the stream with an error event, and the process lives', async (t) => {
+t.test('invalid JSON shaped like content chunks in two choices passes through, and the process lives', async (t) => {
   const proxy = await setup(t)
-  // Invalid JSON shaped like a content chunk, holding text in two choices.
   const hostile = [0, 1].map((index) => `data: x{"choices": [{"index": ${index}, "delta": {"content": "![a](/root/.hermes/cac"}, "finish_reason": null}]\n\n`)
   for (const [label, tail] of [['at [DONE]', [DONE]], ['at the end of the body', []]] as const) {
     const body = await chat(proxy, [ROLE, ...hostile, ...tail])
-    t.equal(dataLines(body).at(-1), BROKEN, `${label}: the last event is the error`)
-    t.notOk(dataLines(body).includes('[DONE]'), `${label}: no [DONE]`)
+    for (const event of hostile) t.ok(body.includes(event), `${label}: forwarded unchanged`)
+    if (tail.length > 0) t.equal(dataLines(body).at(-1), '[DONE]', `${label}: then [DONE]`)
+    else t.equal(dataLines(body).at(-1), BROKEN, `${label}: an answer without a finish ends with the error event`)
   }
-  await waitFor(() => proxy.gate.logs.some((line) => line.msg === 'upstream stream failed'), 'the failure to be logged')
   t.equal((await postJson(proxy.gate.url, '/v1/chat/completions', CHAT)).status, 200, 'the next request is served')
 })
 
-const INVALID_JSON_BUG = 'src/sse/chat-completions.ts: rewriteInPlace stores invalid JSON as lastChunk; releaseChunk then throws in JSON.parse and the held text is lost'
 
 t.test('invalid JSON shaped like a content chunk loses no held text', async (t) => {
   const input = 'data: x{"choices": [{"index": 0, "delta": {"content": "![a](/c/x"}, "finish_reason": null}]\n\ndata: [DONE]\n\n'
@@ -226,7 +223,7 @@ t.test('invalid JSON shaped like a content chunk loses no held text', async (t) 
   } catch (err) {
     thrown = err
   }
-  t.equal(thrown, undefined, 'the transform does not throw', { todo: INVALID_JSON_BUG })
-  t.ok(out.join('').includes('![a](/c/x'), 'the held text reaches the client', { todo: INVALID_JSON_BUG })
-  t.ok(out.at(-1) === DONE, '[DONE] is last', { todo: INVALID_JSON_BUG })
+  t.equal(thrown, undefined, 'the transform does not throw')
+  t.ok(out.join('').includes('![a](/c/x'), 'the text reaches the client')
+  t.ok(out.at(-1) === DONE, '[DONE] is last')
 })

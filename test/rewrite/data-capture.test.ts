@@ -77,3 +77,16 @@ t.test('chunk invariance with inline images', async (t) => {
   const text = `a ![x](data:image/png;base64,${BODY}) b`
   t.equal(stream([...text]).join(''), whole(text), 'one character at a time')
 })
+
+t.test('rewriters sharing a gate capture one inline image at a time', async (t) => {
+  const gate = { busy: false }
+  const first = createRewriter({ ...options, captureGate: gate })
+  const second = createRewriter({ ...options, captureGate: gate, maxHold: 64 })
+  t.equal(first.push('![a](data:image/png;base64,iVBOR'), '', 'the first choice captures')
+  t.ok(gate.busy, 'the gate is taken')
+  const other = `![b](data:image/png;base64,iVBOR${'A'.repeat(100)}`
+  t.equal(second.push(other), other, 'the second choice does not: its inline image is an ordinary destination, released at the hold bound')
+  t.equal(first.push('AAAA)'), '![a](http://gate.test/images/h9.png)', 'the first image completes')
+  t.notOk(gate.busy, 'and frees the gate')
+  t.equal(second.push(' ![c](data:image/png;base64,iVBORAAAA)'), ' ![c](http://gate.test/images/h9.png)', 'now the second choice may capture')
+})
