@@ -1,7 +1,8 @@
 /**
  * Reads a V8 .cpuprofile (from `node --cpu-prof`) and prints where the time went: top
- * functions by self time, the same grouped by package or imagegate folder, and
- * imagegate's own functions by total (inclusive) time. Compiled dist/ positions are
+ * functions by self time, the same grouped by package or imagegate folder (self, and
+ * inclusive: samples with the group anywhere on the stack), and imagegate's own
+ * functions by total (inclusive) time. Compiled dist/ positions are
  * mapped back to src/*.ts through the build's source maps.
  *
  * V8 stamps samples with the monotonic clock (microseconds), the same clock as
@@ -58,13 +59,14 @@ function place (frame) {
 
 const SPECIAL = new Set(['(idle)', '(program)', '(garbage collector)', '(root)'])
 
-/** Self and total microseconds per function, plus totals, for samples in [from, to]. */
+/** Self and total microseconds per function and per group, plus totals, for samples in [from, to]. */
 export function readProfile (file, { from = -Infinity, to = Infinity } = {}) {
   const profile = JSON.parse(fs.readFileSync(file, 'utf8'))
   const parent = new Map()
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id)
 
   const functions = new Map()
+  const groupTotals = new Map()
   const keyOf = new Map()
   for (const node of profile.nodes) {
     const frame = node.callFrame
@@ -93,14 +95,18 @@ export function readProfile (file, { from = -Infinity, to = Infinity } = {}) {
     }
     busy += us
     const seen = new Set()
+    const groups = new Set()
     for (let node = id; node !== undefined; node = parent.get(node)) {
       const key = keyOf.get(node)
       if (seen.has(key)) continue
       seen.add(key)
-      functions.get(key).total += us
+      const f = functions.get(key)
+      f.total += us
+      groups.add(f.group)
     }
+    for (const group of groups) groupTotals.set(group, (groupTotals.get(group) ?? 0) + us)
   }
-  return { functions: [...functions.values()], busy, idle }
+  return { functions: [...functions.values()], groupTotals, busy, idle }
 }
 
 const pct = (part, whole) => `${(100 * part / whole).toFixed(1)}%`
@@ -108,7 +114,7 @@ const ms = (us) => (us / 1000).toFixed(0)
 
 /** Markdown report of a profile; percentages are of non-idle time. */
 export function formatProfile (file, { top = 25, from, to } = {}) {
-  const { functions, busy, idle } = readProfile(file, { from, to })
+  const { functions, groupTotals, busy, idle } = readProfile(file, { from, to })
   const lines = []
   const window = from === undefined ? '' : ' in the measured window'
   lines.push(`Profile \`${path.relative(ROOT, file)}\`: ${ms(busy + idle)} ms sampled${window}, ${pct(busy, busy + idle)} busy. Percentages are of busy time.`)
@@ -123,11 +129,11 @@ export function formatProfile (file, { top = 25, from, to } = {}) {
 
   const groups = new Map()
   for (const fn of bySelf) groups.set(fn.group, (groups.get(fn.group) ?? 0) + fn.self)
-  lines.push('Self time by package or imagegate folder:')
+  lines.push('Time by package or imagegate folder (self; inclusive = samples with the group anywhere on the stack):')
   lines.push('')
-  lines.push('| self | group |')
-  lines.push('| ---: | --- |')
-  for (const [group, self] of [...groups].sort((a, b) => b[1] - a[1]).slice(0, 15)) lines.push(`| ${pct(self, busy)} | ${group} |`)
+  lines.push('| self | inclusive | group |')
+  lines.push('| ---: | ---: | --- |')
+  for (const [group, self] of [...groups].sort((a, b) => b[1] - a[1]).slice(0, 15)) lines.push(`| ${pct(self, busy)} | ${pct(groupTotals.get(group) ?? 0, busy)} | ${group} |`)
   lines.push('')
 
   const own = functions.filter((fn) => fn.group.startsWith('imagegate ')).sort((a, b) => b.total - a.total)

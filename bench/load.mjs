@@ -9,9 +9,32 @@ import { Pool } from 'undici'
 import { nowUs, sleep } from './lib/clock.mjs'
 import { percentile } from './lib/stats.mjs'
 
-const PATH = '/v1/chat/completions'
 const HEADERS = { 'content-type': 'application/json', authorization: 'Bearer bench' }
 const LF = 0x0a
+
+/**
+ * The two streaming APIs: where to POST, the request body, and how the reader tells a
+ * text delta (for TTFT) and the end of a whole answer.
+ */
+const APIS = {
+  chat: {
+    path: '/v1/chat/completions',
+    payload: (bench) => JSON.stringify({
+      model: 'hermes-agent',
+      stream: true,
+      messages: [{ role: 'user', content: 'Draw a simple red apple' }],
+      bench
+    }),
+    content: '"content"',
+    end: 'data: [DONE]'
+  },
+  responses: {
+    path: '/v1/responses',
+    payload: (bench) => JSON.stringify({ model: 'hermes-agent', stream: true, input: 'Draw a simple red apple', bench }),
+    content: 'output_text.delta',
+    end: 'event: response.completed'
+  }
+}
 
 const pools = new Map()
 
@@ -31,19 +54,12 @@ async function closePools () {
   await Promise.all(all.map((pool) => pool.destroy()))
 }
 
-const payload = (bench) => JSON.stringify({
-  model: 'hermes-agent',
-  stream: true,
-  messages: [{ role: 'user', content: 'Draw a simple red apple' }],
-  bench
-})
-
 /**
  * Splits SSE text into events and hands each stamped one to `onStamp(sentUs, isContent)`.
  * Text is decoded as latin1: only ASCII markers are looked at, and latin1 never
  * mangles a multi-byte character split across chunks into something else.
  */
-function createEventReader (onStamp) {
+function createEventReader (api, onStamp) {
   let rest = ''
   let sawDone = false
   return {
@@ -54,11 +70,10 @@ function createEventReader (onStamp) {
         // The stamp is the chunk's last field, so searching back from the end is short.
         const at = text.lastIndexOf('"t":', end)
         if (at >= start) {
-          const content = text.lastIndexOf('"content"', at)
+          const content = text.lastIndexOf(api.content, at)
           onStamp(parseInt(text.substring(at + 4, at + 30), 10), content >= start)
-        } else if (text.startsWith('data: [DONE]', start)) {
-          sawDone = true
         }
+        if (text.startsWith(api.end, start)) sawDone = true
         start = end + 2
       }
       rest = text.slice(start)
@@ -68,15 +83,15 @@ function createEventReader (onStamp) {
 }
 
 /** One streamed answer; resolves with false when it failed or was cut. */
-async function oneStream (pool, bench, signal, onStamp, onFirst) {
+async function oneStream (pool, api, bench, signal, onStamp, onFirst) {
   try {
-    const { statusCode, body } = await pool.request({ path: PATH, method: 'POST', headers: HEADERS, body: payload(bench), signal })
+    const { statusCode, body } = await pool.request({ path: api.path, method: 'POST', headers: HEADERS, body: api.payload(bench), signal })
     if (statusCode !== 200) {
       await body.dump()
       return false
     }
     let first = onFirst !== undefined
-    const reader = createEventReader((sent, isContent) => {
+    const reader = createEventReader(api, (sent, isContent) => {
       const at = nowUs()
       onStamp?.(at - sent)
       if (first && isContent) {
@@ -93,7 +108,7 @@ async function oneStream (pool, bench, signal, onStamp, onFirst) {
 }
 
 /** Closed loop: `concurrency` workers each run one stream after another until the deadline. */
-async function loop (pool, concurrency, durationMs, bench, sample) {
+async function loop (pool, api, concurrency, durationMs, bench, sample) {
   const controller = new AbortController()
   // Every in-flight request listens on the one deadline signal.
   setMaxListeners(concurrency + 10, controller.signal)
@@ -104,7 +119,7 @@ async function loop (pool, concurrency, durationMs, bench, sample) {
     while (!controller.signal.aborted) {
       const started = nowUs()
       try {
-        const ok = await oneStream(pool, bench, controller.signal, sample?.delay, sample === undefined ? undefined : (at) => sample.ttft(at - started))
+        const ok = await oneStream(pool, api, bench, controller.signal, sample?.delay, sample === undefined ? undefined : (at) => sample.ttft(at - started))
         if (controller.signal.aborted) break
         if (ok) streams++
         else errors++
@@ -123,11 +138,11 @@ const summary = (values) => ({ n: values.length, p50: percentile(values, 50) / 1
 
 const commands = {
   /** Paced streams at a given concurrency: per-event delay and TTFT percentiles, in ms. */
-  async latency ({ origin, concurrency, durationMs, bench }) {
+  async latency ({ origin, api = 'chat', concurrency, durationMs, bench }) {
     const pool = poolFor(origin, concurrency)
     const delays = []
     const ttfts = []
-    const counts = await loop(pool, concurrency, durationMs, bench, { delay: (d) => delays.push(d), ttft: (d) => ttfts.push(d) })
+    const counts = await loop(pool, APIS[api], concurrency, durationMs, bench, { delay: (d) => delays.push(d), ttft: (d) => ttfts.push(d) })
     return { ...counts, events: summary(delays), ttft: summary(ttfts) }
   },
 
@@ -138,15 +153,16 @@ const commands = {
     let errors = 0
     for (let i = 0; i < warmup + requests; i++) {
       const started = nowUs()
-      const ok = await oneStream(pool, bench, undefined, undefined, (at) => { if (i >= warmup) ttfts.push(at - started) })
+      const ok = await oneStream(pool, APIS.chat, bench, undefined, undefined, (at) => { if (i >= warmup) ttfts.push(at - started) })
       if (!ok) errors++
     }
     return { errors, ttft: summary(ttfts) }
   },
 
   /** Fast upstream: events (blank-line terminated blocks) received per second. */
-  async throughput ({ origin, concurrency, durationMs, bench }) {
+  async throughput ({ origin, api = 'chat', concurrency, durationMs, bench }) {
     const pool = poolFor(origin, concurrency)
+    const { path, payload } = APIS[api]
     const controller = new AbortController()
     setMaxListeners(concurrency + 10, controller.signal)
     const started = nowUs()
@@ -154,11 +170,13 @@ const commands = {
     let events = 0
     let bytes = 0
     let errors = 0
+    let answers = 0
     const worker = async () => {
       while (!controller.signal.aborted) {
         try {
-          const { statusCode, body } = await pool.request({ path: PATH, method: 'POST', headers: HEADERS, body: payload(bench), signal: controller.signal })
+          const { statusCode, body } = await pool.request({ path, method: 'POST', headers: HEADERS, body: payload(bench), signal: controller.signal })
           if (statusCode !== 200) errors++
+          answers++
           let lastLf = false
           for await (const chunk of body) {
             bytes += chunk.length
@@ -178,7 +196,7 @@ const commands = {
     }
     await Promise.all(Array.from({ length: concurrency }, worker))
     clearTimeout(timer)
-    return { events, bytes, errors, seconds: (nowUs() - started) / 1e6 }
+    return { events, bytes, errors, answers, seconds: (nowUs() - started) / 1e6 }
   },
 
   /**
@@ -192,7 +210,7 @@ const commands = {
       for (let j = i; j < Math.min(count, i + batch); j++) {
         let markOpen
         opened.push(new Promise((resolve) => { markOpen = resolve }))
-        held.pending.push(oneStream(pool, { mode: 'hold' }, undefined, undefined, () => markOpen())
+        held.pending.push(oneStream(pool, APIS.chat, { mode: 'hold' }, undefined, undefined, () => markOpen())
           .then((ok) => { if (!ok) held.errors++ }, () => { held.errors++ })
           .finally(() => markOpen()))
       }
@@ -237,10 +255,20 @@ const commands = {
   },
 
   /** One whole answer as text, to check that a path streams and rewrites as expected. */
-  async probe ({ origin, bench }) {
+  async probe ({ origin, api = 'chat', bench }) {
     const pool = poolFor(origin, 1)
-    const { statusCode, headers, body } = await pool.request({ path: PATH, method: 'POST', headers: HEADERS, body: payload(bench) })
+    const { path, payload } = APIS[api]
+    const { statusCode, headers, body } = await pool.request({ path, method: 'POST', headers: HEADERS, body: payload(bench) })
     return { statusCode, contentType: headers['content-type'], text: await body.text() }
+  },
+
+  /** One GET: its status and body length, to check a URL before it is measured. */
+  async fetch ({ origin, path }) {
+    const pool = poolFor(origin, 1)
+    const { statusCode, headers, body } = await pool.request({ path, method: 'GET' })
+    let bytes = 0
+    for await (const chunk of body) bytes += chunk.length
+    return { statusCode, contentType: headers['content-type'], bytes }
   },
 
   closePools

@@ -5,10 +5,11 @@
  * bench/results/latest.md and prints it.
  *
  * Options:
- *   --profile        also run imagegate under --cpu-prof in the events/s scenario and
- *                    print the top of the profile (bench/results/*.cpuprofile)
- *   --only a,b       run only these scenarios: ttft, latency, events, memory, images
- *                    (the report is printed, latest.md is left alone)
+ *   --profile        also run imagegate under --cpu-prof in the events/s, Responses
+ *                    events/s and /images scenarios and print the top of each profile
+ *                    (bench/results/*.cpuprofile)
+ *   --only a,b       run only these scenarios: ttft, latency, events, responses, memory,
+ *                    images (the report is printed, latest.md is left alone)
  *   --reps N         repetitions of each noisy scenario (default 3)
  */
 import { spawnSync } from 'node:child_process'
@@ -19,11 +20,12 @@ import { formatProfile } from './analyze-profile.mjs'
 import { nowUs, sleep } from './lib/clock.mjs'
 import { writePng } from './lib/png.mjs'
 import { cpuSeconds, createLoadMeter, loadAverage, machine, rssBytes } from './lib/proc.mjs'
-import { CONCURRENCY, LABELS, PROXIES, formatReport } from './lib/report.mjs'
+import { CONCURRENCY, LABELS, PROXIES, RESPONSES_CONCURRENCY, formatReport } from './lib/report.mjs'
+import { RESPONSES_IMAGE_PIECES, responsesEventCount } from './lib/responses.mjs'
 import { median } from './lib/stats.mjs'
 import { ROOT, findNginx, startFastifyProxy, startImagegate, startLoadGenerator, startMock, startNginx } from './lib/systems.mjs'
 
-const SCENARIOS = ['ttft', 'latency', 'events', 'memory', 'images']
+const SCENARIOS = ['ttft', 'latency', 'events', 'responses', 'memory', 'images']
 const RESULTS_DIR = path.join(ROOT, 'bench', 'results')
 const IMAGE_BYTES = 1024 * 1024
 const IMAGE_NAME = 'apple.png'
@@ -32,8 +34,15 @@ const IMAGE_NAME = 'apple.png'
 const TTFT = { requests: 300, warmup: 30, bench: { mode: 'paced', paceMs: 0, events: 4, imageEvery: 0 } }
 // One stream sees few events per run, so it runs longer to give its p99 some samples.
 const LATENCY = { durationMs: (concurrency) => (concurrency === 1 ? 3000 : 1500), warmupMs: 500, bench: { mode: 'paced', paceMs: 20, events: 30, imageEvery: 30 } }
-const EVENTS = { concurrency: 16, durationMs: 3000, warmupMs: 1000, bench: { mode: 'fast', events: 10_000_000, batch: 16, imageEvery: 40 } }
-const MEMORY = { streams: 1000, batch: 100, settleMs: 2000 }
+const EVENTS = { api: 'chat', concurrency: 16, durationMs: 3000, warmupMs: 1000, bench: { mode: 'fast', events: 10_000_000, batch: 16, imageEvery: 40 } }
+// Responses API: the same paced streams at the concurrencies of the targets, and, for
+// events/s, whole answers back to back (each ends with the three events that repeat the
+// whole text, which imagegate rewrites again), so answers stay a realistic length.
+const RESPONSES = {
+  latency: { durationMs: 1500, warmupMs: 500, bench: { mode: 'paced', paceMs: 20, events: 30, imageEvery: 30 } },
+  events: { api: 'responses', concurrency: 16, durationMs: 3000, warmupMs: 1000, bench: { mode: 'fast', events: 400, batch: 16, imageEvery: 40 } }
+}
+const MEMORY = { streams: 1000, steps: 5, batch: 100, settleMs: 2000 }
 const IMAGES = { concurrency: 16, durationMs: 2000, warmupMs: 500 }
 
 function parseArgs (argv) {
@@ -68,19 +77,41 @@ async function readRss (pid) {
   return median(reads)
 }
 
-function checkProbe (name, { statusCode, text }, { imagePath, imagegateOrigin }) {
+const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+/**
+ * Checks one path's answer to the probe request: whole, every stamp there, and the image
+ * path rewritten by imagegate (into a signed link) and by nothing else. Returns the
+ * signed link imagegate wrote (path and query), which the /images scenario fetches.
+ */
+function checkProbe (name, { statusCode, text }, { imagePath, imagegateOrigin, stamps, complete }) {
   const stamped = (text.match(/"t": ?\d+/g) ?? []).length
   const problems = []
   if (statusCode !== 200) problems.push(`status ${statusCode}`)
-  if (!text.includes('data: [DONE]')) problems.push('no [DONE]')
-  if (stamped !== 26) problems.push(`${stamped} stamped events instead of 26`)
+  if (!text.includes(complete)) problems.push(`no ${complete}`)
+  if (stamped !== stamps) problems.push(`${stamped} stamped events instead of ${stamps}`)
+  let link
   if (name === 'imagegate') {
-    if (!text.includes(`${imagegateOrigin}/images/${IMAGE_NAME}`)) problems.push('image path was not rewritten')
+    const signed = new RegExp(`${escapeRegExp(imagegateOrigin)}(/images/${escapeRegExp(IMAGE_NAME)}\\?sig=[A-Za-z0-9_-]+)`).exec(text)
+    if (signed === null) problems.push('image path was not rewritten into a signed link')
+    else link = signed[1]
     if (text.includes(imagePath)) problems.push('the cache path still reaches the client')
   } else if (!text.includes(imagePath.slice(imagePath.length >> 1))) {
     problems.push('the image path did not pass through')
   }
   if (problems.length > 0) throw new Error(`${LABELS[name]} does not stream as expected: ${problems.join(', ')}`)
+  return link
+}
+
+/**
+ * Responses API events must keep `sequence_number` strictly increasing without gaps,
+ * also when imagegate inserts a delta of held text; returns the number of events.
+ */
+function checkSequence (name, text) {
+  const numbers = [...text.matchAll(/"sequence_number": ?(\d+)/g)].map((m) => Number(m[1]))
+  const wrong = numbers.findIndex((n, i) => n !== i)
+  if (wrong !== -1) throw new Error(`${LABELS[name]} Responses stream: sequence_number ${numbers[wrong]} at event ${wrong}`)
+  return numbers.length
 }
 
 async function main () {
@@ -99,6 +130,7 @@ async function main () {
   // nginx workers run as an unprivileged user and must reach the image.
   fs.chmodSync(tmp, 0o755)
   fs.chmodSync(cacheDir, 0o755)
+  const stateDir = path.join(tmp, 'state')
   const imagePath = path.join(cacheDir, IMAGE_NAME)
   const imageBytes = writePng(imagePath, IMAGE_BYTES)
 
@@ -118,22 +150,33 @@ async function main () {
     cleanup.push(() => load.stop())
     const upstreamBase = `${mock.origin}/v1`
     cleanup.push(() => Promise.all(PROXIES.map((s) => systems[s]?.stop())))
-    systems.imagegate = await startImagegate({ upstreamBase, cacheDir })
+    systems.imagegate = await startImagegate({ upstreamBase, cacheDir, stateDir })
     if (nginxBinary.path !== undefined) systems.nginx = await startNginx({ binary: nginxBinary.path, dir: path.join(tmp, 'nginx'), upstreamOrigin: mock.origin, cacheDir })
     systems.fastify = await startFastifyProxy(mock.origin)
     const names = ['direct', ...PROXIES].filter((s) => systems[s] !== undefined)
     log(`systems: ${names.map((s) => `${LABELS[s]} ${systems[s].origin}`).join(', ')}; imagegate via ${systems.imagegate.via}`)
 
+    let signedImage
+    const probeEvents = {}
     for (const name of names) {
-      const probe = await load.call('probe', { origin: systems[name].origin, bench: { mode: 'paced', paceMs: 0, events: 24, imageEvery: 12 } })
-      checkProbe(name, probe, { imagePath, imagegateOrigin: systems.imagegate.origin })
+      const origin = systems[name].origin
+      const check = { imagePath, imagegateOrigin: systems.imagegate.origin }
+      const chat = await load.call('probe', { origin, bench: { mode: 'paced', paceMs: 0, events: 24, imageEvery: 12 } })
+      const link = checkProbe(name, chat, { ...check, stamps: 26, complete: 'data: [DONE]' })
+      if (name === 'imagegate') signedImage = link
+      const deltas = RESPONSES.latency.bench.events
+      const responses = await load.call('probe', { origin, api: 'responses', bench: { ...RESPONSES.latency.bench, paceMs: 0 } })
+      checkProbe(name, responses, { ...check, stamps: responsesEventCount(deltas), complete: 'event: response.completed' })
+      probeEvents[name] = checkSequence(name, responses.text)
     }
-    log('every path streams the same answer; imagegate rewrites the image path')
+    log(`every path streams the same chat and Responses answers; imagegate rewrites the image path into ${signedImage}`)
 
     const results = {
       date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
       machine: { nproc: os.availableParallelism(), cpu: machine().model, node: process.version, nginx: nginxVersion(nginxBinary.path), loadAtStart },
       via: systems.imagegate.via,
+      signedImage,
+      responsesInserted: probeEvents.imagegate - probeEvents.direct,
       reps: args.reps,
       systems: names,
       notes,
@@ -170,60 +213,66 @@ async function main () {
       results.latency = {}
       for (const concurrency of CONCURRENCY) {
         log(`per-event latency: ${concurrency} streams, ${LATENCY.durationMs(concurrency)} ms × ${args.reps} runs per path`)
-        const runs = Object.fromEntries(names.map((s) => [s, []]))
-        for (let rep = 0; rep < args.reps; rep++) {
-          for (const name of rotate(names, rep)) {
-            const args = { origin: systems[name].origin, concurrency, durationMs: LATENCY.durationMs(concurrency), bench: LATENCY.bench }
-            if (rep === 0) await load.call('latency', { ...args, durationMs: LATENCY.warmupMs })
-            const cpu = cpuSeconds(systems[name].pid)
-            const r = await load.call('latency', args)
-            const cpuUsPerEvent = (cpuSeconds(systems[name].pid) - cpu) * 1e6 / r.events.n
-            if (r.errors > 0) notes.push(`per-event ${LABELS[name]} at ${concurrency} streams: ${r.errors} failed streams`)
-            runs[name].push({ ...r.events, cpuUsPerEvent })
-          }
-        }
-        results.latency[concurrency] = mediansOf(runs, ['p50', 'p99', 'n', 'cpuUsPerEvent'])
-        await load.call('closePools')
+        results.latency[concurrency] = await measureLatency(load, systems, names, { api: 'chat', concurrency, durationMs: LATENCY.durationMs(concurrency), warmupMs: LATENCY.warmupMs, bench: LATENCY.bench }, args.reps, notes)
       }
       results.method.push(`Per-event latency: closed loop of N concurrent streams for ${LATENCY.durationMs(16)} ms per run (${LATENCY.durationMs(1)} ms for 1 stream); each stream is a role chunk, ${LATENCY.bench.events} content deltas ${LATENCY.bench.paceMs} ms apart (one markdown image path split over 6 of them), a usage chunk and [DONE]. Every chunk carries the upstream's monotonic send time in a \`"t"\` field; delay = client read time − send time.`)
     })
 
     await scenario('events', async () => {
       log(`events/s: ${EVENTS.concurrency} fast streams, ${EVENTS.durationMs} ms × ${args.reps} runs per path`)
-      const runs = Object.fromEntries(names.map((s) => [s, []]))
-      for (let rep = 0; rep < args.reps; rep++) {
-        for (const name of rotate(names, rep)) runs[name].push(await measureEvents(load, systems[name], mock, rep === 0))
-      }
-      results.events = mediansOf(runs, ['eps', 'cpu', 'perCpu', 'mockCpu', 'loadCpu'])
-      await load.call('closePools')
+      results.events = await measureThroughput(load, systems, names, mock, EVENTS, args.reps)
       results.method.push(`events/s: ${EVENTS.concurrency} concurrent streams from an upstream writing as fast as the socket takes (${EVENTS.bench.batch} events per write, an image path every ${EVENTS.bench.imageEvery} deltas), ${EVENTS.durationMs} ms per run; CPU from /proc/<pid>/stat (nginx: master and worker).`)
+    })
+
+    await scenario('responses', async () => {
+      results.responses = { latency: {} }
+      for (const concurrency of RESPONSES_CONCURRENCY) {
+        log(`Responses API per-event latency: ${concurrency} streams, ${RESPONSES.latency.durationMs} ms × ${args.reps} runs per path`)
+        results.responses.latency[concurrency] = await measureLatency(load, systems, names, { api: 'responses', concurrency, ...RESPONSES.latency }, args.reps, notes)
+      }
+      const e = RESPONSES.events
+      log(`Responses API events/s: ${e.concurrency} streams of ${e.bench.events}-delta answers, ${e.durationMs} ms × ${args.reps} runs per path`)
+      results.responses.events = await measureThroughput(load, systems, names, mock, e, args.reps)
+      const l = RESPONSES.latency.bench
+      results.method.push(`Responses API (\`/v1/responses\`, hermes' event shape): per-event latency as for chat, each stream being \`response.created\`, \`response.output_item.added\`, ${l.events} \`response.output_text.delta\` events ${l.paceMs} ms apart (three words each; one markdown image split over ${RESPONSES_IMAGE_PIECES} of them, its path cut in the middle), then \`response.output_text.done\`, \`response.output_item.done\` and \`response.completed\` with the whole text; every \`data\` object ends with the \`"t"\` stamp. events/s: ${e.concurrency} concurrent streams of whole ${e.bench.events}-delta answers back to back (${e.bench.batch} events per write, an image every ${e.bench.imageEvery} deltas), ${e.durationMs} ms per run; every event the client receives counts (imagegate inserted ${results.responsesInserted} event(s) of held text per probe answer). The same limits as for chat apply.`)
     })
 
     await scenario('memory', async () => {
       results.memory = {}
       for (const name of PROXIES.filter((s) => systems[s] !== undefined)) {
         log(`memory: ${MEMORY.streams} idle streams through a fresh ${LABELS[name]}`)
-        results.memory[name] = await measureMemory(load, mock, name, { upstreamBase, cacheDir, tmp, nginx: nginxBinary.path })
+        results.memory[name] = await measureMemory(load, mock, name, { upstreamBase, cacheDir, stateDir, tmp, nginx: nginxBinary.path })
         if (results.memory[name].errors > 0) notes.push(`memory ${LABELS[name]}: ${results.memory[name].errors} of ${MEMORY.streams} idle streams failed`)
       }
-      results.method.push(`RSS per idle stream: a fresh process of each proxy serves a few answers, then VmRSS (/proc/<pid>/status, median of 3 reads) is taken idle and again ${MEMORY.settleMs} ms after ${MEMORY.streams} streams are open and idle (role chunk and one delta sent, the upstream then silent); per stream = difference ÷ ${MEMORY.streams}. "Marginal" is the growth from ${MEMORY.streams / 2} to ${MEMORY.streams} streams ÷ ${MEMORY.streams / 2}.`)
+      results.method.push(`RSS per idle stream: a fresh process of each proxy serves a few answers, then VmRSS (/proc/<pid>/status, median of 3 reads) is taken idle and again ${MEMORY.settleMs} ms after ${MEMORY.streams} streams are open and idle (role chunk and one delta sent, the upstream then silent); per stream = difference ÷ ${MEMORY.streams}. The streams are opened in ${MEMORY.steps} steps of ${MEMORY.streams / MEMORY.steps} with VmRSS read after each; "median step" is the median of the ${MEMORY.steps} steps' growth ÷ ${MEMORY.streams / MEMORY.steps}. It leaves out one-time growth that lands in a single step, above all V8 doubling its young generation (16 → 32 MB, i.e. 16 KB per stream at ${MEMORY.streams} streams) when the burst of stream set-ups first needs it, which a process that has served any load has already done.`)
     })
 
+    const imagePaths = { imagegate: signedImage, nginx: `/images/${IMAGE_NAME}` }
     await scenario('images', async () => {
       results.images = {}
       for (const name of ['imagegate', 'nginx'].filter((s) => systems[s] !== undefined)) {
-        log(`/images: ${IMAGES.concurrency} clients, ${IMAGES.durationMs} ms × ${args.reps} runs, ${LABELS[name]}`)
+        await checkImageUrls(load, systems[name], imagePaths[name], imageBytes)
+        log(`/images: ${IMAGES.concurrency} clients, ${IMAGES.durationMs} ms × ${args.reps} runs, ${LABELS[name]} ${imagePaths[name]}`)
         const runs = []
-        for (let rep = 0; rep < args.reps; rep++) runs.push(await measureImages(load, systems[name], imageBytes, rep === 0))
+        for (let rep = 0; rep < args.reps; rep++) runs.push(await measureImages(load, systems[name], imagePaths[name], imageBytes, rep === 0))
         results.images[name] = mediansOf({ x: runs }, ['rps', 'cpu', 'perCpu']).x
       }
       await load.call('closePools')
-      results.method.push(`/images: ${IMAGES.concurrency} keep-alive clients GET the same ${(imageBytes / 1048576).toFixed(2)} MB PNG for ${IMAGES.durationMs} ms per run, each body read whole and its length checked; nginx serves the same folder with \`alias\` and sendfile. Over loopback, sendfile leaves most of the copying to the receiving side, so nginx's own CPU time is small: the observed ratio (Context column) is the conservative comparison.`)
+      results.method.push(`/images: ${IMAGES.concurrency} keep-alive clients GET the same ${(imageBytes / 1048576).toFixed(2)} MB PNG for ${IMAGES.durationMs} ms per run, each body read whole and its status (200) and length checked; imagegate through the signed link it wrote into the probe answer (checked first: 200, \`image/png\` and the file's length with the signature, 404 without it or with a wrong one), nginx serves the same folder with \`alias\` and sendfile. Over loopback, sendfile leaves most of the copying to the receiving side, so nginx's own CPU time is small: the observed ratio (Context column) is the conservative comparison.`)
     })
 
     await scenario('profile', async () => {
-      log('profiling imagegate in the events/s scenario (--cpu-prof)')
-      results.profile = await profileEvents(load, mock, { upstreamBase, cacheDir })
+      const profiles = [
+        ['events/s scenario', 'events', (system) => measureThroughputOnce(load, system, mock, EVENTS, true), (run) => `${Math.round(run.eps).toLocaleString('en-US')} events/s`, EVENTS.durationMs],
+        ['Responses API events/s scenario', 'responses', (system) => measureThroughputOnce(load, system, mock, RESPONSES.events, true), (run) => `${Math.round(run.eps).toLocaleString('en-US')} events/s`, RESPONSES.events.durationMs],
+        ['/images scenario', 'images', (system) => measureImages(load, system, signedImage, imageBytes, true), (run) => `${Math.round(run.rps).toLocaleString('en-US')} requests/s`, IMAGES.durationMs]
+      ]
+      results.profiles = []
+      for (const [title, slug, measure, rate, durationMs] of profiles) {
+        if (slug === 'images' && signedImage === undefined) continue
+        log(`profiling imagegate in the ${title} (--cpu-prof)`)
+        results.profiles.push({ title, text: await profile(load, slug, measure, rate, durationMs, { upstreamBase, cacheDir, stateDir }) })
+      }
     }, args.profile)
 
     const report = formatReport(results)
@@ -251,15 +300,44 @@ function mediansOf (runs, keys) {
   return out
 }
 
-async function measureEvents (load, system, mock, warm) {
-  const args = { origin: system.origin, concurrency: EVENTS.concurrency, bench: EVENTS.bench }
-  if (warm) await load.call('throughput', { ...args, durationMs: EVENTS.warmupMs })
+/** Per-event latency of every path at one concurrency: medians of `reps` runs. */
+async function measureLatency (load, systems, names, { api, concurrency, durationMs, warmupMs, bench }, reps, notes) {
+  const runs = Object.fromEntries(names.map((s) => [s, []]))
+  for (let rep = 0; rep < reps; rep++) {
+    for (const name of rotate(names, rep)) {
+      const args = { origin: systems[name].origin, api, concurrency, durationMs, bench }
+      if (rep === 0) await load.call('latency', { ...args, durationMs: warmupMs })
+      const cpu = cpuSeconds(systems[name].pid)
+      const r = await load.call('latency', args)
+      const cpuUsPerEvent = (cpuSeconds(systems[name].pid) - cpu) * 1e6 / r.events.n
+      if (r.errors > 0) notes.push(`per-event (${api}) ${LABELS[name]} at ${concurrency} streams: ${r.errors} failed streams`)
+      runs[name].push({ ...r.events, cpuUsPerEvent })
+    }
+  }
+  await load.call('closePools')
+  return mediansOf(runs, ['p50', 'p99', 'n', 'cpuUsPerEvent'])
+}
+
+/** events/s of every path: medians of `reps` runs. */
+async function measureThroughput (load, systems, names, mock, config, reps) {
+  const runs = Object.fromEntries(names.map((s) => [s, []]))
+  for (let rep = 0; rep < reps; rep++) {
+    for (const name of rotate(names, rep)) runs[name].push(await measureThroughputOnce(load, systems[name], mock, config, rep === 0))
+  }
+  await load.call('closePools')
+  return mediansOf(runs, ['eps', 'cpu', 'perCpu', 'mockCpu', 'loadCpu'])
+}
+
+async function measureThroughputOnce (load, system, mock, { api, concurrency, durationMs, warmupMs, bench }, warm) {
+  const args = { origin: system.origin, api, concurrency, bench }
+  if (warm) await load.call('throughput', { ...args, durationMs: warmupMs })
   const cpu = () => [cpuSeconds(system.pid), cpuSeconds(mock.pid), cpuSeconds(load.pid)]
   const before = cpu()
   const from = nowUs()
-  const r = await load.call('throughput', { ...args, durationMs: EVENTS.durationMs })
+  const r = await load.call('throughput', { ...args, durationMs })
   const to = nowUs()
   const after = cpu()
+  if (r.errors > 0) throw new Error(`${system.name} ${api} events/s: ${r.errors} failed streams`)
   const [server, upstream, client] = after.map((v, i) => (v - before[i]) / r.seconds)
   const direct = system.name === 'direct'
   return {
@@ -273,9 +351,9 @@ async function measureEvents (load, system, mock, warm) {
   }
 }
 
-async function measureMemory (load, mock, name, { upstreamBase, cacheDir, tmp, nginx }) {
+async function measureMemory (load, mock, name, { upstreamBase, cacheDir, stateDir, tmp, nginx }) {
   const system = name === 'imagegate'
-    ? await startImagegate({ upstreamBase, cacheDir })
+    ? await startImagegate({ upstreamBase, cacheDir, stateDir })
     : name === 'nginx'
       ? await startNginx({ binary: nginx, dir: path.join(tmp, `nginx-memory-${Date.now()}`), upstreamOrigin: mock.origin, cacheDir })
       : await startFastifyProxy(mock.origin)
@@ -284,14 +362,18 @@ async function measureMemory (load, mock, name, { upstreamBase, cacheDir, tmp, n
     await load.call('closePools')
     await sleep(1000)
     const before = await readRss(system.pid)
-    const half = MEMORY.streams / 2
-    const hold = { origin: system.origin, count: half, connections: MEMORY.streams, batch: MEMORY.batch }
-    await load.call('hold', hold)
-    await sleep(MEMORY.settleMs / 2)
-    const withHalf = await readRss(system.pid)
-    await load.call('hold', hold)
-    await sleep(MEMORY.settleMs)
-    const withAll = await readRss(system.pid)
+    const step = MEMORY.streams / MEMORY.steps
+    const hold = { origin: system.origin, count: step, connections: MEMORY.streams, batch: MEMORY.batch }
+    const growth = []
+    let last = before
+    for (let i = 1; i <= MEMORY.steps; i++) {
+      await load.call('hold', hold)
+      await sleep(i === MEMORY.steps ? MEMORY.settleMs : MEMORY.settleMs / 2)
+      const rss = await readRss(system.pid)
+      growth.push((rss - last) / step)
+      last = rss
+    }
+    const withAll = last
     mock.child.send('release')
     const ended = await load.call('holdEnd')
     await load.call('closePools')
@@ -299,9 +381,9 @@ async function measureMemory (load, mock, name, { upstreamBase, cacheDir, tmp, n
       before,
       with: withAll,
       perStream: (withAll - before) / MEMORY.streams,
-      // The second half alone: leaves out one-time growth (heap spaces, pools) the
-      // first streams trigger.
-      marginal: (withAll - withHalf) / half,
+      // One-time growth (heap spaces, pools) lands in one step; the median leaves it out.
+      marginal: median(growth),
+      steps: growth,
       errors: ended.errors
     }
   } finally {
@@ -310,24 +392,46 @@ async function measureMemory (load, mock, name, { upstreamBase, cacheDir, tmp, n
   }
 }
 
-async function measureImages (load, system, imageBytes, warm) {
-  const args = { origin: system.origin, path: `/images/${IMAGE_NAME}`, concurrency: IMAGES.concurrency, expectedBytes: imageBytes }
-  if (warm) await load.call('files', { ...args, durationMs: IMAGES.warmupMs })
-  const before = cpuSeconds(system.pid)
-  const r = await load.call('files', { ...args, durationMs: IMAGES.durationMs })
-  const cpu = (cpuSeconds(system.pid) - before) / r.seconds
-  if (r.errors > 0) throw new Error(`${system.name} /images: ${r.errors} failed requests`)
-  return { rps: r.requests / r.seconds, cpu, perCpu: r.requests / (cpu * r.seconds) }
+/**
+ * A wrong URL would measure 404s at full speed: the URL measured must answer 200 with
+ * the PNG's bytes, and for imagegate the same name without its signature, or with a
+ * wrong one, must answer 404.
+ */
+async function checkImageUrls (load, system, url, imageBytes) {
+  const ok = await load.call('fetch', { origin: system.origin, path: url })
+  if (ok.statusCode !== 200 || ok.bytes !== imageBytes || ok.contentType !== 'image/png') {
+    throw new Error(`${system.name} GET ${url}: ${ok.statusCode}, ${ok.contentType}, ${ok.bytes} bytes (expected 200, image/png, ${imageBytes})`)
+  }
+  if (system.name !== 'imagegate') return
+  const [name, sig] = url.split('?sig=')
+  const forged = sig.startsWith('A') ? `B${sig.slice(1)}` : `A${sig.slice(1)}`
+  for (const bad of [name, `${name}?sig=${forged}`]) {
+    const r = await load.call('fetch', { origin: system.origin, path: bad })
+    if (r.statusCode !== 404) throw new Error(`imagegate GET ${bad}: ${r.statusCode}, expected 404 (links must be signed)`)
+  }
 }
 
-async function profileEvents (load, mock, { upstreamBase, cacheDir }) {
-  const name = `imagegate-events-${Date.now()}.cpuprofile`
+async function measureImages (load, system, url, imageBytes, warm) {
+  const args = { origin: system.origin, path: url, concurrency: IMAGES.concurrency, expectedBytes: imageBytes }
+  if (warm) await load.call('files', { ...args, durationMs: IMAGES.warmupMs })
+  const before = cpuSeconds(system.pid)
+  const from = nowUs()
+  const r = await load.call('files', { ...args, durationMs: IMAGES.durationMs })
+  const to = nowUs()
+  const cpu = (cpuSeconds(system.pid) - before) / r.seconds
+  if (r.errors > 0) throw new Error(`${system.name} /images: ${r.errors} failed requests`)
+  return { rps: r.requests / r.seconds, cpu, perCpu: r.requests / (cpu * r.seconds), window: { from, to } }
+}
+
+/** Runs `measure` against a separate imagegate under --cpu-prof; returns the report text. */
+async function profile (load, slug, measure, rate, durationMs, { upstreamBase, cacheDir, stateDir }) {
+  const name = `imagegate-${slug}-${Date.now()}.cpuprofile`
   const nodeFlags = ['--cpu-prof', '--cpu-prof-dir', RESULTS_DIR, '--cpu-prof-name', name, '--cpu-prof-interval', '250']
-  const system = await startImagegate({ upstreamBase, cacheDir, nodeFlags })
+  const system = await startImagegate({ upstreamBase, cacheDir, stateDir, nodeFlags })
   let run
   try {
-    run = await measureEvents(load, system, mock, true)
-    log(`profiled run: ${Math.round(run.eps)} events/s at ${run.cpu.toFixed(2)} cores (profiler overhead included)`)
+    run = await measure(system)
+    log(`profiled run: ${rate(run)} at ${run.cpu.toFixed(2)} cores (profiler overhead included)`)
     await load.call('closePools')
   } finally {
     retiredCpu += cpuSeconds(system.pid)
@@ -336,7 +440,7 @@ async function profileEvents (load, mock, { upstreamBase, cacheDir }) {
   }
   const file = path.join(RESULTS_DIR, name)
   if (!fs.existsSync(file)) return `No profile was written (${file}): imagegate did not exit cleanly on SIGTERM.`
-  const summary = `Profiled run: ${Math.round(run.eps).toLocaleString('en-US')} events/s at ${run.cpu.toFixed(2)} cores of imagegate (profiler overhead included); samples outside the ${EVENTS.durationMs} ms measured window (start-up, warm-up, shutdown) are left out.`
+  const summary = `Profiled run: ${rate(run)} at ${run.cpu.toFixed(2)} cores of imagegate (profiler overhead included); samples outside the ${durationMs} ms measured window (start-up, warm-up, shutdown) are left out.`
   const text = summary + '\n\n' + formatProfile(file, run.window)
   log(`profile: ${path.relative(ROOT, file)} (again: node bench/analyze-profile.mjs ${path.relative(ROOT, file)} --from ${run.window.from} --to ${run.window.to})`)
   return text

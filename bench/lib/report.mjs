@@ -5,6 +5,8 @@
 export const LABELS = { direct: 'direct', imagegate: 'imagegate', nginx: 'nginx', fastify: '@fastify/http-proxy' }
 export const PROXIES = ['imagegate', 'nginx', 'fastify']
 export const CONCURRENCY = [1, 16, 100, 500]
+/** Responses API latency runs at the concurrencies the targets and the UI care about. */
+export const RESPONSES_CONCURRENCY = [16, 100]
 
 const num = (x) => typeof x === 'number' && Number.isFinite(x)
 
@@ -44,7 +46,31 @@ function latencyMetrics (results) {
     metrics.push([`per-event p50, ${c} streams (ms)`, (s) => results.latency[c][s]?.p50])
     metrics.push([`per-event p99, ${c} streams (ms)`, (s) => results.latency[c][s]?.p99])
   }
+  for (const c of RESPONSES_CONCURRENCY) {
+    const r = results.responses?.latency?.[c]
+    if (r === undefined) continue
+    metrics.push([`Responses per-event p50, ${c} streams (ms)`, (s) => r[s]?.p50])
+    metrics.push([`Responses per-event p99, ${c} streams (ms)`, (s) => r[s]?.p99])
+  }
   return metrics
+}
+
+/** Server CPU per event rows: `[label, latency results by concurrency, concurrency]`. */
+function cpuMetrics (results) {
+  const metrics = []
+  for (const c of CONCURRENCY) if (results.latency?.[c] !== undefined) metrics.push([`server CPU per event, ${c} streams`, results.latency[c]])
+  for (const c of RESPONSES_CONCURRENCY) {
+    if (results.responses?.latency?.[c] !== undefined) metrics.push([`Responses server CPU per event, ${c} streams`, results.responses.latency[c]])
+  }
+  return metrics
+}
+
+/** events/s results: `[label prefix, results]` for chat and the Responses API. */
+function throughputSets (results) {
+  const sets = []
+  if (results.events !== undefined) sets.push(['', results.events, '16 fast streams'])
+  if (results.responses?.events !== undefined) sets.push(['Responses ', results.responses.events, '16 streams of whole answers'])
+  return sets
 }
 
 /** The target rows; each `[label, measured text, limit text, pass?]`. */
@@ -70,8 +96,20 @@ export function targets (results) {
     rows.push([`events per CPU-second vs ${LABELS[other]}`, times(r), `≥ ${limit.toFixed(1)}×`, verdict(num(r) ? r >= limit : undefined), times(observed)])
   }
 
+  if (results.responses !== undefined) {
+    const latency = results.responses.latency?.[100]
+    const rEvent = latency === undefined ? undefined : added((s) => latency[s]?.p99)
+    rows.push(['Responses: added per-event p99, 100 streams', num(rEvent) ? `${ms(rEvent)} ms` : 'n/a', '≤ 2 ms', verdict(num(rEvent) ? rEvent <= 2 : undefined), addedP50(added((s) => latency?.[s]?.p50))])
+    const re = (s, k) => results.responses.events?.[s]?.[k]
+    for (const [other, limit] of [['fastify', 1], ['nginx', 0.5]]) {
+      const r = quotient(re('imagegate', 'perCpu'), re(other, 'perCpu'))
+      const observed = quotient(re('imagegate', 'eps'), re(other, 'eps'))
+      rows.push([`Responses: events per CPU-second vs ${LABELS[other]}`, times(r), `≥ ${limit.toFixed(1)}×`, verdict(num(r) ? r >= limit : undefined), times(observed)])
+    }
+  }
+
   const rss = results.memory?.imagegate?.perStream
-  rows.push(['RSS per idle stream, 1000 open', kb(rss), '≤ 30 KB', verdict(num(rss) ? rss <= 30 * 1024 : undefined), `marginal ${kb(results.memory?.imagegate?.marginal)}`])
+  rows.push(['RSS per idle stream, 1000 open', kb(rss), '≤ 30 KB', verdict(num(rss) ? rss <= 30 * 1024 : undefined), `median step ${kb(results.memory?.imagegate?.marginal)}`])
 
   const i = (s, k) => results.images?.[s]?.[k]
   const r = quotient(i('imagegate', 'perCpu'), i('nginx', 'perCpu'))
@@ -104,7 +142,7 @@ export function formatReport (results) {
   out.push('')
   out.push(table(['target', 'imagegate', 'limit', 'result', 'context'], targets(results), ['---', '---:', '---:', '---', '---']))
   out.push('')
-  out.push('Context: the added p50; for throughput, the same ratio of observed rates; for memory, the cost of the second 500 streams alone.')
+  out.push('Context: the added p50; for throughput, the same ratio of observed rates; for memory, the median growth per stream over the steps in which the streams were opened (see Method).')
   out.push('')
 
   const available = ['direct', ...PROXIES].filter((s) => results.systems.includes(s))
@@ -118,14 +156,14 @@ export function formatReport (results) {
   for (const [label, pick] of latency) {
     ratioRows.push([label.replace(' (ms)', ''), ratio(pick('imagegate'), pick('direct')), ratio(pick('imagegate'), pick('nginx')), ratio(pick('imagegate'), pick('fastify')), ratio(pick('nginx'), pick('direct')), ratio(pick('fastify'), pick('direct'))])
   }
-  for (const c of CONCURRENCY) {
-    const u = (s) => results.latency?.[c]?.[s]?.cpuUsPerEvent
-    if (results.latency?.[c] !== undefined) ratioRows.push([`server CPU per event, ${c} streams`, '—', ratio(u('imagegate'), u('nginx')), ratio(u('imagegate'), u('fastify')), '—', '—'])
+  for (const [label, set] of cpuMetrics(results)) {
+    const u = (s) => set[s]?.cpuUsPerEvent
+    ratioRows.push([label, '—', ratio(u('imagegate'), u('nginx')), ratio(u('imagegate'), u('fastify')), '—', '—'])
   }
-  if (results.events !== undefined) {
-    const e = (s, k) => results.events[s]?.[k]
-    ratioRows.push(['events/s observed', ratio(e('imagegate', 'eps'), e('direct', 'eps')), ratio(e('imagegate', 'eps'), e('nginx', 'eps')), ratio(e('imagegate', 'eps'), e('fastify', 'eps')), ratio(e('nginx', 'eps'), e('direct', 'eps')), ratio(e('fastify', 'eps'), e('direct', 'eps'))])
-    ratioRows.push(['events per CPU-second', '—', ratio(e('imagegate', 'perCpu'), e('nginx', 'perCpu')), ratio(e('imagegate', 'perCpu'), e('fastify', 'perCpu')), '—', '—'])
+  for (const [prefix, set] of throughputSets(results)) {
+    const e = (s, k) => set[s]?.[k]
+    ratioRows.push([`${prefix}events/s observed`, ratio(e('imagegate', 'eps'), e('direct', 'eps')), ratio(e('imagegate', 'eps'), e('nginx', 'eps')), ratio(e('imagegate', 'eps'), e('fastify', 'eps')), ratio(e('nginx', 'eps'), e('direct', 'eps')), ratio(e('fastify', 'eps'), e('direct', 'eps'))])
+    ratioRows.push([`${prefix}events per CPU-second`, '—', ratio(e('imagegate', 'perCpu'), e('nginx', 'perCpu')), ratio(e('imagegate', 'perCpu'), e('fastify', 'perCpu')), '—', '—'])
   }
   if (results.memory !== undefined) {
     const m = (s) => results.memory[s]?.perStream
@@ -147,24 +185,25 @@ export function formatReport (results) {
   for (const [label, pick] of latency) {
     absRows.push([label, ...available.map((s) => (s === 'direct' ? ms(pick(s)) : `${ms(pick(s))} (${signedMs(pick(s) - pick('direct'))})`))])
   }
-  for (const c of CONCURRENCY) {
-    const u = (s) => results.latency?.[c]?.[s]?.cpuUsPerEvent
-    if (results.latency?.[c] !== undefined) absRows.push([`server CPU per event, ${c} streams (µs)`, ...available.map((s) => (s === 'direct' ? '—' : num(u(s)) ? u(s).toFixed(1) : 'n/a'))])
+  for (const [label, set] of cpuMetrics(results)) {
+    const u = (s) => set[s]?.cpuUsPerEvent
+    absRows.push([`${label} (µs)`, ...available.map((s) => (s === 'direct' ? '—' : num(u(s)) ? u(s).toFixed(1) : 'n/a'))])
   }
-  if (results.events !== undefined) {
-    const e = (s, k) => results.events[s]?.[k]
-    absRows.push(['events/s observed, 16 fast streams', ...available.map((s) => count(e(s, 'eps')))])
-    absRows.push(['server CPU during it (cores)', ...available.map((s) => (s === 'direct' ? '—' : num(e(s, 'cpu')) ? e(s, 'cpu').toFixed(2) : 'n/a'))])
-    absRows.push(['events per server CPU-second', ...available.map((s) => (s === 'direct' ? '—' : count(e(s, 'perCpu'))))])
-    absRows.push(['mock upstream CPU (cores)', ...available.map((s) => (num(e(s, 'mockCpu')) ? e(s, 'mockCpu').toFixed(2) : 'n/a'))])
-    absRows.push(['load generator CPU (cores)', ...available.map((s) => (num(e(s, 'loadCpu')) ? e(s, 'loadCpu').toFixed(2) : 'n/a'))])
+  for (const [prefix, set, what] of throughputSets(results)) {
+    const e = (s, k) => set[s]?.[k]
+    absRows.push([`${prefix}events/s observed, ${what}`, ...available.map((s) => count(e(s, 'eps')))])
+    absRows.push([`${prefix}server CPU during it (cores)`, ...available.map((s) => (s === 'direct' ? '—' : num(e(s, 'cpu')) ? e(s, 'cpu').toFixed(2) : 'n/a'))])
+    absRows.push([`${prefix}events per server CPU-second`, ...available.map((s) => (s === 'direct' ? '—' : count(e(s, 'perCpu'))))])
+    absRows.push([`${prefix}mock upstream CPU (cores)`, ...available.map((s) => (num(e(s, 'mockCpu')) ? e(s, 'mockCpu').toFixed(2) : 'n/a'))])
+    absRows.push([`${prefix}load generator CPU (cores)`, ...available.map((s) => (num(e(s, 'loadCpu')) ? e(s, 'loadCpu').toFixed(2) : 'n/a'))])
   }
   if (results.memory !== undefined) {
     const m = (s, k) => results.memory[s]?.[k]
     absRows.push(['RSS idle, fresh process', ...available.map((s) => (s === 'direct' ? '—' : kb(m(s, 'before'))))])
     absRows.push(['RSS with 1000 idle streams', ...available.map((s) => (s === 'direct' ? '—' : kb(m(s, 'with'))))])
-    absRows.push(['RSS per idle stream', ...available.map((s) => (s === 'direct' ? '—' : kb(m(s, 'perStream'))))])
-    absRows.push(['RSS per idle stream, marginal (500 → 1000)', ...available.map((s) => (s === 'direct' ? '—' : kb(m(s, 'marginal'))))])
+    absRows.push(['RSS per idle stream (0 → 1000)', ...available.map((s) => (s === 'direct' ? '—' : kb(m(s, 'perStream'))))])
+    absRows.push(['RSS per idle stream, median step', ...available.map((s) => (s === 'direct' ? '—' : kb(m(s, 'marginal'))))])
+    absRows.push(['RSS per idle stream, each step', ...available.map((s) => (s === 'direct' || m(s, 'steps') === undefined ? '—' : m(s, 'steps').map((b) => (b / 1024).toFixed(0)).join(' / ') + ' KB'))])
   }
   if (results.images !== undefined) {
     const i = (s, k) => results.images[s]?.[k]
@@ -191,11 +230,11 @@ export function formatReport (results) {
   out.push('## Method')
   out.push('')
   for (const line of results.method) out.push(`- ${line}`)
-  if (results.profile !== undefined) {
+  for (const { title, text } of results.profiles ?? []) {
     out.push('')
-    out.push('## CPU profile of imagegate, events/s scenario')
+    out.push(`## CPU profile of imagegate, ${title}`)
     out.push('')
-    out.push(results.profile)
+    out.push(text)
   }
   out.push('')
   return out.join('\n')

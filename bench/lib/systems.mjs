@@ -117,16 +117,19 @@ export async function startLoadGenerator () {
  * from /proc). If this build's CLI cannot start, the programmatic API is used instead
  * and the returned `via` says so.
  */
-export async function startImagegate ({ upstreamBase, cacheDir, nodeFlags = [] }) {
-  const cli = ['dist/cli.js', '--upstream', upstreamBase, '--cache-dir', cacheDir, '--port', '0', '--log-level', 'warn']
-  const handle = track(spawn(process.execPath, [...nodeFlags, ...cli], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'imagegate (dist/cli.js)')
+export async function startImagegate ({ upstreamBase, cacheDir, stateDir, nodeFlags = [] }) {
+  // The state folder holds the generated signing key (and the store of decoded data:
+  // images): one inside the bench's temporary folder, so no run touches the user's, and
+  // every imagegate of a run signs with the same key.
+  const flags = ['--upstream', upstreamBase, '--cache-dir', cacheDir, '--state-dir', stateDir, '--port', '0', '--log-level', 'warn']
+  const handle = track(spawn(process.execPath, [...nodeFlags, 'dist/cli.js', ...flags], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'imagegate (dist/cli.js)')
   try {
     return { ...system('imagegate', handle, await portOf(handle)), via: 'dist/cli.js' }
   } catch (err) {
     await stop(handle, 'SIGKILL')
     console.warn(`imagegate CLI did not start, using startServer() instead: ${err.message.split('\n')[0]}`)
   }
-  const fallback = track(fork(path.join(BENCH_DIR, 'imagegate-server.mjs'), [upstreamBase, cacheDir], { ...forkOptions, execArgv: nodeFlags }), 'imagegate (startServer)')
+  const fallback = track(fork(path.join(BENCH_DIR, 'imagegate-server.mjs'), flags, { ...forkOptions, execArgv: nodeFlags }), 'imagegate (startServer)')
   return { ...system('imagegate', fallback, await portOf(fallback)), via: 'startServer()' }
 }
 
