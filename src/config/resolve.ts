@@ -5,7 +5,7 @@ import { helpText, versionText } from './help.js'
 import {
   DEFAULT_DATA_IMAGE_MAX_BYTES, DEFAULT_HOST, DEFAULT_INLINE_MAX_BYTES, DEFAULT_KEEPALIVE, DEFAULT_LOG_LEVEL,
   DEFAULT_MODE, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STATE_DIR, DEFAULT_UPSTREAM,
-  expectString, parseApiKey, parseBoolean, parseBytes, parseHost, parseLogLevel, parseMode, parsePort, parsePublicUrl,
+  expectString, invalid, parseApiKey, parseBoolean, parseBytes, parseHost, parseLogLevel, parseMode, parsePort, parsePublicUrl,
   parseSeconds, parseSigningKey, parseUpstream, type Options, type Raw
 } from './options.js'
 import { readEnv, readFlags, type Key, type RawValues } from './sources.js'
@@ -52,9 +52,11 @@ export function resolveOptions ({ argv, env, cwd, homedir }: ResolveInput): Reso
     return found.dirs
   }
   // Folders that imagegate creates itself when missing: `~` expanded, relative to cwd.
+  // Empty flags and variables never get here, but YAML can say `state-dir: ""`, which
+  // would otherwise resolve to cwd itself.
   const folder = (raw: Raw): string => {
     const text = expectString(raw)
-    if (text === '') throw new Error('unreachable: empty values are unset')
+    if (text === '') throw invalid(raw.origin, 'must be a folder path', '""')
     return resolvePath(cwd, expandHome(text, homedir))
   }
   const xdgState = env.XDG_STATE_HOME

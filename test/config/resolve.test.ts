@@ -78,6 +78,8 @@ t.test('each mistake gets one line that names the key and the value', async t =>
     'type.yaml': '# comment\nport: [8091]\n',
     'host.yaml': 'host: 5\n',
     'syntax.yaml': 'port: 8091\nhost: "localhost\n',
+    'empty-state.yaml': 'state-dir: ""\n',
+    'empty-store.yaml': '# comment\nstore-dir: \'\'\n',
     home: {}
   })
   const cases: Array<[string, Partial<ResolveInput>, string]> = [
@@ -93,6 +95,9 @@ t.test('each mistake gets one line that names the key and the value', async t =>
     ['YAML wrong type', { argv: ['--config', 'type.yaml'] }, 'type.yaml: port: must be an integer from 0 to 65535, got a list (line 2)'],
     ['YAML string expected', { argv: ['--config', 'host.yaml'] }, 'host.yaml: host: must be a string, got a number (line 1)'],
     ['YAML syntax error', { argv: ['--config', 'syntax.yaml'] }, 'syntax.yaml: invalid YAML: Missing closing "quote (line 3)'],
+    // Flags and variables cannot be empty; only YAML can give an empty string.
+    ['YAML empty state folder', { argv: ['--config', 'empty-state.yaml'] }, 'empty-state.yaml: state-dir: must be a folder path, got "" (line 1)'],
+    ['YAML empty store folder', { argv: ['--config', 'empty-store.yaml'] }, 'empty-store.yaml: store-dir: must be a folder path, got "" (line 2)'],
     ['missing --config file', { argv: ['--config', 'missing.yaml'] }, '--config: file "missing.yaml" does not exist'],
     ['missing IMAGEGATE_CONFIG file', { env: { IMAGEGATE_CONFIG: 'missing.yaml' } }, 'IMAGEGATE_CONFIG: file "missing.yaml" does not exist'],
     ['bad log level', { argv: ['--log-level', 'loud'] }, '--log-level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"'],
