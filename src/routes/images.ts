@@ -7,10 +7,12 @@
  */
 import os from 'node:os'
 import path from 'node:path'
+import send from '@fastify/send'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { FileResolver } from '../files/resolver.js'
 import type { Signer } from '../files/signing.js'
+import { createFileCache } from '../files/file-cache.js'
 
 export interface ImagesOptions {
   files: FileResolver
@@ -27,6 +29,13 @@ const MAX_AGE_MS = 86_400_000
 function errorBody (message: string, type: string, code: string): { readonly error: { message: string, type: string, code: string } } {
   return Object.freeze({ error: Object.freeze({ message, type, code }) })
 }
+
+// Headers that make a request more than "send me the file".
+const CONDITIONAL = ['range', 'if-range', 'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since']
+
+// What @fastify/send answers for the same file, so both paths look alike.
+const CACHE_CONTROL = `public, max-age=${MAX_AGE_MS / 1000}`
+const contentType = (file: string): string => send.mime.getType(file) ?? 'application/octet-stream'
 
 /** The whole 404 body, the same for every miss so it can never echo the request. */
 export const NOT_FOUND_BODY = errorBody('not found', 'not_found', 'not_found')
@@ -85,6 +94,7 @@ function notFound (reply: FastifyReply): FastifyReply {
  */
 export async function registerImages (app: FastifyInstance, options: ImagesOptions): Promise<void> {
   const { files, signer } = options
+  const cache = createFileCache()
   // @fastify/static wants an existing root and refuses duplicates; it is only a
   // default, since every `sendFile` below passes the checked real root explicitly.
   const staticRoots = [...new Set(files.roots)]
@@ -144,6 +154,21 @@ export async function registerImages (app: FastifyInstance, options: ImagesOptio
         const signed = rawName !== undefined && (signer === undefined || signer.verify(rawName, (request.query as Record<string, unknown>).sig))
         const delivery = signed ? files.resolveName(rawName) : undefined
         if (delivery === undefined) return notFound(reply)
+        // Plain GETs of small files come from memory; ranges and conditional requests
+        // (rare: browsers fetch a new image whole) go to @fastify/send, which does them
+        // right.
+        if (request.method === 'GET' && !CONDITIONAL.some((name) => request.headers[name] !== undefined)) {
+          const cached = cache.get(delivery.realPath)
+          if (cached !== undefined) {
+            return reply
+              .header('content-type', contentType(delivery.realPath))
+              .header('cache-control', CACHE_CONTROL)
+              .header('accept-ranges', 'bytes')
+              .header('etag', cached.etag)
+              .header('last-modified', cached.lastModified)
+              .send(cached.bytes)
+          }
+        }
         // Send the real file the resolver checked, relative to the real root, so no
         // symlink is followed again on the way out.
         const relative = path.relative(delivery.root, delivery.realPath).split(path.sep).join('/')

@@ -310,3 +310,18 @@ t.test('SVG only with allowSvg, and then sandboxed', async (t) => {
   t.equal(response.headers['content-security-policy'], "default-src 'none'; sandbox", 'scripts cannot run')
   t.equal(response.headers['x-content-type-options'], 'nosniff', 'never sniffed')
 })
+
+t.test('a file from memory looks exactly like one from disk', async (t) => {
+  const base = await start(t)
+  const fromMemory = await raw(base, '/images/apple.png')
+  const again = await raw(base, '/images/apple.png')
+  // A validator that matches nothing sends the request down @fastify/send's path.
+  const fromDisk = await raw(base, '/images/apple.png', { headers: { 'if-none-match': '"nothing"' } })
+  t.equal(fromDisk.status, 200, 'the disk path answers 200 too')
+  for (const response of [fromMemory, again, fromDisk]) t.same(response.body, APPLE_A, 'byte-exact body')
+  const names = ['content-type', 'content-length', 'etag', 'last-modified', 'cache-control', 'accept-ranges',
+    'x-content-type-options', 'access-control-allow-origin', 'cross-origin-resource-policy', 'content-security-policy']
+  for (const name of names) t.equal(fromMemory.headers[name], fromDisk.headers[name], `${name} is the same`)
+  const revalidated = await raw(base, '/images/apple.png', { headers: { 'if-none-match': String(fromMemory.headers.etag) } })
+  t.equal(revalidated.status, 304, 'the ETag given from memory revalidates on disk')
+})
