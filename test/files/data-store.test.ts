@@ -43,6 +43,17 @@ t.test('stores by content hash, once, readable, and refuses what it should', asy
   t.same(store.save('image/png', big), { ok: false, reason: 'too-large' }, 'over the size cap, refused before decoding')
 })
 
+t.test('the decoded size decides where the length of the text cannot', async (t) => {
+  const dir = t.testdir()
+  // Unpadded base64 of a body one byte over the cap passes the estimate from the length.
+  const unpadded = PNG.toString('base64').replace(/=+$/, '')
+  const tight = createDataStore({ dir: path.join(dir, 'tight'), maxBytes: PNG.length - 1 })
+  t.same(tight.save('image/png', unpadded), { ok: false, reason: 'too-large' }, 'one byte over, refused after decoding')
+  t.same(fs.readdirSync(path.join(dir, 'tight')), [], 'nothing written')
+  const exact = createDataStore({ dir: path.join(dir, 'exact'), maxBytes: PNG.length })
+  t.match(exact.save('image/png', unpadded), { ok: true, name: /\.png$/ }, 'exactly at the cap, stored')
+})
+
 t.test('a failed write is reported, not thrown, and leaves nothing behind', async (t) => {
   const dir = path.join(t.testdir(), 'store')
   const store = createDataStore({ dir, maxBytes: 1000 })
