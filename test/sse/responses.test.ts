@@ -91,3 +91,22 @@ t.test('chunk invariance over raw bytes of the fixture', async (t) => {
   }), { numRuns: 500 })
   t.pass('500 byte splits agree')
 })
+
+t.test('texts repeated in the closing events reuse the rewrite of the deltas', async (t) => {
+  let wholeRewrites = 0
+  const counting = (text: string): string => { wholeRewrites++; return whole(text) }
+  const stream = createEventStream(createResponsesHandler(() => createRewriter({ resolve }), counting))
+  const out = [...stream.feed(new TextEncoder().encode(FIXTURE)), ...stream.end()]
+  const list = events(out)
+  const expected = readFileSync(new URL('../../../shared/fixtures/hermes-chat-stream.expected.txt', import.meta.url), 'utf8').replace(APPLE, APPLE_URL)
+  t.equal(list.find((e) => e.type === 'response.completed')?.response.output[0].content[0].text, expected, 'the completed text is right')
+  t.equal(wholeRewrites, 0, 'and no text was rewritten a second time')
+  const ids = { item_id: 'm', output_index: 0, content_index: 0 }
+  const differing = [
+    event('response.output_text.delta', 0, { ...ids, delta: 'a ![x](/c/x.png)' }),
+    event('response.output_text.done', 1, { ...ids, text: 'other text ![x](/c/x.png)' })
+  ].join('')
+  const second = events(createEventStream(createResponsesHandler(() => createRewriter({ resolve }), counting)).feed(new TextEncoder().encode(differing)))
+  t.equal(second[1]?.text, 'other text ![x](http://gate.test/images/x.png)', 'a done text that differs from its deltas is rewritten on its own')
+  t.equal(wholeRewrites, 1, 'once')
+})
