@@ -103,11 +103,7 @@ export function createDelivery (options: DeliveryOptions): Delivery {
   return { resolve, storeDataImage, link, shortenOwnInline }
 }
 
+/** The file name shown as alt text. Names come from `encodeName`, so they always decode. */
 function displayName (name: string): string {
-  const last = name.slice(name.lastIndexOf('/') + 1)
-  try {
-    return decodeURIComponent(last)
-  } catch {
-    return last
-  }
+  return decodeURIComponent(name.slice(name.lastIndexOf('/') + 1))
 }

@@ -5,6 +5,7 @@ import { createDelivery } from '../src/delivery.js'
 import type { DeliveryOptions } from '../src/delivery.js'
 import { createDataStore } from '../src/files/data-store.js'
 import { createFileResolver } from '../src/files/resolver.js'
+import type { FileResolver } from '../src/files/resolver.js'
 import { createSigner } from '../src/files/signing.js'
 import { solidPng } from './fixtures/png.js'
 
@@ -14,8 +15,8 @@ const BIG = Buffer.concat([SMALL, Buffer.alloc(5000)])
 const signer = createSigner('d'.repeat(32))
 
 function setup (t: Test, overrides: Partial<DeliveryOptions> = {}) {
-  const dir = t.testdir({ cache: { 'small.png': SMALL, 'big.png': BIG, 'song.mp3': 'ID3', sub: { 'deep.png': SMALL } }, store: {} })
-  const files = createFileResolver({ cacheDirs: [path.join(dir, 'cache'), path.join(dir, 'store')] })
+  const dir = t.testdir({ cache: { 'small.png': SMALL, 'big.png': BIG, 'song.mp3': 'ID3', 'icon.svg': '<svg/>', 'my chart (1).png': SMALL, sub: { 'deep.png': SMALL } }, store: {} })
+  const files = createFileResolver({ cacheDirs: [path.join(dir, 'cache'), path.join(dir, 'store')], allowSvg: true })
   const rejected: string[] = []
   const delivery = createDelivery({
     files,
@@ -35,6 +36,9 @@ t.test('links are signed absolute URLs; rejections are reported', async (t) => {
   t.same(delivery.resolve(path.join(dir, 'cache/sub/deep.png'), 'image'), {
     url: `http://gate.test/images/sub/deep.png?sig=${signer.sign('sub/deep.png')}`, name: 'deep.png', kind: 'image'
   }, 'nested file')
+  t.same(delivery.resolve(path.join(dir, 'cache/my chart (1).png'), 'image'), {
+    url: `http://gate.test/images/my%20chart%20%281%29.png?sig=${signer.sign('my%20chart%20%281%29.png')}`, name: 'my chart (1).png', kind: 'image'
+  }, 'encoded in the link, shown decoded')
   t.equal(delivery.resolve('/etc/passwd', 'image'), undefined, 'not deliverable')
   t.equal(delivery.resolve('/root/.hermes/cache/images/missing.png', 'image'), undefined, 'missing')
   t.same(rejected, ['extension', 'outside-roots'], 'each reason reported')
@@ -48,6 +52,51 @@ t.test('data-uri mode inlines small images and links the rest', async (t) => {
   t.equal(small?.url, `data:image/png;imagegate=small.png;sig=${signer.sign('small.png')};base64,${SMALL.toString('base64')}`, 'inline, marked with name and signature')
   t.match(delivery.resolve(path.join(dir, 'cache/big.png'), 'image')?.url, /^http:\/\/gate\.test\/images\/big\.png\?sig=/, 'over inline-max-bytes: a link')
   t.match(delivery.resolve(path.join(dir, 'cache/song.mp3'), 'media')?.url, /^http:\/\/gate\.test\/images\/song\.mp3\?sig=/, 'media: always a link')
+  const unsigned = setup(t, { mode: 'data-uri', signer: undefined }).delivery
+  const plain = unsigned.resolve(path.join(dir, 'cache/small.png'), 'image')?.url ?? ''
+  t.equal(plain, `data:image/png;imagegate=small.png;base64,${SMALL.toString('base64')}`, 'without signing: marked with the name only')
+  t.equal(unsigned.shortenOwnInline(plain), 'http://gate.test/images/small.png', 'and shortened back to the unsigned link')
+  // Served sandboxed from imagegate; inline it would lose the sandbox headers.
+  t.match(delivery.resolve(path.join(dir, 'cache/icon.svg'), 'image')?.url, /^http:\/\/gate\.test\/images\/icon\.svg\?sig=/, 'SVG: always a link')
+})
+
+t.test('data-uri mode links a file deleted just after it was checked', async (t) => {
+  const { dir } = setup(t)
+  const small = path.join(dir, 'cache/small.png')
+  const files = createFileResolver({ cacheDirs: [path.join(dir, 'cache')] })
+  const deleting: FileResolver = {
+    ...files,
+    resolveReference (dest, accept) {
+      const result = files.resolveReference(dest, accept)
+      fs.rmSync(small)
+      return result
+    }
+  }
+  const delivery = createDelivery({ files: deleting, signer, publicUrl: () => 'http://gate.test', mode: 'data-uri', inlineMaxBytes: 1000, store: undefined })
+  t.equal(delivery.resolve(small, 'image')?.url, `http://gate.test/images/small.png?sig=${signer.sign('small.png')}`, 'a link, not a crash')
+})
+
+t.test('data-uri mode links a file that grew past the limit while it was read', async (t) => {
+  // The window between the size check and the read cannot be hit on purpose: the file
+  // grows right after it was measured.
+  const statSync = ((file: fs.PathLike, options?: fs.StatSyncOptions) => {
+    const stat = fs.statSync(file, options)
+    if (String(file).endsWith('small.png')) fs.appendFileSync(file, Buffer.alloc(5000))
+    return stat
+  }) as typeof fs.statSync
+  const { createDelivery: create } = await t.mockImport<typeof import('../src/delivery.js')>('../src/delivery.js', {
+    'node:fs': { ...fs, statSync, default: { ...fs, statSync } }
+  })
+  const { dir } = setup(t)
+  const delivery = create({
+    files: createFileResolver({ cacheDirs: [path.join(dir, 'cache')] }),
+    signer,
+    publicUrl: () => 'http://gate.test',
+    mode: 'data-uri',
+    inlineMaxBytes: 1000,
+    store: undefined
+  })
+  t.equal(delivery.resolve(path.join(dir, 'cache/small.png'), 'image')?.url, `http://gate.test/images/small.png?sig=${signer.sign('small.png')}`, 'over the limit once read: a link')
 })
 
 t.test('inline images imagegate wrote are shortened to links in request bodies', async (t) => {
