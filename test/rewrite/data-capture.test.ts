@@ -26,6 +26,8 @@ const BODY = 'iVBORw0KGgo' + 'A'.repeat(5000) + '=='
 t.test('inline images are stored and linked', async (t) => {
   t.equal(whole(`see ![chart](data:image/png;base64,${BODY}) ok`), `see ![chart](http://gate.test/images/h${BODY.length}.png) ok`, 'replaced by the link')
   t.equal(whole(`![c](data:image/png;base64,${BODY} "the title")`), `![c](http://gate.test/images/h${BODY.length}.png "the title")`, 'title kept')
+  t.equal(whole(`![c](data:image/png;base64,${BODY} (a \\( b) )`), `![c](http://gate.test/images/h${BODY.length}.png (a \\( b) )`, 'a title in parentheses, with an escaped one inside')
+  t.equal(whole(`![c](data:image/png;base64,${BODY}\t'it\\'s')`), `![c](http://gate.test/images/h${BODY.length}.png\t'it\\'s')`, 'an escaped quote does not end the title')
   t.equal(whole(`![c](DATA:IMAGE/PNG;BASE64,${BODY})`), `![c](http://gate.test/images/h${BODY.length}.png)`, 'scheme and type in any case')
 })
 
@@ -37,6 +39,8 @@ t.test('what cannot be stored is left exactly as it was', async (t) => {
     ['no closing paren', `![c](data:image/png;base64,${BODY}`],
     ['junk after the body', `![c](data:image/png;base64,${BODY} junk)`],
     ['a line break in the title', `![c](data:image/png;base64,${BODY} "a\nb")`],
+    ['a line break in a title in parentheses', `![c](data:image/png;base64,${BODY} (a\nb))`],
+    ['an unescaped parenthesis in a title in parentheses', `![c](data:image/png;base64,${BODY} (a(b)))`],
     ['too long', `![c](data:image/png;base64,iVBOR${'A'.repeat(100_001)})`]
   ]
   for (const [name, text] of cases) t.equal(whole(text), text, name)

@@ -19,9 +19,12 @@ t.test('markdown image: definite answers', async (t) => {
     ['!x', 'none'], ['![a]x', 'none'], ['![a](/c/x.png)', 'match'], ['![a](/c/x.png)trailing', 'match'],
     ['![a](/c/x.png x)', 'none'], ['![a](</c/x.png> "t")', 'match'], ['![a](<a\nb>)', 'none'], ['![a](<a<b>)', 'none'],
     ['![a](/c/x.png (t(t)))', 'none'], ['![a](/c/x.png\u0001)', 'none'], ['![a](/c/s.mp3)', 'none'], ['![a\nb](/c/x.png)', 'none'],
-    ['![a](/c/(x).png)', 'none'], ['![a](\\/c/x.png)', 'match']
+    ['![a](/c/(x).png)', 'none'], ['![a](\\/c/x.png)', 'match'], ['![a](/c/x.png "say \\"hi\\"")', 'match'],
+    ['![a](/c/x.png "t"  )', 'match'], ['![a](/c/x.png "t" x)', 'none'], ['![a](/c/x.png (a\\(b))', 'match']
   ]
   for (const [input, kind] of table) t.equal(md(input), kind, JSON.stringify(input))
+  const titled = parseMarkdownImage('![a](/c/x.png "say \\"hi\\"" )', 0, false, 4096, resolve)
+  t.same(titled.kind === 'match' && titled.text, '![a](http://gate.test/images/x.png "say \\"hi\\"" )', 'an escaped quote does not end the title; the title is kept as written')
 })
 
 t.test('markdown image: the hold bound makes the answer final', async (t) => {
