@@ -88,12 +88,30 @@ t.test('two choices interleaved keep separate state', async (t) => {
 })
 
 t.test('what is not a chat chunk passes through', async (t) => {
-  const odd = ['data: not json\n\n', 'data: [1,2]\n\n', 'data: {"choices": "x", "content": 1}\n\n', 'data: {"choices": [null, {"index": -1, "delta": {"content": "![a](/c/x.png)"}}]}\n\n', DONE]
+  const odd = [
+    'data: not json\n\n', 'data: [1,2]\n\n', 'data: ["content", "![a](/c/x.png)"]\n\n', 'data: {"choices": "x", "content": 1}\n\n',
+    'data: {"choices": [null, {"index": -1, "delta": {"content": "![a](/c/x.png)"}}]}\n\n',
+    // Shaped like a content chunk, but `\q` is no JSON escape.
+    'data: {"choices": [{"index": 0, "delta": {"content": "![a](/c/x.png) \\q"}, "finish_reason": null}]}\n\n',
+    DONE
+  ]
   t.same(transform(odd).out, odd, 'unchanged, in order')
   const tools = chunk({ tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"p": "![a](/c/x.png)"}' } }] })
   t.same(transform([tools]).out, [tools], 'tool call arguments are not content')
   const reasoning = chunk({ reasoning_content: 'think ![a](/c/x.png)' })
   t.same(transform([reasoning]).out, [reasoning], 'reasoning is not content')
+})
+
+t.test('text held from a chunk that is no JSON object is released in a bare chunk', async (t) => {
+  // Shaped like a content chunk (so it takes the fast path), but the trailing comma makes
+  // the whole event invalid JSON: its fields cannot be reused for the release.
+  const cut = 'data: {"id": "chatcmpl-test", "choices": [{"index": 0, "delta": {"content": "see ![a](/c/x"}, "finish_reason": null}],}\n\n'
+  const { out } = transform([cut])
+  t.equal(out[0], cut.replace('see ![a](/c/x', 'see '), 'the chunk goes out with the text before the reference')
+  t.same(JSON.parse(dataLines(out[1] ?? '')[0] ?? ''), {
+    object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: '![a](/c/x' }, finish_reason: null }]
+  }, 'the held text follows in a chunk with only the fields a client needs')
+  t.equal(out.length, 2, 'nothing else')
 })
 
 t.test('choices past the cap pass through unrewritten', async (t) => {
