@@ -60,8 +60,22 @@ t.test('held text gets its own delta before output_text.done, later numbers shif
 })
 
 t.test('anything else passes through', async (t) => {
-  const odd = ['data: not json\n\n', 'data: {"no": "type"}\n\n', 'event: response.in_progress\ndata: {"type": "response.in_progress", "sequence_number": 3}\n\n', 'event: error\ndata: {"type": "error", "message": "x"}\n\n']
+  const ids = { item_id: 'm', output_index: 0, content_index: 0 }
+  const odd = [
+    'data: not json\n\n', 'data: {"no": "type"}\n\n', 'event: response.in_progress\ndata: {"type": "response.in_progress", "sequence_number": 3}\n\n', 'event: error\ndata: {"type": "error", "message": "x"}\n\n',
+    event('response.output_text.delta', 4, { ...ids, delta: null }),
+    event('response.content_part.added', 5, { ...ids, part: { type: 'output_text', text: 'no reference here' } })
+  ]
   t.same(transform(odd.join('')), odd, 'unchanged')
+})
+
+t.test('content parts are rewritten when they are added and when they are done', async (t) => {
+  const ids = { item_id: 'm', output_index: 0, content_index: 0 }
+  const input = [
+    event('response.content_part.added', 0, { ...ids, part: { type: 'output_text', text: 'see ![a](/c/x.png)' } }),
+    event('response.content_part.done', 1, { ...ids, part: { type: 'output_text', text: 'see ![a](/c/x.png)' } })
+  ].join('')
+  t.same(events(transform(input)).map((e) => e.part.text), ['see ![a](http://gate.test/images/x.png)', 'see ![a](http://gate.test/images/x.png)'], 'both')
 })
 
 t.test('non-streaming objects', async (t) => {
@@ -109,4 +123,16 @@ t.test('texts repeated in the closing events reuse the rewrite of the deltas', a
   const second = events(createEventStream(createResponsesHandler(() => createRewriter({ resolve }), counting)).feed(new TextEncoder().encode(differing)))
   t.equal(second[1]?.text, 'other text ![x](http://gate.test/images/x.png)', 'a done text that differs from its deltas is rewritten on its own')
   t.equal(wholeRewrites, 1, 'once')
+  // Past 256 KiB a part's text is no longer kept: its done text is rewritten on its own.
+  const long = 'x'.repeat(256 * 1024) + ' ![x](/c/x.png)'
+  const longInput = [
+    event('response.output_text.delta', 0, { ...ids, delta: long.slice(0, 1000) }),
+    event('response.output_text.delta', 1, { ...ids, delta: long.slice(1000) }),
+    event('response.output_text.done', 2, { ...ids, text: long })
+  ].join('')
+  const third = events(createEventStream(createResponsesHandler(() => createRewriter({ resolve }), counting)).feed(new TextEncoder().encode(longInput)))
+  const longUrl = long.replace('/c/x.png', 'http://gate.test/images/x.png')
+  t.equal(deltas(third), longUrl, 'the deltas of a long part are rewritten')
+  t.equal(third[2]?.text, longUrl, 'and so is its done text')
+  t.equal(wholeRewrites, 2, 'by a rewrite of its own')
 })
