@@ -1,0 +1,68 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import t from 'tap'
+import type { Test } from 'tap'
+import { pumpEvents } from '../../src/routes/event-pump.js'
+import type { PumpEnd } from '../../src/routes/event-pump.js'
+import { createEventStream } from '../../src/sse/event-stream.js'
+import type { EventHandler } from '../../src/sse/event-stream.js'
+import { serializeEvent } from '../../src/sse/serialize.js'
+import { send } from '../fixtures/http.js'
+
+const BROKEN = 'data: {"error":{"message":"the upstream API ended the response early","type":"upstream_error","code":"upstream_stream_error"}}\n\n'
+
+/** Pumps `source` through `handler` into a real response; what the client read, and how it ended. */
+async function pump (t: Test, source: AsyncIterable<Uint8Array>, handler: EventHandler): Promise<{ text: string, end: PumpEnd, errors: unknown[] }> {
+  const errors: unknown[] = []
+  let end: Promise<PumpEnd> | undefined
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    const controller = new AbortController()
+    end = pumpEvents(res, source, createEventStream(handler), {
+      signal: controller.signal,
+      abort: () => { controller.abort() },
+      keepaliveMs: 0,
+      complete: () => handler.complete,
+      onUpstreamError: (err) => { errors.push(err) }
+    }).done
+  })
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  t.teardown(() => { server.close() })
+  const { port } = server.address() as AddressInfo
+  const { text } = await send(`http://127.0.0.1:${port}`, { path: '/' })
+  return { text, end: await (end as Promise<PumpEnd>), errors }
+}
+
+/** Passes every event through; `flush` fails as a broken handler would. */
+function failingFlush (error: Error): EventHandler {
+  return {
+    onEvent: (event, out) => { out.push(serializeEvent(event)) },
+    flush: () => { throw error },
+    done: false,
+    complete: false
+  }
+}
+
+/** Yields `chunks`, then fails like an upstream connection reset; its iterator has no `return`. */
+function breaking (chunks: string[], error: Error): AsyncIterable<Uint8Array> {
+  return {
+    [Symbol.asyncIterator] () {
+      let i = 0
+      return {
+        async next () {
+          if (i < chunks.length) return { done: false, value: new TextEncoder().encode(chunks[i++]) }
+          throw error
+        }
+      }
+    }
+  }
+}
+
+t.test('a handler that fails again while the stream ends on an error still sends the error event', async (t) => {
+  const reset = new Error('socket hang up')
+  const flushFailed = new Error('flush failed')
+  const { text, end, errors } = await pump(t, breaking(['data: one\n\n'], reset), failingFlush(flushFailed))
+  t.equal(text, 'data: one\n\n' + BROKEN, 'the events before, then the error event')
+  t.equal(end, 'upstream-error', 'ended as an upstream error')
+  t.same(errors, [reset, flushFailed], 'both failures reported, the upstream one first')
+})
