@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
 import Fastify, { LogController } from 'fastify'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { DestinationStream } from 'pino'
@@ -86,6 +87,8 @@ export async function buildServer (options: Options, settings: ServerSettings = 
       // Fastify's option type is generic over route schemas this server does not use.
       const plain = reply as unknown as FastifyReply
       observeOnClose(request as unknown as FastifyRequest, plain, metrics)
+      // Every error Fastify hands over here carries its status; the fallback is for the type.
+      /* c8 ignore next */
       plain.code(error.statusCode ?? 400).send({ error: { message: 'the request URL is malformed', type: 'invalid_request_error', code: error.code } })
     }
   })
@@ -191,8 +194,8 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     get publicUrl () { return publicUrl },
     async listen () {
       await app.listen({ port: options.port, host: options.host })
-      const address = app.server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : options.port
+      // A TCP listener (never a pipe): its address is host and port.
+      const { port } = app.server.address() as AddressInfo
       if (options.publicUrl === undefined) publicUrl = defaultPublicUrl(options.host, port)
       return defaultPublicUrl(options.host, port)
     },

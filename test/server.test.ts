@@ -58,6 +58,45 @@ t.test('a URL the router cannot decode is an OpenAI-shaped 400, logged once', as
   t.notOk(gate.rawLogs.join('\n').includes('hidden-query'), 'without the query string')
 })
 
+t.test('errors that are not imagegate\'s are OpenAI-shaped too, and a failure does not show its message', async t => {
+  const { cache } = cacheWithImage(t)
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const logs = sink()
+  const server = await buildServer(options(upstream.url, cache), { logStream: logs.stream })
+  t.teardown(() => server.close())
+  // Stand-ins for a failure nobody foresaw: a bare error, and one with a code but a status
+  // that is no number.
+  server.app.get('/fail/bare', async () => { throw new Error('cannot read /srv/secret/path') })
+  server.app.get('/fail/coded', async () => { throw Object.assign(new Error('odd'), { code: 'E_ODD', statusCode: '418' }) })
+  const url = await server.listen()
+
+  const bare = await send(url, { path: '/fail/bare' })
+  t.equal(bare.status, 500, 'bare: 500')
+  t.equal(bare.text, '{"error":{"message":"internal error","type":"server_error","code":"error"}}', 'bare: the whole body, without the message')
+  const coded = await send(url, { path: '/fail/coded' })
+  t.equal(coded.status, 500, 'a status that is no number: 500')
+  t.equal(coded.text, '{"error":{"message":"internal error","type":"server_error","code":"E_ODD"}}', 'with the error\'s code')
+  const failures = logs.lines().filter((line) => line.msg === 'request failed')
+  t.same(failures.map((line) => [line.level, (line.err as { message: string }).message]), [[50, 'cannot read /srv/secret/path'], [50, 'odd']], 'each logged as an error, with the message')
+
+  // A client mistake Fastify finds before any route runs.
+  const media = await send(url, { method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'not a type' }, body: '{}' })
+  t.equal(media.status, 415, 'an invalid content type: 415')
+  t.equal(media.text, '{"error":{"message":"Unsupported Media Type","type":"invalid_request_error","code":"FST_ERR_CTP_INVALID_MEDIA_TYPE"}}', 'with its message, as a client error')
+  t.equal(logs.lines().filter((line) => line.msg === 'request failed').length, 2, 'and not logged as a failure')
+  t.equal(upstream.requests.length, 0, 'nothing is forwarded')
+})
+
+t.test('startServer without warnings logs none', async t => {
+  const { cache } = cacheWithImage(t)
+  const logs = sink()
+  const server = await startServer(options('http://127.0.0.1:9/v1', cache), { logStream: logs.stream })
+  t.teardown(() => server.close())
+  t.same(logs.lines().filter((line) => line.level === 40), [], 'no warning lines')
+  t.ok(logs.lines().some((line) => line.msg === `imagegate listening on ${server.url}`), 'the start line')
+})
+
 t.test('startServer listens, says where, and closes', async t => {
   const { cache } = cacheWithImage(t)
   const upstream = await startMockUpstream(sse([...contentEvents([`MEDIA:${IMAGE_PATH} `]), DONE]))
