@@ -224,6 +224,34 @@ t.test('Responses API streams count each reference once, though it is rewritten 
   t.equal(gate.logs.filter((line) => line.msg === 'reference rewritten').length, 1, 'and logged once')
 })
 
+t.test('a text first seen in a closing event is rewritten there, and its references are not counted again', async t => {
+  const { cache } = cacheForOutcomes(t)
+  const event = (type: string, sequence: number, fields: Record<string, unknown>): string =>
+    `event: ${type}\ndata: ${pyJson({ type, sequence_number: sequence, ...fields })}\n\n`
+  // `output_text` joins the texts of both parts: a text no delta carried as such.
+  const first = `Here: ![apple](${IMAGE_PATH})`
+  const second = ` and ![gone](${cache}/gone.png)`
+  const ids = (index: number): Record<string, unknown> => ({ item_id: 'msg_1', output_index: 0, content_index: index })
+  const item = { id: 'msg_1', type: 'message', role: 'assistant', content: [first, second].map((text) => ({ type: 'output_text', text, annotations: [] })) }
+  const upstream = await startMockUpstream(sse([
+    event('response.output_text.delta', 0, { ...ids(0), delta: first }),
+    event('response.output_text.done', 1, { ...ids(0), text: first }),
+    event('response.output_text.delta', 2, { ...ids(1), delta: second }),
+    event('response.output_text.done', 3, { ...ids(1), text: second }),
+    event('response.completed', 4, { response: { id: 'resp_1', output: [item], output_text: first + second } })
+  ]))
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
+
+  const res = await send(gate.url, { method: 'POST', path: '/v1/responses', body: '{"stream": true}' })
+  const completed = res.text.split('\n').filter((line) => line.startsWith('data: ')).map((line) => JSON.parse(line.slice(6)) as Record<string, any>).at(-1)
+  t.equal(completed?.response.output_text, `Here: ![apple](${gate.link(IMAGE_NAME)}) and ![gone](${cache}/gone.png)`, 'the joined text is rewritten')
+  const samples = parseMetrics((await send(gate.url, { path: '/metrics' })).text)
+  t.equal(sampleValue(samples, 'imagegate_references_total', { outcome: 'rewritten' }), 1, 'one reference rewritten')
+  t.equal(sampleValue(samples, 'imagegate_references_total', { outcome: 'missing' }), 1, 'one reference missing')
+  t.equal(gate.logs.filter((line) => line.msg === 'reference rewritten').length, 1, 'and logged once')
+})
+
 t.test('non-streaming answers count their references', async t => {
   const { cache } = cacheForOutcomes(t)
   const upstream = await startMockUpstream((_req, res) => {
