@@ -40,3 +40,25 @@ t.test('an unreadable path is not cached', async (t) => {
   t.equal(createFileCache().get(path.join(dir, 'folder')), undefined, 'a folder cannot be read as a file')
   t.equal(createFileCache().get(path.join(dir, 'missing.png')), undefined, 'a missing file')
 })
+
+t.test('a file that changes while it is read is not kept', async (t) => {
+  // The window between the stat and the read cannot be hit on purpose: the file grows
+  // right after it was measured, once.
+  let grown = false
+  const statSync = ((file: fs.PathLike, options?: fs.StatSyncOptions) => {
+    const stat = fs.statSync(file, options)
+    if (!grown) {
+      grown = true
+      fs.appendFileSync(file, ' and more')
+    }
+    return stat
+  }) as typeof fs.statSync
+  const { createFileCache: create } = await t.mockImport<typeof import('../../src/files/file-cache.js')>('../../src/files/file-cache.js', {
+    'node:fs': { ...fs, statSync, default: { ...fs, statSync } }
+  })
+  const file = path.join(t.testdir({ 'a.png': 'being written' }), 'a.png')
+  const cache = create()
+  t.equal(cache.get(file), undefined, 'not served from memory')
+  t.equal(cache.bytes, 0, 'nothing kept')
+  t.equal(cache.get(file)?.bytes.toString(), 'being written and more', 'read again once it holds still')
+})
