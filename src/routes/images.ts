@@ -35,6 +35,8 @@ const CONDITIONAL = ['range', 'if-range', 'if-match', 'if-none-match', 'if-modif
 
 // What @fastify/send answers for the same file, so both paths look alike.
 const CACHE_CONTROL = `public, max-age=${MAX_AGE_MS / 1000}`
+// Every extension the resolver delivers is in send's table; the fallback is for the type.
+/* c8 ignore next */
 const contentType = (file: string): string => send.mime.getType(file) ?? 'application/octet-stream'
 
 /** The whole 404 body, the same for every miss so it can never echo the request. */
