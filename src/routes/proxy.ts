@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
-import { requestTooLarge } from '../errors.js'
+import { requestTooLarge, upstreamBroken } from '../errors.js'
 import type { ImagegateError } from '../errors.js'
 import { createEventStream } from '../sse/event-stream.js'
 import type { CaptureGate, Rewriter } from '../rewrite/rewriter.js'
@@ -142,7 +142,14 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
     }
     if (protocol !== undefined && ok && isJson(type)) {
       const iterator = response.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>
-      const read = await readBounded(iterator, maxJsonSize)
+      let read: { whole: boolean, chunks: Buffer[] }
+      try {
+        read = await readBounded(iterator, maxJsonSize)
+      } catch (err) {
+        if (controller.signal.aborted) return reply
+        // Headers came, the body did not: the same failure as a stream cut short.
+        throw upstreamBroken(err)
+      }
       if (read.whole) {
         const raw = Buffer.concat(read.chunks)
         const text = raw.toString('utf8')

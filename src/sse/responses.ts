@@ -16,6 +16,8 @@ const TERMINAL = new Set(['response.completed', 'response.failed', 'response.inc
  * again; the benchmark's profile put those repeats at a fifth of the stream's CPU time.
  */
 const MAX_REMEMBERED = 256 * 1024
+/** All remembered texts of one stream together: a hostile stream of ever new texts stays bounded. */
+const MAX_REMEMBERED_TOTAL = 4 * MAX_REMEMBERED
 
 interface Part {
   rewriter: Rewriter
@@ -75,12 +77,20 @@ export function createResponsesHandler (newRewriter: () => Rewriter, rewriteWhol
   let complete = false
   /** Whole texts already rewritten: a finished part's deltas, or a text seen before. */
   const remembered = new Map<string, string>()
+  let rememberedSize = 0
+
+  function remember (text: string, result: string): void {
+    const size = text.length + result.length
+    if (text.length > MAX_REMEMBERED || rememberedSize + size > MAX_REMEMBERED_TOTAL || remembered.has(text)) return
+    remembered.set(text, result)
+    rememberedSize += size
+  }
 
   function rewriteText (text: string): string {
     const known = remembered.get(text)
     if (known !== undefined) return known
     const result = rewriteWhole(text)
-    if (text.length <= MAX_REMEMBERED) remembered.set(text, result)
+    remember(text, result)
     return result
   }
 
@@ -124,7 +134,7 @@ export function createResponsesHandler (newRewriter: () => Rewriter, rewriteWhol
     if (text.length > 0) releaseDelta(found, text, sequence, out)
     track(found, '', text)
     // By chunk invariance the deltas' output is the rewrite of the whole text.
-    if (found.original !== undefined) remembered.set(found.original, found.rewritten)
+    if (found.original !== undefined) remember(found.original, found.rewritten)
   }
 
   function flushAll (sequence: unknown, out: string[]): void {

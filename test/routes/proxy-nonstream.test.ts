@@ -140,3 +140,16 @@ t.test('upstream errors on a non-streaming call keep status and body', async t =
     t.equal(res.text, body, `${status}: body unchanged`)
   }
 })
+
+t.test('a non-streaming answer cut after its headers is a 502, not a 500', async t => {
+  const { upstream, gate } = await setup(t)
+  upstream.handle((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' })
+    res.write('{"choices": [')
+    setTimeout(() => res.destroy(), 20)
+  })
+  const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
+  t.equal(res.status, 502, 'an upstream failure')
+  t.same(JSON.parse(res.text), { error: { message: 'the upstream API ended the response early', type: 'upstream_error', code: 'upstream_stream_error' } }, 'the whole OpenAI-shaped body')
+  t.notOk(gate.logs.some((line) => line.level === 50), 'not logged as an internal error')
+})

@@ -136,3 +136,18 @@ t.test('texts repeated in the closing events reuse the rewrite of the deltas', a
   t.equal(third[2]?.text, longUrl, 'and so is its done text')
   t.equal(wholeRewrites, 2, 'by a rewrite of its own')
 })
+
+t.test('remembered texts are bounded per stream', async (t) => {
+  let wholeRewrites = 0
+  const counting = (text: string): string => { wholeRewrites++; return whole(text) }
+  const stream = createEventStream(createResponsesHandler(() => createRewriter({ resolve }), counting))
+  // Ever new 200 KB texts: each is rewritten once, and only the first few are kept.
+  const text = (i: number): string => `${i} `.padEnd(200 * 1024, 'x')
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 8; i++) {
+      stream.feed(new TextEncoder().encode(event('response.content_part.done', i, { part: { type: 'output_text', text: text(i) } })))
+    }
+  }
+  t.ok(wholeRewrites > 8, `texts past the bound are not kept, so they are rewritten again (${wholeRewrites} rewrites of 16 events)`)
+  t.ok(wholeRewrites < 16, 'the first ones are kept and reused')
+})
