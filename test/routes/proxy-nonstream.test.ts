@@ -5,7 +5,7 @@ import type { Test } from 'tap'
 import { pathAndQuery, startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
 import { IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage, hermesFixture } from '../fixtures/hermes.js'
-import { postJson, send } from '../fixtures/http.js'
+import { open, postJson, send, waitFor } from '../fixtures/http.js'
 import type { MockHandler, MockUpstream } from '../fixtures/mock-upstream.js'
 import { startMockUpstream } from '../fixtures/mock-upstream.js'
 
@@ -152,4 +152,27 @@ t.test('a non-streaming answer cut after its headers is a 502, not a 500', async
   t.equal(res.status, 502, 'an upstream failure')
   t.same(JSON.parse(res.text), { error: { message: 'the upstream API ended the response early', type: 'upstream_error', code: 'upstream_stream_error' } }, 'the whole OpenAI-shaped body')
   t.notOk(gate.logs.some((line) => line.level === 50), 'not logged as an internal error')
+})
+
+t.test('a client that leaves while a non-streaming answer is read closes the upstream request', async t => {
+  const { upstream, gate } = await setup(t)
+  let headersSent!: () => void
+  const started = new Promise<void>((resolve) => { headersSent = resolve })
+  upstream.handle((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' })
+    res.write('{"choices": [')
+    headersSent()
+  })
+  const closed = upstream.closed()
+  const req = open(gate.url, { method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' } })
+  req.on('error', () => {})
+  req.end(CHAT)
+  await started
+  // Give the proxy a moment to receive the headers and start reading the body.
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  req.destroy()
+  await closed
+  t.pass('the upstream saw its request closed')
+  await waitFor(() => gate.logs.some((line) => line.msg === 'request' && line.aborted === true), 'the aborted request line')
+  t.notOk(gate.logs.some((line) => line.level === 50), 'no internal error logged')
 })
