@@ -34,14 +34,16 @@ const IMAGE_NAME = 'apple.png'
 const TTFT = { requests: 300, warmup: 30, bench: { mode: 'paced', paceMs: 0, events: 4, imageEvery: 0 } }
 // One stream sees few events per run, so it runs longer to give its p99 some samples.
 const LATENCY = { durationMs: (concurrency) => (concurrency === 1 ? 3000 : 1500), warmupMs: 500, bench: { mode: 'paced', paceMs: 20, events: 30, imageEvery: 30 } }
-const EVENTS = { api: 'chat', concurrency: 16, durationMs: 3000, warmupMs: 1000, bench: { mode: 'fast', events: 10_000_000, batch: 16, imageEvery: 40 } }
+const EVENTS = { api: 'chat', concurrency: 16, durationMs: 2000, warmupMs: 1000, bench: { mode: 'fast', events: 10_000_000, batch: 16, imageEvery: 40 } }
 // Responses API: the same paced streams at the concurrencies of the targets, and, for
 // events/s, whole answers back to back (each ends with the three events that repeat the
 // whole text, which imagegate rewrites again), so answers stay a realistic length.
 const RESPONSES = {
   latency: { durationMs: 1500, warmupMs: 500, bench: { mode: 'paced', paceMs: 20, events: 30, imageEvery: 30 } },
-  events: { api: 'responses', concurrency: 16, durationMs: 3000, warmupMs: 1000, bench: { mode: 'fast', events: 400, batch: 16, imageEvery: 40 } }
+  events: { api: 'responses', concurrency: 16, durationMs: 2000, warmupMs: 1000, bench: { mode: 'fast', events: 400, batch: 16, imageEvery: 40 } }
 }
+// Memory: the fresh process's first 1000 idle streams double as the warm-up round of the
+// steady-state measurement, which opens 1000 again in the same process once they closed.
 const MEMORY = { streams: 1000, steps: 5, batch: 100, settleMs: 2000 }
 const IMAGES = { concurrency: 16, durationMs: 2000, warmupMs: 500 }
 
@@ -72,7 +74,7 @@ async function readRss (pid) {
   const reads = []
   for (let i = 0; i < 3; i++) {
     reads.push(rssBytes(pid))
-    await sleep(200)
+    await sleep(100)
   }
   return median(reads)
 }
@@ -131,6 +133,9 @@ async function main () {
   fs.chmodSync(tmp, 0o755)
   fs.chmodSync(cacheDir, 0o755)
   const stateDir = path.join(tmp, 'state')
+  // Where the Node proxies' heap probe (bench/lib/heap-probe.mjs) answers.
+  const probeDir = path.join(tmp, 'probe')
+  fs.mkdirSync(probeDir)
   const imagePath = path.join(cacheDir, IMAGE_NAME)
   const imageBytes = writePng(imagePath, IMAGE_BYTES)
 
@@ -150,9 +155,9 @@ async function main () {
     cleanup.push(() => load.stop())
     const upstreamBase = `${mock.origin}/v1`
     cleanup.push(() => Promise.all(PROXIES.map((s) => systems[s]?.stop())))
-    systems.imagegate = await startImagegate({ upstreamBase, cacheDir, stateDir })
+    systems.imagegate = await startImagegate({ upstreamBase, cacheDir, stateDir, probeDir })
     if (nginxBinary.path !== undefined) systems.nginx = await startNginx({ binary: nginxBinary.path, dir: path.join(tmp, 'nginx'), upstreamOrigin: mock.origin, cacheDir })
-    systems.fastify = await startFastifyProxy(mock.origin)
+    systems.fastify = await startFastifyProxy(mock.origin, { probeDir })
     const names = ['direct', ...PROXIES].filter((s) => systems[s] !== undefined)
     log(`systems: ${names.map((s) => `${LABELS[s]} ${systems[s].origin}`).join(', ')}; imagegate via ${systems.imagegate.via}`)
 
@@ -175,6 +180,7 @@ async function main () {
       date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
       machine: { nproc: os.availableParallelism(), cpu: machine().model, node: process.version, nginx: nginxVersion(nginxBinary.path), loadAtStart },
       via: systems.imagegate.via,
+      commit: measuredCommit(),
       signedImage,
       responsesInserted: probeEvents.imagegate - probeEvents.direct,
       reps: args.reps,
@@ -199,12 +205,12 @@ async function main () {
       const runs = Object.fromEntries(names.map((s) => [s, []]))
       for (let rep = 0; rep < args.reps; rep++) {
         for (const name of rotate(names, rep)) {
-          const r = await load.call('ttft', { origin: systems[name].origin, requests: TTFT.requests, warmup: rep === 0 ? TTFT.warmup : 5, bench: TTFT.bench })
+          const { result: r, gc } = await withGc(systems[name], () => load.call('ttft', { origin: systems[name].origin, requests: TTFT.requests, warmup: rep === 0 ? TTFT.warmup : 5, bench: TTFT.bench }))
           if (r.errors > 0) notes.push(`TTFT ${LABELS[name]}: ${r.errors} failed answers`)
-          runs[name].push(r.ttft)
+          runs[name].push({ ...r.ttft, ...gc })
         }
       }
-      results.ttft = medians(runs)
+      results.ttft = mediansOf(runs, ['p50', 'p99', 'n', ...GC_KEYS])
       await load.call('closePools')
       results.method.push(`TTFT: one client, ${TTFT.requests} sequential answers per run (role chunk, 4 deltas, usage chunk, [DONE], all written at once); time from sending the request to reading the first content delta.`)
     })
@@ -241,10 +247,13 @@ async function main () {
       results.memory = {}
       for (const name of PROXIES.filter((s) => systems[s] !== undefined)) {
         log(`memory: ${MEMORY.streams} idle streams through a fresh ${LABELS[name]}`)
-        results.memory[name] = await measureMemory(load, mock, name, { upstreamBase, cacheDir, stateDir, tmp, nginx: nginxBinary.path })
-        if (results.memory[name].errors > 0) notes.push(`memory ${LABELS[name]}: ${results.memory[name].errors} of ${MEMORY.streams} idle streams failed`)
+        results.memory[name] = await measureMemory(load, mock, name, { upstreamBase, cacheDir, stateDir, probeDir, tmp, nginx: nginxBinary.path })
+        for (const [round, r] of Object.entries(results.memory[name].rounds)) {
+          if (r.errors > 0) notes.push(`memory ${LABELS[name]} (${round}): ${r.errors} of ${MEMORY.streams} idle streams failed`)
+        }
       }
-      results.method.push(`RSS per idle stream: a fresh process of each proxy serves a few answers, then VmRSS (/proc/<pid>/status, median of 3 reads) is taken idle and again ${MEMORY.settleMs} ms after ${MEMORY.streams} streams are open and idle (role chunk and one delta sent, the upstream then silent); per stream = difference ÷ ${MEMORY.streams}. The streams are opened in ${MEMORY.steps} steps of ${MEMORY.streams / MEMORY.steps} with VmRSS read after each; "median step" is the median of the ${MEMORY.steps} steps' growth ÷ ${MEMORY.streams / MEMORY.steps}. It leaves out one-time growth that lands in a single step, above all V8 doubling its young generation (16 → 32 MB, i.e. 16 KB per stream at ${MEMORY.streams} streams) when the burst of stream set-ups first needs it, which a process that has served any load has already done.`)
+      const step = MEMORY.streams / MEMORY.steps
+      results.method.push(`RSS per idle stream: VmRSS (/proc/<pid>/status, median of 3 reads) of each proxy idle, then again ${MEMORY.settleMs} ms after ${MEMORY.streams} streams are open and idle (role chunk and one delta sent, the upstream then silent); per stream = difference ÷ ${MEMORY.streams}. The streams are opened in ${MEMORY.steps} steps of ${step} with VmRSS read after each; "median step" is the median of the steps' growth ÷ ${step}. Two rounds in the same process. *Fresh*: a new process that has served only a few short answers, read as it runs. *Steady state* (Node proxies): after the fresh round's ${MEMORY.streams} streams have ended (they are the warm-up round), so V8's young generation, the allocator's arenas and the socket pools have already grown to this load, as in a proxy that has been running; every RSS read of this round follows two full collections (bench/lib/heap-probe.mjs), so the difference does not depend on when V8 last collected the warm-up round's garbage, and the used heap read then is live memory ("live V8 heap"). The ≤ 30 KB target is judged on the steady-state figure, because the fresh one holds growth that happens once per process, not once per stream: V8 doubles its young generation (new space, \`v8.getHeapSpaceStatistics()\`) from 16 to 32 MB once the process has allocated enough, ${(16 * 1024 / MEMORY.streams).toFixed(1)} KB per stream when it lands inside the round (the "V8 young generation" row shows whether it did), and old space grows with the garbage of the burst of stream set-ups until a major collection (compare "V8 heap" with "live V8 heap"). nginx runs the fresh round only.`)
     })
 
     const imagePaths = { imagegate: signedImage, nginx: `/images/${IMAGE_NAME}` }
@@ -275,6 +284,7 @@ async function main () {
       }
     }, args.profile)
 
+    results.seconds = (Date.now() - started) / 1000
     const report = formatReport(results)
     console.log('\n' + report)
     if (SCENARIOS.every((name) => only.has(name))) {
@@ -288,8 +298,20 @@ async function main () {
   }
 }
 
-function medians (runs) {
-  return mediansOf(runs, ['p50', 'p99', 'n'])
+/** GC pauses of a probed Node proxy during a measured run (none for the others). */
+const GC_KEYS = ['gcCount', 'gcMs', 'gcMaxMs']
+
+/** Runs `measure`, returning its result and the system's GC pauses meanwhile (when probed). */
+async function withGc (system, measure) {
+  if (system.probe === undefined) return { result: await measure(), gc: {} }
+  // The read before resets the probe's longest pause, so the one after is this run's.
+  const before = (await system.probe()).gc
+  const result = await measure()
+  const after = (await system.probe()).gc
+  return {
+    result,
+    gc: { gcCount: after.count - before.count, gcMs: after.totalMs - before.totalMs, gcMaxMs: after.maxMs }
+  }
 }
 
 function mediansOf (runs, keys) {
@@ -307,15 +329,23 @@ async function measureLatency (load, systems, names, { api, concurrency, duratio
     for (const name of rotate(names, rep)) {
       const args = { origin: systems[name].origin, api, concurrency, durationMs, bench }
       if (rep === 0) await load.call('latency', { ...args, durationMs: warmupMs })
-      const cpu = cpuSeconds(systems[name].pid)
-      const r = await load.call('latency', args)
-      const cpuUsPerEvent = (cpuSeconds(systems[name].pid) - cpu) * 1e6 / r.events.n
+      let cpuUsPerEvent, cpuCores
+      const { result: r, gc } = await withGc(systems[name], async () => {
+        const cpu = cpuSeconds(systems[name].pid)
+        const from = nowUs()
+        const r = await load.call('latency', args)
+        const used = cpuSeconds(systems[name].pid) - cpu
+        cpuUsPerEvent = used * 1e6 / r.events.n
+        // How busy the server's one thread was: queueing delay grows with it.
+        cpuCores = used * 1e6 / (nowUs() - from)
+        return r
+      })
       if (r.errors > 0) notes.push(`per-event (${api}) ${LABELS[name]} at ${concurrency} streams: ${r.errors} failed streams`)
-      runs[name].push({ ...r.events, cpuUsPerEvent })
+      runs[name].push({ ...r.events, cpuUsPerEvent, cpuCores, ...gc })
     }
   }
   await load.call('closePools')
-  return mediansOf(runs, ['p50', 'p99', 'n', 'cpuUsPerEvent'])
+  return mediansOf(runs, ['p50', 'p99', 'n', 'cpuUsPerEvent', 'cpuCores', ...GC_KEYS])
 }
 
 /** events/s of every path: medians of `reps` runs. */
@@ -351,44 +381,79 @@ async function measureThroughputOnce (load, system, mock, { api, concurrency, du
   }
 }
 
-async function measureMemory (load, mock, name, { upstreamBase, cacheDir, stateDir, tmp, nginx }) {
+async function measureMemory (load, mock, name, { upstreamBase, cacheDir, stateDir, probeDir, tmp, nginx }) {
   const system = name === 'imagegate'
-    ? await startImagegate({ upstreamBase, cacheDir, stateDir })
+    ? await startImagegate({ upstreamBase, cacheDir, stateDir, probeDir })
     : name === 'nginx'
       ? await startNginx({ binary: nginx, dir: path.join(tmp, `nginx-memory-${Date.now()}`), upstreamOrigin: mock.origin, cacheDir })
-      : await startFastifyProxy(mock.origin)
+      : await startFastifyProxy(mock.origin, { probeDir })
   try {
     await load.call('latency', { origin: system.origin, concurrency: 4, durationMs: 500, bench: TTFT.bench })
     await load.call('closePools')
     await sleep(1000)
-    const before = await readRss(system.pid)
-    const step = MEMORY.streams / MEMORY.steps
-    const hold = { origin: system.origin, count: step, connections: MEMORY.streams, batch: MEMORY.batch }
-    const growth = []
-    let last = before
-    for (let i = 1; i <= MEMORY.steps; i++) {
-      await load.call('hold', hold)
-      await sleep(i === MEMORY.steps ? MEMORY.settleMs : MEMORY.settleMs / 2)
-      const rss = await readRss(system.pid)
-      growth.push((rss - last) / step)
-      last = rss
-    }
-    const withAll = last
-    mock.child.send('release')
-    const ended = await load.call('holdEnd')
-    await load.call('closePools')
-    return {
-      before,
-      with: withAll,
-      perStream: (withAll - before) / MEMORY.streams,
-      // One-time growth (heap spaces, pools) lands in one step; the median leaves it out.
-      marginal: median(growth),
-      steps: growth,
-      errors: ended.errors
-    }
+    const fresh = await idleRound(load, mock, system)
+    // The steady round is about the Node proxies' heaps (collected through the probe);
+    // nginx has no one-time growth to remove (its steps all grow alike), and time is short.
+    if (name === 'nginx') return { rounds: { fresh } }
+    // The fresh round's streams have ended; what the process keeps from them is the
+    // steady state a running proxy starts from.
+    await sleep(1000)
+    const steady = await idleRound(load, mock, system, { collect: true })
+    return { rounds: { fresh, steady } }
   } finally {
     retiredCpu += cpuSeconds(system.pid)
     await system.stop()
+  }
+}
+
+/** V8's young generation, whole heap and used heap, in bytes, from the probe (Node proxies only). */
+async function heapOf (system) {
+  if (system.probe === undefined) return {}
+  const { spaces, memory } = await system.probe()
+  return { newSpace: spaces.new_space?.size, heapTotal: memory.heapTotal, heapUsed: memory.heapUsed }
+}
+
+/**
+ * RSS idle, then with `MEMORY.streams` idle streams opened in `MEMORY.steps` steps; the
+ * streams are ended and closed again before it returns. With `collect` (Node proxies),
+ * every RSS read follows two full collections, so the difference does not depend on
+ * when V8 last collected the garbage of earlier streams, and the used heap then read is
+ * live memory.
+ */
+async function idleRound (load, mock, system, { collect = false } = {}) {
+  const full = collect && system.probe !== undefined
+  const rssNow = async () => {
+    if (full) await system.probe({ fullGc: true })
+    return readRss(system.pid)
+  }
+  const before = await rssNow()
+  const heapBefore = await heapOf(system)
+  const step = MEMORY.streams / MEMORY.steps
+  const hold = { origin: system.origin, count: step, connections: MEMORY.streams, batch: MEMORY.batch }
+  const growth = []
+  let last = before
+  for (let i = 1; i <= MEMORY.steps; i++) {
+    await load.call('hold', hold)
+    await sleep(i === MEMORY.steps ? MEMORY.settleMs : MEMORY.settleMs / 2)
+    const rss = await rssNow()
+    growth.push((rss - last) / step)
+    last = rss
+  }
+  const heapWith = await heapOf(system)
+  mock.child.send('release')
+  const ended = await load.call('holdEnd')
+  await load.call('closePools')
+  return {
+    before,
+    with: last,
+    perStream: (last - before) / MEMORY.streams,
+    // One-time growth (heap spaces, pools) lands in one step; the median leaves it out.
+    marginal: median(growth),
+    steps: growth,
+    heapBefore,
+    heapWith,
+    live: full ? { idle: heapBefore.heapUsed, with: heapWith.heapUsed, perStream: (heapWith.heapUsed - heapBefore.heapUsed) / MEMORY.streams } : undefined,
+    errors: ended.errors
   }
 }
 
@@ -444,6 +509,15 @@ async function profile (load, slug, measure, rate, durationMs, { upstreamBase, c
   const text = summary + '\n\n' + formatProfile(file, run.window)
   log(`profile: ${path.relative(ROOT, file)} (again: node bench/analyze-profile.mjs ${path.relative(ROOT, file)} --from ${run.window.from} --to ${run.window.to})`)
   return text
+}
+
+/** The commit dist/ was built from, and whether src/ differed from it. */
+function measuredCommit () {
+  const git = (...args) => spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' })
+  const head = git('rev-parse', '--short', 'HEAD')
+  if (head.status !== 0) return 'of unknown commit'
+  const dirty = git('status', '--porcelain', '--', 'src').stdout.trim() !== ''
+  return `${head.stdout.trim()}${dirty ? ' with uncommitted src/ changes' : ''}`
 }
 
 function nginxVersion (binary) {

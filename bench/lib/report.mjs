@@ -22,6 +22,10 @@ function kb (bytes) {
   return Math.abs(bytes) >= 10 * 1048576 ? `${(bytes / 1048576).toFixed(1)} MB` : `${(bytes / 1024).toFixed(1)} KB`
 }
 
+const mb = (bytes) => (num(bytes) ? `${(bytes / 1048576).toFixed(1)} MB` : 'n/a')
+/** GC pauses of one run: count, total and longest. */
+const gcCell = (r) => (num(r?.gcCount) ? `${count(r.gcCount)} · ${ms(r.gcMs)} ms · ${ms(r.gcMaxMs)} ms` : '—')
+
 const quotient = (a, b) => (num(a) && num(b) && b !== 0 ? a / b : undefined)
 const addedP50 = (x) => (num(x) ? `p50 ${signedMs(x)} ms` : 'n/a')
 const times = (r) => (num(r) ? `${r.toFixed(2)}×` : 'n/a')
@@ -108,8 +112,11 @@ export function targets (results) {
     }
   }
 
-  const rss = results.memory?.imagegate?.perStream
-  rows.push(['RSS per idle stream, 1000 open', kb(rss), '≤ 30 KB', verdict(num(rss) ? rss <= 30 * 1024 : undefined), `median step ${kb(results.memory?.imagegate?.marginal)}`])
+  const memory = results.memory?.imagegate?.rounds
+  const rss = memory?.steady.perStream
+  const young = memory === undefined ? 'n/a' : `${mb(memory.fresh.heapBefore.newSpace)} → ${mb(memory.fresh.heapWith.newSpace)}`
+  const live = memory?.steady.live?.perStream
+  rows.push(['RSS per idle stream, 1000 open, steady state', kb(rss), '≤ 30 KB', verdict(num(rss) ? rss <= 30 * 1024 : undefined), `fresh process ${kb(memory?.fresh.perStream)} (young generation ${young}); live heap ${kb(live)}`])
 
   const i = (s, k) => results.images?.[s]?.[k]
   const r = quotient(i('imagegate', 'perCpu'), i('nginx', 'perCpu'))
@@ -117,12 +124,19 @@ export function targets (results) {
   return rows
 }
 
+/** How long `npm run bench` took; the profiles of `--profile` come on top. */
+function runTime (results) {
+  const profiles = results.load.profile?.seconds
+  const total = `run time ${Math.round(results.seconds)} s, build included`
+  return profiles === undefined ? total : `${total} (${Math.round(results.seconds - profiles)} s without the --profile runs)`
+}
+
 export function formatReport (results) {
   const out = []
   const { machine } = results
   out.push('# imagegate benchmark')
   out.push('')
-  out.push(`${results.date} · ${machine.nproc} cores (${machine.cpu}) · Node ${machine.node} · ${machine.nginx ?? 'no nginx'} · imagegate via \`${results.via}\` · load average ${machine.loadAtStart.toFixed(2)} at start`)
+  out.push(`${results.date} · ${machine.nproc} cores (${machine.cpu}) · Node ${machine.node} · ${machine.nginx ?? 'no nginx'} · imagegate ${results.commit} via \`${results.via}\` · load average ${machine.loadAtStart.toFixed(2)} at start · ${runTime(results)}`)
   out.push('')
   out.push(`Each system runs in its own process next to the mock upstream and the load generator, all on this ${machine.nproc}-core machine. ` +
     `Latency and throughput numbers are medians of ${results.reps} runs. "Added" is the path's percentile minus the direct path's percentile. ` +
@@ -142,7 +156,7 @@ export function formatReport (results) {
   out.push('')
   out.push(table(['target', 'imagegate', 'limit', 'result', 'context'], targets(results), ['---', '---:', '---:', '---', '---']))
   out.push('')
-  out.push('Context: the added p50; for throughput, the same ratio of observed rates; for memory, the median growth per stream over the steps in which the streams were opened (see Method).')
+  out.push('Context: the added p50; for throughput, the same ratio of observed rates; for memory, the same figure in a fresh process (whose first 1000 streams may also grow V8\'s young generation, once) and the live V8 heap per stream after full collections (see Method).')
   out.push('')
 
   const available = ['direct', ...PROXIES].filter((s) => results.systems.includes(s))
@@ -166,8 +180,10 @@ export function formatReport (results) {
     ratioRows.push([`${prefix}events per CPU-second`, '—', ratio(e('imagegate', 'perCpu'), e('nginx', 'perCpu')), ratio(e('imagegate', 'perCpu'), e('fastify', 'perCpu')), '—', '—'])
   }
   if (results.memory !== undefined) {
-    const m = (s) => results.memory[s]?.perStream
-    ratioRows.push(['RSS per idle stream', '—', ratio(m('imagegate'), m('nginx')), ratio(m('imagegate'), m('fastify')), '—', '—'])
+    for (const [round, label] of [['fresh', 'fresh process'], ['steady', 'steady state']]) {
+      const m = (s) => results.memory[s]?.rounds[round]?.perStream
+      ratioRows.push([`RSS per idle stream, ${label}`, '—', ratio(m('imagegate'), m('nginx')), ratio(m('imagegate'), m('fastify')), '—', '—'])
+    }
   }
   if (results.images !== undefined) {
     const i = (s, k) => results.images[s]?.[k]
@@ -189,6 +205,10 @@ export function formatReport (results) {
     const u = (s) => set[s]?.cpuUsPerEvent
     absRows.push([`${label} (µs)`, ...available.map((s) => (s === 'direct' ? '—' : num(u(s)) ? u(s).toFixed(1) : 'n/a'))])
   }
+  for (const [label, set] of cpuMetrics(results)) {
+    const c = (s) => set[s]?.cpuCores
+    absRows.push([label.replace('server CPU per event', 'server CPU during the run') + ' (cores)', ...available.map((s) => (s === 'direct' ? '—' : num(c(s)) ? c(s).toFixed(2) : 'n/a'))])
+  }
   for (const [prefix, set, what] of throughputSets(results)) {
     const e = (s, k) => set[s]?.[k]
     absRows.push([`${prefix}events/s observed, ${what}`, ...available.map((s) => count(e(s, 'eps')))])
@@ -197,13 +217,27 @@ export function formatReport (results) {
     absRows.push([`${prefix}mock upstream CPU (cores)`, ...available.map((s) => (num(e(s, 'mockCpu')) ? e(s, 'mockCpu').toFixed(2) : 'n/a'))])
     absRows.push([`${prefix}load generator CPU (cores)`, ...available.map((s) => (num(e(s, 'loadCpu')) ? e(s, 'loadCpu').toFixed(2) : 'n/a'))])
   }
+  const gcSets = [['TTFT, 1 stream', results.ttft]]
+  for (const c of CONCURRENCY) gcSets.push([`per-event, ${c} streams`, results.latency?.[c]])
+  for (const c of RESPONSES_CONCURRENCY) gcSets.push([`Responses per-event, ${c} streams`, results.responses?.latency?.[c]])
+  for (const [label, set] of gcSets) {
+    if (set === undefined) continue
+    absRows.push([`GC during one ${label} run (pauses · total · longest)`, ...available.map((s) => gcCell(set[s]))])
+  }
   if (results.memory !== undefined) {
-    const m = (s, k) => results.memory[s]?.[k]
-    absRows.push(['RSS idle, fresh process', ...available.map((s) => (s === 'direct' ? '—' : kb(m(s, 'before'))))])
-    absRows.push(['RSS with 1000 idle streams', ...available.map((s) => (s === 'direct' ? '—' : kb(m(s, 'with'))))])
-    absRows.push(['RSS per idle stream (0 → 1000)', ...available.map((s) => (s === 'direct' ? '—' : kb(m(s, 'perStream'))))])
-    absRows.push(['RSS per idle stream, median step', ...available.map((s) => (s === 'direct' ? '—' : kb(m(s, 'marginal'))))])
-    absRows.push(['RSS per idle stream, each step', ...available.map((s) => (s === 'direct' || m(s, 'steps') === undefined ? '—' : m(s, 'steps').map((b) => (b / 1024).toFixed(0)).join(' / ') + ' KB'))])
+    const cell = (s, pick) => (s === 'direct' || results.memory[s] === undefined ? '—' : pick(results.memory[s].rounds))
+    for (const [round, label] of [['fresh', 'fresh process'], ['steady', 'steady state']]) {
+      const r = (s, pick) => cell(s, (rounds) => (rounds[round] === undefined ? '—' : pick(rounds[round])))
+      absRows.push([`RSS idle, ${label}`, ...available.map((s) => r(s, (x) => kb(x.before)))])
+      absRows.push([`RSS with 1000 idle streams, ${label}`, ...available.map((s) => r(s, (x) => kb(x.with)))])
+      absRows.push([`RSS per idle stream, ${label} (0 → 1000)`, ...available.map((s) => r(s, (x) => kb(x.perStream)))])
+      absRows.push([`RSS per idle stream, ${label}, median step`, ...available.map((s) => r(s, (x) => kb(x.marginal)))])
+      absRows.push([`RSS per idle stream, ${label}, each step`, ...available.map((s) => r(s, (x) => x.steps.map((b) => (b / 1024).toFixed(0)).join(' / ') + ' KB'))])
+      absRows.push([`V8 young generation, ${label}: idle → 1000 open`, ...available.map((s) => r(s, (x) => (x.heapBefore.newSpace === undefined ? '—' : `${mb(x.heapBefore.newSpace)} → ${mb(x.heapWith.newSpace)}`)))])
+      absRows.push([`V8 heap, ${label}: idle → 1000 open`, ...available.map((s) => r(s, (x) => (x.heapBefore.heapTotal === undefined ? '—' : `${mb(x.heapBefore.heapTotal)} → ${mb(x.heapWith.heapTotal)}`)))])
+    }
+    absRows.push(['live V8 heap after full GC: idle → 1000 open', ...available.map((s) => cell(s, (rounds) => (rounds.steady?.live === undefined ? '—' : `${mb(rounds.steady.live.idle)} → ${mb(rounds.steady.live.with)}`)))])
+    absRows.push(['live V8 heap per idle stream', ...available.map((s) => cell(s, (rounds) => (rounds.steady?.live === undefined ? '—' : kb(rounds.steady.live.perStream))))])
   }
   if (results.images !== undefined) {
     const i = (s, k) => results.images[s]?.[k]
@@ -213,7 +247,9 @@ export function formatReport (results) {
   }
   out.push(table(['metric', ...available.map((s) => LABELS[s])], absRows))
   out.push('')
-  out.push('Latency cells: total (added versus direct). Server CPU per event: the server process\'s CPU time during a latency run ÷ events delivered, stream set-up and teardown included.')
+  out.push('Latency cells: total (added versus direct). Server CPU per event: the server process\'s CPU time during a latency run ÷ events delivered, stream set-up and teardown included. ' +
+    'GC: garbage collection pauses in the Node proxies during one measured run (median of the runs), from a PerformanceObserver preloaded by bench/lib/heap-probe.mjs. ' +
+    'V8 young generation and heap: committed size of V8\'s new space and of the whole heap (`v8.getHeapSpaceStatistics()`, `process.memoryUsage().heapTotal`).')
   out.push('')
 
   const scenarios = Object.entries(results.load)

@@ -6,7 +6,7 @@ import { execFileSync, fork, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { sleep } from './clock.mjs'
 import { listeningPort } from './proc.mjs'
 
@@ -14,6 +14,8 @@ const BENCH_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
 export const ROOT = path.dirname(BENCH_DIR)
 const START_TIMEOUT_MS = 15_000
 const STOP_TIMEOUT_MS = 5_000
+const PROBE_TIMEOUT_MS = 3_000
+const PROBE = pathToFileURL(path.join(BENCH_DIR, 'lib', 'heap-probe.mjs')).href
 
 const children = new Set()
 process.on('exit', () => {
@@ -60,12 +62,42 @@ async function stop (handle, signal = 'SIGTERM') {
   }
 }
 
-function system (name, handle, port) {
+/**
+ * Node flags and environment that preload bench/lib/heap-probe.mjs, which reports GC
+ * pauses and heap spaces to `probeDir` on SIGUSR2; none without a `probeDir`.
+ */
+function probeSetup (probeDir) {
+  if (probeDir === undefined) return { flags: [], env: process.env }
+  return { flags: ['--import', PROBE], env: { ...process.env, BENCH_PROBE_DIR: probeDir } }
+}
+
+/**
+ * Asks a process started with the probe for its GC counts and heap spaces, after two
+ * full collections with `fullGc`. SIGUSR2 would end a Node process that has no handler
+ * for it, so there is no probe without a `probeDir`.
+ */
+async function readProbe (pid, probeDir, { fullGc = false } = {}) {
+  const file = path.join(probeDir, `probe-${pid}.json`)
+  fs.rmSync(file, { force: true })
+  if (fullGc) fs.writeFileSync(path.join(probeDir, `gc-${pid}`), '')
+  process.kill(pid, 'SIGUSR2')
+  const deadline = Date.now() + PROBE_TIMEOUT_MS
+  while (Date.now() < deadline) {
+    try {
+      return JSON.parse(fs.readFileSync(file, 'utf8'))
+    } catch {}
+    await sleep(10)
+  }
+  throw new Error(`process ${pid} did not answer the heap probe within ${PROBE_TIMEOUT_MS} ms`)
+}
+
+function system (name, handle, port, probeDir) {
   return {
     name,
     pid: handle.child.pid,
     origin: `http://127.0.0.1:${port}`,
     child: handle.child,
+    probe: probeDir === undefined ? undefined : (options) => readProbe(handle.child.pid, probeDir, options),
     stop: (signal) => stop(handle, signal)
   }
 }
@@ -77,9 +109,10 @@ export async function startMock (imagePath) {
   return system('direct', handle, await portOf(handle))
 }
 
-export async function startFastifyProxy (upstreamOrigin) {
-  const handle = track(fork(path.join(BENCH_DIR, 'fastify-proxy.mjs'), [upstreamOrigin], forkOptions), '@fastify/http-proxy')
-  return system('fastify', handle, await portOf(handle))
+export async function startFastifyProxy (upstreamOrigin, { probeDir } = {}) {
+  const probe = probeSetup(probeDir)
+  const handle = track(fork(path.join(BENCH_DIR, 'fastify-proxy.mjs'), [upstreamOrigin], { ...forkOptions, execArgv: probe.flags, env: probe.env }), '@fastify/http-proxy')
+  return system('fastify', handle, await portOf(handle), probeDir)
 }
 
 export async function startLoadGenerator () {
@@ -117,20 +150,22 @@ export async function startLoadGenerator () {
  * from /proc). If this build's CLI cannot start, the programmatic API is used instead
  * and the returned `via` says so.
  */
-export async function startImagegate ({ upstreamBase, cacheDir, stateDir, nodeFlags = [] }) {
+export async function startImagegate ({ upstreamBase, cacheDir, stateDir, nodeFlags = [], probeDir }) {
   // The state folder holds the generated signing key (and the store of decoded data:
   // images): one inside the bench's temporary folder, so no run touches the user's, and
   // every imagegate of a run signs with the same key.
   const flags = ['--upstream', upstreamBase, '--cache-dir', cacheDir, '--state-dir', stateDir, '--port', '0', '--log-level', 'warn']
-  const handle = track(spawn(process.execPath, [...nodeFlags, 'dist/cli.js', ...flags], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'imagegate (dist/cli.js)')
+  const probe = probeSetup(probeDir)
+  const node = [...probe.flags, ...nodeFlags]
+  const handle = track(spawn(process.execPath, [...node, 'dist/cli.js', ...flags], { cwd: ROOT, env: probe.env, stdio: ['ignore', 'pipe', 'pipe'] }), 'imagegate (dist/cli.js)')
   try {
-    return { ...system('imagegate', handle, await portOf(handle)), via: 'dist/cli.js' }
+    return { ...system('imagegate', handle, await portOf(handle), probeDir), via: 'dist/cli.js' }
   } catch (err) {
     await stop(handle, 'SIGKILL')
     console.warn(`imagegate CLI did not start, using startServer() instead: ${err.message.split('\n')[0]}`)
   }
-  const fallback = track(fork(path.join(BENCH_DIR, 'imagegate-server.mjs'), flags, { ...forkOptions, execArgv: nodeFlags }), 'imagegate (startServer)')
-  return { ...system('imagegate', fallback, await portOf(fallback)), via: 'startServer()' }
+  const fallback = track(fork(path.join(BENCH_DIR, 'imagegate-server.mjs'), flags, { ...forkOptions, execArgv: node, env: probe.env }), 'imagegate (startServer)')
+  return { ...system('imagegate', fallback, await portOf(fallback), probeDir), via: 'startServer()' }
 }
 
 /** An unused loopback port, for servers that cannot listen on port 0 and report it. */
