@@ -11,7 +11,7 @@ import { dataLines } from '../fixtures/gate.js'
 const APPLE = '/root/.hermes/cache/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
 const resolve = fakeResolve({ [APPLE]: 'image', '/c/x.png': 'image' })
 const APPLE_URL = 'http://gate.test/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
-const fixtures = new URL('../../../shared/fixtures/', import.meta.url)
+const fixtures = new URL('../fixtures/hermes/', import.meta.url)
 const FIXTURE = readFileSync(new URL('hermes-chat-stream.sse', fixtures), 'utf8')
 const EXPECTED = readFileSync(new URL('hermes-chat-stream.expected.txt', fixtures), 'utf8')
 

@@ -12,7 +12,7 @@ const APPLE = '/root/.hermes/cache/images/openai_codex_gpt-image-2-medium_202604
 const APPLE_URL = 'http://gate.test/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
 const resolve = fakeResolve({ [APPLE]: 'image', '/c/x.png': 'image' })
 const whole = (text: string): string => rewriteText(text, { resolve })
-const FIXTURE = readFileSync(new URL('../../../shared/fixtures/hermes-responses-stream.sse', import.meta.url), 'utf8')
+const FIXTURE = readFileSync(new URL('../fixtures/hermes/hermes-responses-stream.sse', import.meta.url), 'utf8')
 
 function transform (input: string | Uint8Array[]): string[] {
   const stream = createEventStream(createResponsesHandler(() => createRewriter({ resolve }), whole))
@@ -30,7 +30,7 @@ function event (type: string, sequence: number, fields: Record<string, unknown>)
 
 t.test('the hermes fixture: deltas, done text, done item and completed output all rewritten', async (t) => {
   const list = events(transform(FIXTURE))
-  const expected = readFileSync(new URL('../../../shared/fixtures/hermes-chat-stream.expected.txt', import.meta.url), 'utf8').replace(APPLE, APPLE_URL)
+  const expected = readFileSync(new URL('../fixtures/hermes/hermes-chat-stream.expected.txt', import.meta.url), 'utf8').replace(APPLE, APPLE_URL)
   t.equal(deltas(list), expected, 'deltas')
   const done = list.find((e) => e.type === 'response.output_text.done')
   t.equal(done?.text, expected, 'output_text.done')
@@ -112,7 +112,7 @@ t.test('texts repeated in the closing events reuse the rewrite of the deltas', a
   const stream = createEventStream(createResponsesHandler(() => createRewriter({ resolve }), counting))
   const out = [...stream.feed(new TextEncoder().encode(FIXTURE)), ...stream.end()]
   const list = events(out)
-  const expected = readFileSync(new URL('../../../shared/fixtures/hermes-chat-stream.expected.txt', import.meta.url), 'utf8').replace(APPLE, APPLE_URL)
+  const expected = readFileSync(new URL('../fixtures/hermes/hermes-chat-stream.expected.txt', import.meta.url), 'utf8').replace(APPLE, APPLE_URL)
   t.equal(list.find((e) => e.type === 'response.completed')?.response.output[0].content[0].text, expected, 'the completed text is right')
   t.equal(wholeRewrites, 0, 'and no text was rewritten a second time')
   const ids = { item_id: 'm', output_index: 0, content_index: 0 }
