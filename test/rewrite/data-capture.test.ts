@@ -94,3 +94,11 @@ t.test('rewriters sharing a gate capture one inline image at a time', async (t) 
   t.notOk(gate.busy, 'and frees the gate')
   t.equal(second.push(' ![c](data:image/png;base64,iVBORAAAA)'), ' ![c](http://gate.test/images/h9.png)', 'now the second choice may capture')
 })
+
+t.test('blanks after the body wait for the rest of the tail', async (t) => {
+  const rewriter = createRewriter(options)
+  t.equal(rewriter.push('![c](data:image/png;base64,iVBORAAAA  '), '', 'blanks after the body: the tail may still come')
+  t.equal(rewriter.push(')'), '![c](http://gate.test/images/h9.png  )', 'then it closes')
+  const open = '![c](data:image/png;base64,iVBORAAAA  '
+  t.equal(whole(open), open, 'blanks and then the end of the text: left as it was')
+})
