@@ -75,7 +75,7 @@ t.test('data-uri mode inlines small files, and shortens them when the history co
 t.test('data-uri mode refuses a history over the body limit, which it reads whole', async (t) => {
   const { upstream, gate } = await setup(t, { mode: 'data-uri' })
   // Chunked, so that only reading it finds the size.
-  const req = open(gate.url, { method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' } })
+  const req = open(gate.url, { method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json', connection: 'keep-alive' } })
   const response = responseOf(req)
   const piece = Buffer.alloc(1024 * 1024, 0x61)
   let written = 0
