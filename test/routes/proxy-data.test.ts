@@ -5,7 +5,7 @@ import type { Test } from 'tap'
 import { contentOf, pathAndQuery, startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
 import { IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage } from '../fixtures/hermes.js'
-import { open, postJson, receive, responseOf, send } from '../fixtures/http.js'
+import { postJson, send, writeUntilAnswered } from '../fixtures/http.js'
 import { DONE, chunk, contentEvents, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
 import type { MockUpstream } from '../fixtures/mock-upstream.js'
 import type { Options } from '../../src/config/options.js'
@@ -75,18 +75,7 @@ t.test('data-uri mode inlines small files, and shortens them when the history co
 t.test('data-uri mode refuses a history over the body limit, which it reads whole', async (t) => {
   const { upstream, gate } = await setup(t, { mode: 'data-uri' })
   // Chunked, so that only reading it finds the size.
-  const req = open(gate.url, { method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json', connection: 'keep-alive' } })
-  const response = responseOf(req)
-  const piece = Buffer.alloc(1024 * 1024, 0x61)
-  let written = 0
-  let answered = false
-  void response.then(() => { answered = true }, () => { answered = true })
-  while (!answered && written <= DEFAULT_MAX_BODY_SIZE + 4 * piece.length) {
-    if (!req.write(piece)) await new Promise((resolve) => { req.once('drain', resolve); setTimeout(resolve, 50) })
-    written += piece.length
-  }
-  const res = await receive(await response)
-  req.destroy()
+  const { res, written } = await writeUntilAnswered(gate.url, '/v1/chat/completions', DEFAULT_MAX_BODY_SIZE)
   t.equal(res.status, 413, 'status 413')
   t.same(JSON.parse(res.text), { error: { message: `request body exceeds ${DEFAULT_MAX_BODY_SIZE} bytes`, type: 'invalid_request_error', code: 'request_too_large' } }, 'OpenAI-shaped body')
   t.ok(written > DEFAULT_MAX_BODY_SIZE, 'the answer came only once the limit was passed')

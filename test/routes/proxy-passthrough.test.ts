@@ -7,7 +7,7 @@ import { DEFAULT_MAX_BODY_SIZE } from '../../src/routes/proxy.js'
 import { startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
 import { IMAGE_PATH, cacheWithImage } from '../fixtures/hermes.js'
-import { open, rawExchange, receive, responseOf, send, waitFor } from '../fixtures/http.js'
+import { open, rawExchange, receive, responseOf, send, waitFor, writeUntilAnswered } from '../fixtures/http.js'
 import type { MockUpstream } from '../fixtures/mock-upstream.js'
 import { startMockUpstream } from '../fixtures/mock-upstream.js'
 
@@ -176,21 +176,10 @@ t.test('a body over the limit is refused with 413', async t => {
 
   for (const path of ['/v1/embeddings', '/v1/chat/completions']) {
     t.test(`chunked without a length, on ${path}`, async t => {
-      const req = open(gate.url, { method: 'POST', path, headers: { 'content-type': 'application/json', connection: 'keep-alive' } })
-      const response = responseOf(req)
-      const piece = Buffer.alloc(1024 * 1024, 0x61)
-      let written = 0
-      let answered = false
-      void response.then(() => { answered = true }, () => { answered = true })
       // Keep writing until the proxy answers; it must not wait for the end of the body.
-      while (!answered && written <= DEFAULT_MAX_BODY_SIZE + 4 * piece.length) {
-        if (!req.write(piece)) await new Promise((resolve) => { req.once('drain', resolve); setTimeout(resolve, 50) })
-        written += piece.length
-      }
-      const res = await receive(await response)
-      req.destroy()
+      const { res, written } = await writeUntilAnswered(gate.url, path, DEFAULT_MAX_BODY_SIZE)
       t.equal(res.status, 413, 'status 413')
-        t.equal(res.text, TOO_LARGE, 'OpenAI-shaped body')
+      t.equal(res.text, TOO_LARGE, 'OpenAI-shaped body')
       t.ok(written > DEFAULT_MAX_BODY_SIZE, 'the answer came only once the limit was passed')
       t.equal(upstream.requests.filter((request) => request.url === path).length, 0, 'the upstream never saw a whole request')
     })
