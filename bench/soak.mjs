@@ -25,7 +25,7 @@ import { Pool } from 'undici'
 import { sleep } from './lib/clock.mjs'
 import { contentSource } from './lib/hermes.mjs'
 import { writePng } from './lib/png.mjs'
-import { listeningPort, rssBytes } from './lib/proc.mjs'
+import { listeningPort, rssBytes, tcpSockets } from './lib/proc.mjs'
 import { startMock } from './lib/systems.mjs'
 
 const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
@@ -52,30 +52,6 @@ function parseArgs (argv) {
 }
 
 /** imagegate's TCP sockets from /proc: each with its state and both ports. */
-function tcpSockets (pid) {
-  const inodes = new Set()
-  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const match = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`))
-      if (match !== null) inodes.add(match[1])
-    } catch {}
-  }
-  const sockets = []
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let lines = []
-    try {
-      lines = fs.readFileSync(table, 'utf8').trim().split('\n').slice(1)
-    } catch {}
-    for (const line of lines) {
-      const cols = line.trim().split(/\s+/)
-      if (!inodes.has(cols[9])) continue
-      const port = (address) => parseInt(address.split(':').at(-1), 16)
-      sockets.push({ local: port(cols[1]), remote: port(cols[2]), state: cols[3] })
-    }
-  }
-  return sockets
-}
-
 const LISTEN = '0A'
 
 function classifySockets (pid, gatePort, mockPort) {

@@ -64,20 +64,30 @@ function socketInodes (pid) {
 
 const LISTEN = '0A'
 
-/** The first TCP port the process tree listens on, or undefined. */
-export function listeningPort (pid) {
-  const inodes = socketInodes(pid)
+/** Rows of the kernel's TCP tables (IPv4 and IPv6), split into columns. */
+function tcpRows () {
+  const rows = []
   for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let lines = []
     try {
       lines = fs.readFileSync(table, 'utf8').trim().split('\n').slice(1)
     } catch {}
-    for (const line of lines) {
-      const cols = line.trim().split(/\s+/)
-      if (cols[3] === LISTEN && inodes.has(cols[9])) return parseInt(cols[1].split(':')[1], 16)
-    }
+    for (const line of lines) rows.push(line.trim().split(/\s+/))
   }
-  return undefined
+  return rows
+}
+
+const portOf = (address) => parseInt(address.split(':').at(-1), 16)
+
+/** Every TCP socket the process tree holds: local and remote port, state (hex). */
+export function tcpSockets (pid) {
+  const inodes = socketInodes(pid)
+  return tcpRows().filter((cols) => inodes.has(cols[9])).map((cols) => ({ local: portOf(cols[1]), remote: portOf(cols[2]), state: cols[3] }))
+}
+
+/** The first TCP port the process tree listens on, or undefined. */
+export function listeningPort (pid) {
+  return tcpSockets(pid).find((socket) => socket.state === LISTEN)?.local
 }
 
 export function machine () {
