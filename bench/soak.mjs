@@ -51,9 +51,10 @@ function parseArgs (argv) {
   return args
 }
 
-/** imagegate's TCP sockets from /proc: each with its state and both ports. */
+/** The kernel's state code for a listening socket (/proc/net/tcp). */
 const LISTEN = '0A'
 
+/** imagegate's TCP sockets, by role. */
 function classifySockets (pid, gatePort, mockPort) {
   const sockets = tcpSockets(pid)
   return {
