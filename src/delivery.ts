@@ -31,13 +31,23 @@ export interface DeliveryOptions {
   mode: Mode
   inlineMaxBytes: number
   store: DataStore | undefined
-  /** Each reference left alone, with the reason (metrics). */
-  onReject?: (reason: Rejection) => void
+  /** Each reference `resolve` leaves alone (see `resolveFor`). */
+  onReject?: OnReject
 }
+
+/** A reference left alone: why, and the file name it ends in (never the whole path). */
+export interface Rejected {
+  reason: Rejection
+  fileName: string
+}
+
+export type OnReject = (rejected: Rejected) => void
 
 export interface Delivery {
   /** Resolves a destination the model wrote (for the rewriter). */
   resolve: Resolve
+  /** The same, telling `onReject` about each reference left alone (per request). */
+  resolveFor: (onReject: OnReject) => Resolve
   /** Stores an inline upstream image (for the rewriter); undefined without a store. */
   storeDataImage: ((mime: string, base64: string) => Resolved | undefined) | undefined
   /** The signed link for an encoded name. */
@@ -70,10 +80,10 @@ export function createDelivery (options: DeliveryOptions): Delivery {
     return `data:${type};imagegate=${name}${sig};base64,${bytes.toString('base64')}`
   }
 
-  const resolve: Resolve = (dest, accept) => {
+  const resolveFor = (onReject: OnReject | undefined): Resolve => (dest, accept) => {
     const result = files.resolveReference(dest, accept)
     if (!result.ok) {
-      options.onReject?.(result.reason)
+      onReject?.({ reason: result.reason, fileName: fileNameOf(dest) })
       return undefined
     }
     const { name, kind, realPath } = result.delivery
@@ -86,7 +96,8 @@ export function createDelivery (options: DeliveryOptions): Delivery {
     : (mime: string, base64: string): Resolved | undefined => {
         const saved = store.save(mime, base64)
         if (!saved.ok) return undefined
-        return { url: link(saved.name), name: saved.name, kind: 'image' }
+        // The store is a folder like the caches: its files' names start with its id.
+        return { url: link(files.nameIn(store.dir, saved.name)), name: saved.name, kind: 'image' }
       }
 
   function shortenOwnInline (body: string): string {
@@ -100,7 +111,19 @@ export function createDelivery (options: DeliveryOptions): Delivery {
     })
   }
 
-  return { resolve, storeDataImage, link, shortenOwnInline }
+  return { resolve: resolveFor(options.onReject), resolveFor, storeDataImage, link, shortenOwnInline }
+}
+
+/** Longest file name logged for a reference, in characters. */
+const MAX_LOGGED_NAME = 200
+
+/**
+ * The last segment of a destination, without query or fragment: enough for an operator
+ * to find the file, without the folders it was in or a signature a URL may carry.
+ */
+export function fileNameOf (dest: string): string {
+  const plain = dest.replace(/[?#].*$/s, '')
+  return plain.slice(Math.max(plain.lastIndexOf('/'), plain.lastIndexOf('\\')) + 1).slice(0, MAX_LOGGED_NAME)
 }
 
 /** The file name shown as alt text. Names come from `encodeName`, so they always decode. */

@@ -15,7 +15,7 @@ export type ReferenceOutcome = 'rewritten' | 'in-code' | Rejection
 
 /** Every outcome, so each series exists (at 0) from the first scrape. */
 export const REFERENCE_OUTCOMES = [
-  'rewritten', 'in-code', 'not-a-path', 'outside-roots', 'missing', 'not-a-file', 'extension', 'hostile', 'symlink-escape'
+  'rewritten', 'in-code', 'not-a-path', 'outside-roots', 'missing', 'not-a-file', 'extension', 'hostile', 'symlink-escape', 'unreadable'
 ] as const satisfies readonly ReferenceOutcome[]
 
 // Fails to compile when a Rejection is added to the resolver without being listed above.
@@ -51,6 +51,8 @@ export interface RequestSummary {
 export interface MetricsOptions {
   /** Event streams running now, read at each scrape. */
   activeStreams: () => number
+  /** Bytes in the store of inline images, read at each scrape. */
+  storeBytes?: () => number
   /** Node's process metrics (CPU, memory, event loop, handles); on unless false. */
   processMetrics?: boolean
 }
@@ -62,6 +64,8 @@ export interface Metrics {
   /** Seconds from sending a request upstream to its response head. */
   upstreamFirstByte: (route: string | undefined, seconds: number) => void
   reference: (outcome: ReferenceOutcome) => void
+  /** Counts one stored inline image removed to keep the store under its bound. */
+  storeEviction: () => void
 }
 
 const IMAGES_ROUTE = `${IMAGES_PREFIX}/*`
@@ -103,6 +107,21 @@ export function createMetrics (options: MetricsOptions): Metrics {
     registers: [registry]
   })
 
+  const { storeBytes } = options
+  if (storeBytes !== undefined) {
+    new Gauge({
+      name: 'imagegate_store_bytes',
+      help: 'Bytes of the inline images kept in the store folder.',
+      registers: [registry],
+      collect () { this.set(storeBytes()) }
+    })
+  }
+  const evictions = new Counter({
+    name: 'imagegate_store_evictions_total',
+    help: 'Stored inline images removed, least recently used first, to keep the store under --store-max-bytes.',
+    registers: [registry]
+  })
+
   return {
     registry,
     request (summary) {
@@ -119,6 +138,9 @@ export function createMetrics (options: MetricsOptions): Metrics {
     },
     reference (outcome) {
       references.inc({ outcome })
+    },
+    storeEviction () {
+      evictions.inc()
     }
   }
 }

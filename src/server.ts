@@ -14,9 +14,10 @@ import { logDestination, loggerOptions, pathOnly } from './log.js'
 import { createMetrics, registerMetrics } from './metrics.js'
 import type { Metrics, ReferenceOutcome } from './metrics.js'
 import { createRewriter } from './rewrite/rewriter.js'
-import { createDelivery } from './delivery.js'
+import { createDelivery, fileNameOf } from './delivery.js'
+import type { OnReject } from './delivery.js'
 import { createDataStore } from './files/data-store.js'
-import type { Resolve } from './rewrite/reference.js'
+import { findHermesCacheDirs } from './config/cache-dirs.js'
 import { createReadiness, probeUpstream, registerHealth } from './routes/health.js'
 import { registerImages } from './routes/images.js'
 import { registerProxy } from './routes/proxy.js'
@@ -69,7 +70,7 @@ function signerFor (options: Options): Signer | undefined {
 /** Builds the whole application without listening (routes, upstream pool, resolver). */
 export async function buildServer (options: Options, settings: ServerSettings = {}): Promise<Server> {
   const streams = new Set<ActiveStream>()
-  const metrics = createMetrics({ activeStreams: () => streams.size })
+  const metrics = createMetrics({ activeStreams: () => streams.size, storeBytes: () => store.bytes })
   const app = Fastify({
     logger: loggerOptions({ level: options.logLevel, stream: await logDestination(settings.logStream) }),
     logController: new LogController({ disableRequestLogging: true }),
@@ -94,37 +95,39 @@ export async function buildServer (options: Options, settings: ServerSettings = 
   })
 
   let publicUrl = options.publicUrl ?? ''
+  const { hermesHome } = options
   const files = createFileResolver({
+    cacheDirs: options.cacheDirs,
     // Images decoded from inline data: URIs are served like cached ones, found last.
-    cacheDirs: [...options.cacheDirs, options.storeDir],
+    storeDir: options.storeDir,
     allowSvg: options.allowSvg,
-    ...(settings.homedir !== undefined ? { homedir: settings.homedir } : {})
+    ...(settings.homedir !== undefined ? { homedir: settings.homedir } : {}),
+    // Found by default: hermes may create a profile's cache after imagegate started.
+    ...(hermesHome !== undefined
+      ? { discover: () => findHermesCacheDirs(hermesHome), onFolderFound: (dir: string) => { app.log.info({ dir }, 'cache folder found') } }
+      : {})
   })
   const signer = signerFor(options)
   const upstream = createUpstream({ base: options.upstream, ...settings.upstreamTimeouts })
   app.addHook('onClose', async () => { await upstream.close() })
 
-  // Off while text is rewritten a second time, so that its references count once.
-  let quiet = false
-  const onReference = (outcome: ReferenceOutcome): void => { if (!quiet) metrics.reference(outcome) }
-  const quietly = (inner: Resolve): Resolve => (dest, accept) => {
-    quiet = true
-    try {
-      return inner(dest, accept)
-    } finally {
-      quiet = false
-    }
-  }
-  const store = createDataStore({ dir: options.storeDir, maxBytes: options.dataImageMaxBytes })
+  const onReference = (outcome: ReferenceOutcome): void => { metrics.reference(outcome) }
+  const store = createDataStore({
+    dir: options.storeDir,
+    maxBytes: options.dataImageMaxBytes,
+    maxTotalBytes: options.storeMaxBytes,
+    onEvict: () => { metrics.storeEviction() }
+  })
   const delivery = createDelivery({
     files,
     signer,
     publicUrl: () => publicUrl,
     mode: options.mode,
     inlineMaxBytes: options.inlineMaxBytes,
-    store,
-    onReject: onReference
+    store
   })
+  // Text rewritten a second time is neither logged nor counted again.
+  const unreported: OnReject = () => {}
 
   app.setErrorHandler((error, request, reply) => {
     if (error instanceof ImagegateError) {
@@ -145,7 +148,7 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     probeUpstream({ upstream, apiKey: options.upstreamApiKey, ...(timeoutMs !== undefined ? { timeoutMs } : {}) })
   await app.register(registerHealth, { version: VERSION, readiness: createReadiness({ probe, ...cache }) })
   await app.register(registerMetrics, { metrics })
-  await app.register(registerImages, { files, signer })
+  await app.register(registerImages, { files, signer, onDeliver: (file) => { store.touch(file.realPath) } })
   await app.register(registerProxy, {
     upstream,
     upstreamApiKey: options.upstreamApiKey,
@@ -155,7 +158,12 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     onUpstreamHeaders: (request, seconds) => { metrics.upstreamFirstByte(routeOf(request), seconds) },
     newRewriter: (log, repeat, gate) => createRewriter({
       captureGate: gate,
-      resolve: repeat ? quietly(delivery.resolve) : delivery.resolve,
+      resolve: delivery.resolveFor(repeat
+        ? unreported
+        : ({ reason, fileName }) => {
+            onReference(reason)
+            log.debug({ reason, name: fileName }, 'reference left alone')
+          }),
       storeDataImage: delivery.storeDataImage,
       // Four base64 characters per three bytes.
       maxDataChars: Math.ceil(options.dataImageMaxBytes / 3) * 4,
@@ -167,7 +175,10 @@ export async function buildServer (options: Options, settings: ServerSettings = 
               onReference('rewritten')
               log.debug({ name: resolved.name }, 'reference rewritten')
             },
-            onCodeReference: () => { onReference('in-code') }
+            onCodeReference: (dest) => {
+              onReference('in-code')
+              log.debug({ reason: 'in-code', name: fileNameOf(dest) }, 'reference left alone')
+            }
           })
     })
   })

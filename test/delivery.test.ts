@@ -1,9 +1,10 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { createDelivery } from '../src/delivery.js'
+import { createDelivery, fileNameOf } from '../src/delivery.js'
 import type { DeliveryOptions } from '../src/delivery.js'
 import { createDataStore } from '../src/files/data-store.js'
+import { folderId } from '../src/files/names.js'
 import { createFileResolver } from '../src/files/resolver.js'
 import type { FileResolver } from '../src/files/resolver.js'
 import { createSigner } from '../src/files/signing.js'
@@ -16,8 +17,8 @@ const signer = createSigner('d'.repeat(32))
 
 function setup (t: Test, overrides: Partial<DeliveryOptions> = {}) {
   const dir = t.testdir({ cache: { 'small.png': SMALL, 'big.png': BIG, 'song.mp3': 'ID3', 'icon.svg': '<svg/>', 'my chart (1).png': SMALL, sub: { 'deep.png': SMALL } }, store: {} })
-  const files = createFileResolver({ cacheDirs: [path.join(dir, 'cache'), path.join(dir, 'store')], allowSvg: true })
-  const rejected: string[] = []
+  const files = createFileResolver({ cacheDirs: [path.join(dir, 'cache')], storeDir: path.join(dir, 'store'), allowSvg: true })
+  const rejected: Array<{ reason: string, fileName: string }> = []
   const delivery = createDelivery({
     files,
     signer,
@@ -25,43 +26,49 @@ function setup (t: Test, overrides: Partial<DeliveryOptions> = {}) {
     mode: 'link',
     inlineMaxBytes: 1000,
     store: createDataStore({ dir: path.join(dir, 'store'), maxBytes: 1_000_000 }),
-    onReject: (reason) => rejected.push(reason),
+    onReject: (rejection) => rejected.push(rejection),
     ...overrides
   })
-  return { dir, delivery, rejected }
+  // Names of cached files start with the cache folder's id.
+  const C = folderId(path.join(dir, 'cache'))
+  return { dir, delivery, rejected, C }
 }
 
 t.test('links are signed absolute URLs; rejections are reported', async (t) => {
-  const { dir, delivery, rejected } = setup(t)
+  const { dir, delivery, rejected, C } = setup(t)
   t.same(delivery.resolve(path.join(dir, 'cache/sub/deep.png'), 'image'), {
-    url: `http://gate.test/images/sub/deep.png?sig=${signer.sign('sub/deep.png')}`, name: 'deep.png', kind: 'image'
+    url: `http://gate.test/images/${C}/sub/deep.png?sig=${signer.sign(`${C}/sub/deep.png`)}`, name: 'deep.png', kind: 'image'
   }, 'nested file')
   t.same(delivery.resolve(path.join(dir, 'cache/my chart (1).png'), 'image'), {
-    url: `http://gate.test/images/my%20chart%20%281%29.png?sig=${signer.sign('my%20chart%20%281%29.png')}`, name: 'my chart (1).png', kind: 'image'
+    url: `http://gate.test/images/${C}/my%20chart%20%281%29.png?sig=${signer.sign(`${C}/my%20chart%20%281%29.png`)}`, name: 'my chart (1).png', kind: 'image'
   }, 'encoded in the link, shown decoded')
   t.equal(delivery.resolve('/etc/passwd', 'image'), undefined, 'not deliverable')
   t.equal(delivery.resolve('/root/.hermes/cache/images/missing.png', 'image'), undefined, 'missing')
-  t.same(rejected, ['extension', 'outside-roots'], 'each reason reported')
+  t.same(rejected, [{ reason: 'extension', fileName: 'passwd' }, { reason: 'outside-roots', fileName: 'missing.png' }], 'each reason reported with the file name only')
+  const perRequest: string[] = []
+  t.equal(delivery.resolveFor(({ reason }) => perRequest.push(reason))(path.join(dir, 'cache/gone.png'), 'image'), undefined, 'resolveFor resolves the same way')
+  t.same(perRequest, ['missing'], 'and reports to its own callback')
+  t.equal(rejected.length, 2, 'not to the one given at creation')
   const unsigned = setup(t, { signer: undefined }).delivery
   t.equal(unsigned.link('a.png'), 'http://gate.test/images/a.png', 'no query without signing')
 })
 
 t.test('data-uri mode inlines small images and links the rest', async (t) => {
-  const { dir, delivery } = setup(t, { mode: 'data-uri' })
+  const { dir, delivery, C } = setup(t, { mode: 'data-uri' })
   const small = delivery.resolve(path.join(dir, 'cache/small.png'), 'image')
-  t.equal(small?.url, `data:image/png;imagegate=small.png;sig=${signer.sign('small.png')};base64,${SMALL.toString('base64')}`, 'inline, marked with name and signature')
-  t.match(delivery.resolve(path.join(dir, 'cache/big.png'), 'image')?.url, /^http:\/\/gate\.test\/images\/big\.png\?sig=/, 'over inline-max-bytes: a link')
-  t.match(delivery.resolve(path.join(dir, 'cache/song.mp3'), 'media')?.url, /^http:\/\/gate\.test\/images\/song\.mp3\?sig=/, 'media: always a link')
+  t.equal(small?.url, `data:image/png;imagegate=${C}/small.png;sig=${signer.sign(`${C}/small.png`)};base64,${SMALL.toString('base64')}`, 'inline, marked with name and signature')
+  t.match(delivery.resolve(path.join(dir, 'cache/big.png'), 'image')?.url, `http://gate.test/images/${C}/big.png?sig=`, 'over inline-max-bytes: a link')
+  t.match(delivery.resolve(path.join(dir, 'cache/song.mp3'), 'media')?.url, `http://gate.test/images/${C}/song.mp3?sig=`, 'media: always a link')
   const unsigned = setup(t, { mode: 'data-uri', signer: undefined }).delivery
   const plain = unsigned.resolve(path.join(dir, 'cache/small.png'), 'image')?.url ?? ''
-  t.equal(plain, `data:image/png;imagegate=small.png;base64,${SMALL.toString('base64')}`, 'without signing: marked with the name only')
-  t.equal(unsigned.shortenOwnInline(plain), 'http://gate.test/images/small.png', 'and shortened back to the unsigned link')
+  t.equal(plain, `data:image/png;imagegate=${C}/small.png;base64,${SMALL.toString('base64')}`, 'without signing: marked with the name only')
+  t.equal(unsigned.shortenOwnInline(plain), `http://gate.test/images/${C}/small.png`, 'and shortened back to the unsigned link')
   // Served sandboxed from imagegate; inline it would lose the sandbox headers.
-  t.match(delivery.resolve(path.join(dir, 'cache/icon.svg'), 'image')?.url, /^http:\/\/gate\.test\/images\/icon\.svg\?sig=/, 'SVG: always a link')
+  t.match(delivery.resolve(path.join(dir, 'cache/icon.svg'), 'image')?.url, `http://gate.test/images/${C}/icon.svg?sig=`, 'SVG: always a link')
 })
 
 t.test('data-uri mode links a file deleted just after it was checked', async (t) => {
-  const { dir } = setup(t)
+  const { dir, C } = setup(t)
   const small = path.join(dir, 'cache/small.png')
   const files = createFileResolver({ cacheDirs: [path.join(dir, 'cache')] })
   const deleting: FileResolver = {
@@ -73,7 +80,7 @@ t.test('data-uri mode links a file deleted just after it was checked', async (t)
     }
   }
   const delivery = createDelivery({ files: deleting, signer, publicUrl: () => 'http://gate.test', mode: 'data-uri', inlineMaxBytes: 1000, store: undefined })
-  t.equal(delivery.resolve(small, 'image')?.url, `http://gate.test/images/small.png?sig=${signer.sign('small.png')}`, 'a link, not a crash')
+  t.equal(delivery.resolve(small, 'image')?.url, `http://gate.test/images/${C}/small.png?sig=${signer.sign(`${C}/small.png`)}`, 'a link, not a crash')
 })
 
 t.test('data-uri mode links a file that grew past the limit while it was read', async (t) => {
@@ -87,7 +94,7 @@ t.test('data-uri mode links a file that grew past the limit while it was read', 
   const { createDelivery: create } = await t.mockImport<typeof import('../src/delivery.js')>('../src/delivery.js', {
     'node:fs': { ...fs, statSync, default: { ...fs, statSync } }
   })
-  const { dir } = setup(t)
+  const { dir, C } = setup(t)
   const delivery = create({
     files: createFileResolver({ cacheDirs: [path.join(dir, 'cache')] }),
     signer,
@@ -96,22 +103,22 @@ t.test('data-uri mode links a file that grew past the limit while it was read', 
     inlineMaxBytes: 1000,
     store: undefined
   })
-  t.equal(delivery.resolve(path.join(dir, 'cache/small.png'), 'image')?.url, `http://gate.test/images/small.png?sig=${signer.sign('small.png')}`, 'over the limit once read: a link')
+  t.equal(delivery.resolve(path.join(dir, 'cache/small.png'), 'image')?.url, `http://gate.test/images/${C}/small.png?sig=${signer.sign(`${C}/small.png`)}`, 'over the limit once read: a link')
 })
 
 t.test('inline images imagegate wrote are shortened to links in request bodies', async (t) => {
-  const { dir, delivery } = setup(t, { mode: 'data-uri' })
+  const { dir, delivery, C } = setup(t, { mode: 'data-uri' })
   const inline = delivery.resolve(path.join(dir, 'cache/small.png'), 'image')?.url as string
-  const link = delivery.link('small.png')
+  const link = delivery.link(`${C}/small.png`)
   const body = JSON.stringify({ messages: [{ role: 'assistant', content: `here ![small.png](${inline}) and again ![x](${inline})` }] })
   t.equal(delivery.shortenOwnInline(body), JSON.stringify({ messages: [{ role: 'assistant', content: `here ![small.png](${link}) and again ![x](${link})` }] }), 'both replaced')
   const escaped = body.replaceAll('/', '\\/')
   t.match(delivery.shortenOwnInline(escaped), `![small.png](${link})`, 'also with \\/ escapes')
-  const forged = `data:image/png;imagegate=big.png;sig=${signer.sign('small.png')};base64,AAAA`
+  const forged = `data:image/png;imagegate=${C}/big.png;sig=${signer.sign(`${C}/small.png`)};base64,AAAA`
   t.equal(delivery.shortenOwnInline(forged), forged, 'a marker with a wrong signature is left alone')
-  const unsignedMarker = 'data:image/png;imagegate=big.png;base64,AAAA'
+  const unsignedMarker = `data:image/png;imagegate=${C}/big.png;base64,AAAA`
   t.equal(delivery.shortenOwnInline(unsignedMarker), unsignedMarker, 'and one without a signature')
-  const gone = `data:image/png;imagegate=gone.png;sig=${signer.sign('gone.png')};base64,AAAA`
+  const gone = `data:image/png;imagegate=${C}/gone.png;sig=${signer.sign(`${C}/gone.png`)};base64,AAAA`
   t.equal(delivery.shortenOwnInline(gone), gone, 'a name that no longer resolves is left alone')
   t.equal(delivery.shortenOwnInline('{"plain": true}'), '{"plain": true}', 'bodies without markers are returned as they are')
 })
@@ -120,8 +127,20 @@ t.test('inline upstream images are stored and linked', async (t) => {
   const { dir, delivery } = setup(t)
   const stored = delivery.storeDataImage?.('image/png', SMALL.toString('base64'))
   t.match(stored, { name: /^[0-9a-f]{32}\.png$/, kind: 'image' }, 'stored under a content hash')
-  t.equal(stored?.url, delivery.link(stored?.name ?? ''), 'served by a signed link')
+  t.equal(stored?.url, delivery.link(`${folderId(path.join(dir, 'store'))}/${stored?.name ?? ''}`), 'served by a signed link under the store folder id')
   t.same(fs.readFileSync(path.join(dir, 'store', stored?.name ?? '')), SMALL, 'the decoded bytes on disk')
   t.equal(delivery.storeDataImage?.('image/gif', SMALL.toString('base64')), undefined, 'a type mismatch is not stored')
   t.equal(setup(t, { store: undefined }).delivery.storeDataImage, undefined, 'no store, no capture')
+})
+
+t.test('only the file name of a reference is reported, never its folders or query', async (t) => {
+  const table: Array<[dest: string, name: string]> = [
+    ['/home/u/.hermes/profiles/work/cache/images/a.png', 'a.png'],
+    ['C:\\Users\\u\\b.png', 'b.png'],
+    ['file:///x/c.png?sig=secret#top', 'c.png'],
+    ['https://h/images/d.png?sig=AAAAAAAAAAAAAAAAAAAAAA', 'd.png'],
+    ['e.png', 'e.png'],
+    [`/x/${'f'.repeat(300)}.png`, 'f'.repeat(200)]
+  ]
+  for (const [dest, name] of table) t.equal(fileNameOf(dest), name, JSON.stringify(dest.slice(0, 60)))
 })

@@ -92,7 +92,8 @@ t.test('a server run logs one line per request and no secret', async t => {
   req.destroy()
   t.equal(tooLarge.status, 413, 'an oversized body is refused')
 
-  const image = await send(gate.url, { path: `/images/${IMAGE_NAME}?sig=${gate.signer?.sign(IMAGE_NAME) ?? ''}&v=${QUERY_SECRET}`, headers: auth })
+  const name = gate.nameOf(IMAGE_NAME)
+  const image = await send(gate.url, { path: `/images/${name}?sig=${gate.signer?.sign(name) ?? ''}&v=${QUERY_SECRET}`, headers: auth })
   t.equal(image.status, 200, 'the image is served')
   const missing = await send(gate.url, { path: '/images/passwd', headers: auth })
   t.equal(missing.status, 404, 'a miss is a 404')
@@ -105,7 +106,7 @@ t.test('a server run logs one line per request and no secret', async t => {
     ['POST', '/v1/chat/completions', 401],
     ['GET', '/v1/models', 502],
     ['POST', '/v1/embeddings', 413],
-    ['GET', `/images/${IMAGE_NAME}`, 200],
+    ['GET', `/images/${name}`, 200],
     ['GET', '/images/passwd', 404],
     ['GET', '/healthz', 200]
   ]

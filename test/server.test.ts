@@ -4,6 +4,7 @@ import t from 'tap'
 import { VERSION, buildServer, startServer } from '../src/server.js'
 import { createSigner } from '../src/files/signing.js'
 import type { Options } from '../src/config/options.js'
+import { folderId } from '../src/files/names.js'
 import { contentOf, startGate } from './fixtures/gate.js'
 import { testOptions } from './fixtures/options.js'
 import { IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage } from './fixtures/hermes.js'
@@ -122,8 +123,9 @@ t.test('startServer listens, says where, and closes', async t => {
   t.notOk(logs.raw.join('\n').includes('pw-SECRET-7f'), 'the upstream password is never logged')
 
   const res = await send(server.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })
-  const sig = createSigner(signingKey).sign(IMAGE_NAME)
-  t.equal(contentOf(res.text), `![${IMAGE_NAME}](${server.url}/images/${IMAGE_NAME}?sig=${sig}) `, 'links use the listening URL, signed with the configured key')
+  const name = `${folderId(cache)}/${IMAGE_NAME}`
+  const sig = createSigner(signingKey).sign(name)
+  t.equal(contentOf(res.text), `![${IMAGE_NAME}](${server.url}/images/${name}?sig=${sig}) `, 'links use the listening URL, signed with the configured key')
 
   await server.close()
   const refused = await send(server.url, { path: '/healthz' }).then(() => false, () => true)
@@ -139,8 +141,9 @@ t.test('a configured public URL is used in links', async t => {
   t.equal(gate.publicUrl, 'https://chat.example.org/imagegate', 'kept after listen')
   const res = await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })
   t.equal(contentOf(res.text), `![a](${gate.link(IMAGE_NAME)})`, 'the link uses it')
-  t.match(gate.link(IMAGE_NAME), `https://chat.example.org/imagegate/images/${IMAGE_NAME}?sig=`, 'public URL, name, signature')
-  const image = await send(gate.url, { path: `/images/${IMAGE_NAME}?sig=${gate.signer?.sign(IMAGE_NAME) ?? ''}` })
+  const name = gate.nameOf(IMAGE_NAME)
+  t.match(gate.link(IMAGE_NAME), `https://chat.example.org/imagegate/images/${name}?sig=`, 'public URL, name, signature')
+  const image = await send(gate.url, { path: `/images/${name}?sig=${gate.signer?.sign(name) ?? ''}` })
   t.same(image.body, PNG, 'the file is served at the path behind it')
 })
 

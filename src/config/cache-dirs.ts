@@ -58,6 +58,8 @@ function checkDirectory (dir: string, given: string, origin: Origin): void {
 
 /** Folders found when no source names any, and a warning when there are none. */
 export interface DiscoveredCacheDirs {
+  /** The HERMES_HOME searched, absolute. */
+  home: string
   dirs: string[]
   warning: string | undefined
 }
@@ -70,15 +72,20 @@ export interface DiscoveredCacheDirs {
 export function discoverCacheDirs (env: Readonly<Record<string, string | undefined>>, cwd: string, homedir: string): DiscoveredCacheDirs {
   const given = env.HERMES_HOME === undefined || env.HERMES_HOME === '' ? DEFAULT_HERMES_HOME : env.HERMES_HOME
   const home = resolve(cwd, expandHome(given, homedir))
-  const roots = [home, ...listProfiles(join(home, 'profiles'))]
-  const dirs = roots
-    .flatMap(root => HERMES_CACHE_KINDS.map(kind => join(root, 'cache', kind)))
-    .filter(isDirectory)
+  const dirs = findHermesCacheDirs(home)
   const kinds = HERMES_CACHE_KINDS.map(kind => `cache/${kind}`).join(', ')
   const warning = dirs.length > 0
     ? undefined
     : `no cache folder found in ${home} (looked for ${kinds}, also under profiles/*): no images can be served until --cache-dir names one`
-  return { dirs, warning }
+  return { home, dirs, warning }
+}
+
+/** The existing cache folders under one HERMES_HOME, in a stable order. */
+export function findHermesCacheDirs (home: string): string[] {
+  const roots = [home, ...listProfiles(join(home, 'profiles'))]
+  return roots
+    .flatMap(root => HERMES_CACHE_KINDS.map(kind => join(root, 'cache', kind)))
+    .filter(isDirectory)
 }
 
 function listProfiles (dir: string): string[] {

@@ -3,7 +3,7 @@ import { delimiter } from 'node:path'
 import { DEFAULT_HERMES_HOME, HERMES_CACHE_KINDS } from './cache-dirs.js'
 import {
   DEFAULT_DATA_IMAGE_MAX_BYTES, DEFAULT_HOST, DEFAULT_INLINE_MAX_BYTES, DEFAULT_KEEPALIVE, DEFAULT_LOG_LEVEL, DEFAULT_MODE,
-  DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STATE_DIR, DEFAULT_UPSTREAM, LOG_LEVELS, MODES
+  DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STATE_DIR, DEFAULT_STORE_MAX_BYTES, DEFAULT_UPSTREAM, LOG_LEVELS, MODES
 } from './options.js'
 import { envName, type Key } from './sources.js'
 
@@ -42,7 +42,8 @@ const ROWS: readonly FlagHelp[] = [
   { flag: 'mode', arg: 'MODE', about: `${MODES.join('|')}: link to files, or inline them`, fallback: DEFAULT_MODE },
   { flag: 'inline-max-bytes', arg: 'N', about: 'largest file inlined in data-uri mode', fallback: String(DEFAULT_INLINE_MAX_BYTES) },
   { flag: 'store-dir', arg: 'DIR', about: 'where decoded upstream data: images are kept', fallback: '<state-dir>/store' },
-  { flag: 'data-image-max-bytes', arg: 'N', about: 'largest upstream data: image that is stored', fallback: String(DEFAULT_DATA_IMAGE_MAX_BYTES) }
+  { flag: 'data-image-max-bytes', arg: 'N', about: 'largest upstream data: image that is stored', fallback: String(DEFAULT_DATA_IMAGE_MAX_BYTES) },
+  { flag: 'store-max-bytes', arg: 'N', about: 'bound on store-dir; least recently used out', fallback: `${DEFAULT_STORE_MAX_BYTES} (512 MiB)` }
 ]
 
 const COLUMN = 26

@@ -43,6 +43,13 @@ export interface Options {
   storeDir: string
   /** Largest decoded upstream `data:` image that is stored; larger ones pass through. */
   dataImageMaxBytes: number
+  /** Bound on the store's files together; the least recently used go first. */
+  storeMaxBytes: number
+  /**
+   * The HERMES_HOME searched for cache folders when no source named any: it is searched
+   * again for folders created later. undefined when cache folders were given.
+   */
+  hermesHome: string | undefined
 }
 
 /** hermes-agent's api_server listens here out of the box. */
@@ -60,6 +67,7 @@ export const DEFAULT_MODE: Mode = 'link'
 /** Keeps one SSE line under the 128 KiB that Open WebUI's reader accepted before v0.11. */
 export const DEFAULT_INLINE_MAX_BYTES = 96 * 1024
 export const DEFAULT_DATA_IMAGE_MAX_BYTES = 20 * 1024 * 1024
+export { DEFAULT_STORE_MAX_BYTES } from '../files/data-store.js'
 /** An HMAC key shorter than this is guessable. */
 const MIN_SIGNING_KEY_LENGTH = 32
 const MAX_SECONDS = 24 * 3600

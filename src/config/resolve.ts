@@ -4,7 +4,7 @@ import { loadConfigFile } from './config-file.js'
 import { helpText, versionText } from './help.js'
 import {
   DEFAULT_DATA_IMAGE_MAX_BYTES, DEFAULT_HOST, DEFAULT_INLINE_MAX_BYTES, DEFAULT_KEEPALIVE, DEFAULT_LOG_LEVEL,
-  DEFAULT_MODE, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STATE_DIR, DEFAULT_UPSTREAM,
+  DEFAULT_MODE, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STATE_DIR, DEFAULT_STORE_MAX_BYTES, DEFAULT_UPSTREAM,
   expectString, invalid, parseApiKey, parseBoolean, parseBytes, parseHost, parseLogLevel, parseMode, parsePort, parsePublicUrl,
   parseSeconds, parseSigningKey, parseUpstream, type Options, type Raw
 } from './options.js'
@@ -46,9 +46,11 @@ export function resolveOptions ({ argv, env, cwd, homedir }: ResolveInput): Reso
     const raw = pick(key)
     return raw === undefined ? fallback() : parse(raw)
   }
+  let hermesHome: string | undefined
   const discover = (): string[] => {
     const found = discoverCacheDirs(env, cwd, homedir)
     if (found.warning !== undefined) warnings.push(found.warning)
+    hermesHome = found.home
     return found.dirs
   }
   // Folders that imagegate creates itself when missing: `~` expanded, relative to cwd.
@@ -82,7 +84,9 @@ export function resolveOptions ({ argv, env, cwd, homedir }: ResolveInput): Reso
     mode: value('mode', parseMode, () => DEFAULT_MODE),
     inlineMaxBytes: value('inline-max-bytes', parseBytes, () => DEFAULT_INLINE_MAX_BYTES),
     storeDir: value('store-dir', folder, () => resolvePath(stateDir, 'store')),
-    dataImageMaxBytes: value('data-image-max-bytes', parseBytes, () => DEFAULT_DATA_IMAGE_MAX_BYTES)
+    dataImageMaxBytes: value('data-image-max-bytes', parseBytes, () => DEFAULT_DATA_IMAGE_MAX_BYTES),
+    storeMaxBytes: value('store-max-bytes', parseBytes, () => DEFAULT_STORE_MAX_BYTES),
+    hermesHome
   }
   return { kind: 'run', options, warnings }
 }

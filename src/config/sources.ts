@@ -8,7 +8,7 @@ import { redactUrl } from './urls.js'
 export const KEYS = [
   'upstream', 'cache-dir', 'port', 'host', 'public-url', 'upstream-api-key', 'log-level',
   'signing-key', 'no-signing', 'state-dir', 'allow-svg', 'shutdown-grace', 'keepalive',
-  'mode', 'inline-max-bytes', 'store-dir', 'data-image-max-bytes'
+  'mode', 'inline-max-bytes', 'store-dir', 'data-image-max-bytes', 'store-max-bytes'
 ] as const
 export type Key = typeof KEYS[number]
 
@@ -40,6 +40,7 @@ const FLAGS = {
   'inline-max-bytes': { type: 'string' },
   'store-dir': { type: 'string' },
   'data-image-max-bytes': { type: 'string' },
+  'store-max-bytes': { type: 'string' },
   config: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' }

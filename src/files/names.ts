@@ -1,10 +1,24 @@
 /**
- * The public name of a deliverable file: its path relative to its cache dir, one
- * percent-encoded segment per folder level, joined by `/`. Every name has exactly one
+ * The public name of a deliverable file: the id of its cache dir, then its path relative
+ * to that dir, one percent-encoded segment per folder level, joined by `/`. Every name has exactly one
  * spelling, so `decodeName` can refuse anything that is not what `encodeName` would
  * have produced; that single rule closes most URL tricks (`%2e%2e`, `%2f`, lowercase
  * or needless escapes, double encoding) without a list of special cases.
  */
+import { createHash } from 'node:crypto'
+
+/** Hex digits of a folder id: 40 bits, so a handful of folders never share one. */
+export const FOLDER_ID_LENGTH = 10
+
+/**
+ * The first segment of every public name: a short id of the folder the file lives in,
+ * derived from the folder's absolute path so that it is the same on every start. Two
+ * folders holding `dup.png` give two names, and a name under one id is only ever looked
+ * up in that folder.
+ */
+export function folderId (dir: string): string {
+  return createHash('sha256').update(dir, 'utf8').digest('hex').slice(0, FOLDER_ID_LENGTH)
+}
 
 /** Longest raw name accepted, in characters: Linux PATH_MAX, so no real file is cut off. */
 export const MAX_NAME_LENGTH = 4096

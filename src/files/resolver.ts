@@ -9,14 +9,14 @@ import os from 'node:os'
 import path from 'node:path'
 import { parseDestination } from './destination.js'
 import { extensionOf, isImageExtension, isMediaExtension, SVG_EXTENSION } from './extensions.js'
-import { decodeName, encodeName } from './names.js'
+import { decodeName, encodeName, folderId } from './names.js'
 
 /** What the caller can show: `'media'` (a `MEDIA:` tag) accepts images too. */
 export type Accept = 'image' | 'media'
 
 /** A file that may be served, and the one name it is served under. */
 export interface Delivery {
-  /** URL-safe name, see `encodeName`; `/images/<name>` serves this file. */
+  /** URL-safe `<folder-id>/<path>`, see `encodeName`; `/images/<name>` serves this file. */
   name: string
   /** Real path (symlinks resolved) of the cache dir holding the file. */
   root: string
@@ -26,35 +26,54 @@ export interface Delivery {
 }
 
 /** Why a destination is not deliverable; stable strings, safe to log and count. */
-export type Rejection = 'not-a-path' | 'outside-roots' | 'missing' | 'not-a-file' | 'extension' | 'hostile' | 'symlink-escape'
+export type Rejection = 'not-a-path' | 'outside-roots' | 'missing' | 'not-a-file' | 'extension' | 'hostile' | 'symlink-escape' | 'unreadable'
 
 export type ResolveResult = { ok: true, delivery: Delivery } | { ok: false, reason: Rejection }
 
 export interface FileResolver {
-  /** The cache dirs, normalized, in lookup order. */
+  /** The cache dirs, normalized, in lookup order (the store last); grows on rediscovery. */
   readonly roots: readonly string[]
   /** dest as the model wrote it (markdown `<>` already stripped, MEDIA quotes stripped) */
   resolveReference (dest: string, accept: Accept): ResolveResult
   /** raw name from the URL path after `/images/` (still percent-encoded, may be hostile) */
   resolveName (rawName: string): Delivery | undefined
+  /** The public name of a file directly in `dir` (one of the roots), e.g. the store. */
+  nameIn (dir: string, fileName: string): string
 }
 
+/** Rediscovery waits this long after the last look, however many references miss. */
+export const DEFAULT_REDISCOVER_MS = 5000
+
 export interface FileResolverOptions {
-  /** Absolute folders whose files may be delivered; earlier ones win on a name clash. */
+  /** Absolute folders whose files may be delivered; earlier ones win a by-name match. */
   cacheDirs: readonly string[]
+  /** Absolute folder of stored inline images, looked up after every cache dir. */
+  storeDir?: string
   /** Absolute folder `~/` stands for; defaults to `os.homedir()`. */
   homedir?: string
   /** Also deliver `.svg` files as images. */
   allowSvg?: boolean
+  /**
+   * Lists the cache dirs that exist now (hermes' default discovery). When set, a
+   * reference that misses looks again, at most once per `rediscoverMs`, and any new
+   * folder is added after the known ones.
+   */
+  discover?: () => readonly string[]
+  rediscoverMs?: number
+  /** Told about each folder found by rediscovery. */
+  onFolderFound?: (dir: string) => void
+  /** Clock in milliseconds, for tests. */
+  now?: () => number
 }
 
 interface Root {
   /** The configured folder, normalized. */
   readonly dir: string
+  /** First segment of the names of its files, see `folderId`. */
+  readonly id: string
   /** Its real path, once it exists: looked up once, then kept. */
   real: string | undefined
 }
-
 
 /** The path of `target` below `base` as segments, or `undefined` when not inside it. */
 function segmentsBelow (base: string, target: string): string[] | undefined {
@@ -69,28 +88,72 @@ function assertAbsolute (option: string, value: unknown): string {
   return path.resolve(value)
 }
 
+function assertFolder (option: string, value: unknown): string {
+  const resolved = assertAbsolute(option, value)
+  // The whole disk as a picture folder is a configuration mistake, not a wish.
+  if (resolved === path.parse(resolved).root) throw new TypeError(`${option} must not be the filesystem root, got ${JSON.stringify(value)}`)
+  return resolved
+}
+
+// Errors that mean the file is there but imagegate's user may not read it.
+const DENIED = new Set(['EACCES', 'EPERM'])
+
 /**
- * Creates the resolver for a fixed list of cache dirs. A dir that does not exist yet is
- * kept and looked up again until it does, so the agent may create its cache after
- * imagegate starts.
+ * Creates the resolver for a list of cache dirs. A dir that does not exist yet is kept
+ * and looked up again until it does, so the agent may create its cache after imagegate
+ * starts.
  */
 export function createFileResolver (options: FileResolverOptions): FileResolver {
   if (!Array.isArray(options.cacheDirs)) {
     throw new TypeError('cacheDirs must be an array of absolute paths')
   }
-  const dirs = options.cacheDirs.map((dir, i) => {
-    const resolved = assertAbsolute(`cacheDirs[${i}]`, dir)
-    // The whole disk as a picture folder is a configuration mistake, not a wish.
-    if (resolved === path.parse(resolved).root) throw new TypeError(`cacheDirs[${i}] must not be the filesystem root, got ${JSON.stringify(dir)}`)
-    return resolved
-  })
+  const dirs = options.cacheDirs.map((dir, i) => assertFolder(`cacheDirs[${i}]`, dir))
+  const storeDir = options.storeDir === undefined ? undefined : assertFolder('storeDir', options.storeDir)
   const homedir = assertAbsolute('homedir', options.homedir ?? os.homedir())
   const allowSvg = options.allowSvg === true
+  const { discover, onFolderFound } = options
+  const rediscoverMs = options.rediscoverMs ?? DEFAULT_REDISCOVER_MS
+  const now = options.now ?? Date.now
   const isImage = (extension: string): boolean => isImageExtension(extension) || (allowSvg && extension === SVG_EXTENSION)
   const allowedFor = (extension: string, accept: Accept): boolean =>
     isImage(extension) || (accept === 'media' && isMediaExtension(extension))
-  const roots: Root[] = dirs.map((dir) => ({ dir, real: undefined }))
-  for (const root of roots) realRoot(root)
+
+  // Cache dirs in lookup order, then the store; `byId` answers `resolveName`.
+  const caches: Root[] = []
+  let store: Root | undefined
+  const byId = new Map<string, Root>()
+  let roots: Root[] = []
+  let rootDirs: readonly string[] = []
+
+  function newRoot (dir: string): Root | undefined {
+    const id = folderId(dir)
+    const known = byId.get(id)
+    // Listed twice, or found again by rediscovery.
+    if (known?.dir === dir) return undefined
+    // Two paths with one 40-bit id cannot be produced on purpose, so no test reaches
+    // this. Refusing keeps "a name under one id serves that folder only" true even then.
+    /* c8 ignore start */
+    if (known !== undefined) {
+      throw new TypeError(`cache folders ${JSON.stringify(known.dir)} and ${JSON.stringify(dir)} have the same id ${id}; rename one`)
+    }
+    /* c8 ignore stop */
+    const root: Root = { dir, id, real: undefined }
+    byId.set(id, root)
+    realRoot(root)
+    return root
+  }
+
+  function publish (): void {
+    roots = store === undefined ? [...caches] : [...caches, store]
+    rootDirs = Object.freeze(roots.map((root) => root.dir))
+  }
+
+  for (const dir of dirs) {
+    const root = newRoot(dir)
+    if (root !== undefined) caches.push(root)
+  }
+  if (storeDir !== undefined) store = newRoot(storeDir)
+  publish()
 
   function realRoot (root: Root): string | undefined {
     if (root.real === undefined) {
@@ -101,6 +164,25 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
       }
     }
     return root.real
+  }
+
+  // Minus infinity: the first miss after start may look at once.
+  let lastLook = -Infinity
+
+  /** Looks for new default folders when allowed to; true when one was added. */
+  function rediscover (): boolean {
+    if (discover === undefined || now() - lastLook < rediscoverMs) return false
+    lastLook = now()
+    let added = false
+    for (const found of discover()) {
+      const root = newRoot(path.resolve(found))
+      if (root === undefined) continue
+      caches.push(root)
+      added = true
+      onFolderFound?.(root.dir)
+    }
+    if (added) publish()
+    return added
   }
 
   /**
@@ -115,9 +197,10 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
     let realPath: string
     try {
       realPath = fs.realpathSync.native(path.join(base, ...segments))
-    } catch {
-      // ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, EACCES: nothing we could serve.
-      return { ok: false, reason: 'missing' }
+    } catch (err) {
+      // A folder on the way that imagegate may not search; else ENOENT, ENOTDIR, ELOOP,
+      // ENAMETOOLONG: nothing we could serve.
+      return { ok: false, reason: DENIED.has((err as NodeJS.ErrnoException).code as string) ? 'unreadable' : 'missing' }
     }
     // Resolve first, stat after: a link pointing outside is refused without ever
     // looking at its target.
@@ -135,27 +218,29 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
       return { ok: false, reason: 'missing' }
     }
     if (!stat.isFile()) return { ok: false, reason: 'not-a-file' }
+    // A link the browser could not load is worse than the path left as text.
+    try {
+      fs.accessSync(realPath, fs.constants.R_OK)
+    } catch {
+      return { ok: false, reason: 'unreadable' }
+    }
     const kind = isImage(extension) ? 'image' : 'media'
-    return { ok: true, delivery: { name: encodeName(segments.join('/')), root: base, realPath, kind } }
+    return { ok: true, delivery: { name: `${root.id}/${encodeName(segments.join('/'))}`, root: base, realPath, kind } }
   }
 
   /**
-   * The file a name stands for: the first cache dir holding a deliverable file at that
-   * relative path. Both entry points go through here, so a link written today serves
-   * the same file tomorrow. The reason given is the first one that is not 'missing'.
+   * By name only, for agents whose paths are not ours: the first cache dir, in lookup
+   * order, holding a deliverable file of that name directly. The reason given is the
+   * first one that is not 'missing'.
    */
-  function lookup (segments: readonly string[]): ResolveResult
-  function lookup (segments: readonly string[], before: Root): ResolveResult | undefined
-  function lookup (segments: readonly string[], before?: Root): ResolveResult | undefined {
+  function byBasename (basename: string): ResolveResult {
     let reason: Rejection = 'missing'
     for (const root of roots) {
-      // With `before`, only the dirs ahead of it, and no verdict if none of them has it.
-      if (root === before) return undefined
-      const result = check(root, segments)
+      const result = check(root, [basename])
       if (result.ok) return result
       if (reason === 'missing') reason = result.reason
     }
-    return { ok: false, reason }
+    return { ok: false, reason: reason === 'missing' ? 'outside-roots' : reason }
   }
 
   function narrow (result: ResolveResult, accept: Accept): ResolveResult {
@@ -163,7 +248,7 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
     return result
   }
 
-  function resolveReference (dest: string, accept: Accept): ResolveResult {
+  function attempt (dest: string, accept: Accept): ResolveResult {
     const parsed = parseDestination(dest, homedir)
     if (parsed.kind === 'rejected') return { ok: false, reason: parsed.reason }
     // Cheapest refusal first: most paths the model mentions are not pictures at all.
@@ -176,27 +261,40 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
         if (segments === undefined) continue
         // Inside a cache dir means this exact file or nothing: a missing file must not
         // be replaced by a namesake found elsewhere.
-        const own = check(root, segments)
-        if (!own.ok) return own
-        // The name must serve this file too: an earlier cache dir holding the same
-        // relative path wins, as it does in `resolveName`.
-        return narrow(lookup(segments, root) ?? own, accept)
+        return narrow(check(root, segments), accept)
       }
     }
-    // The agent's paths are not ours (it runs in a container): match by name, directly
-    // in a cache dir only.
-    const result = lookup([parsed.basename])
-    if (!result.ok && result.reason === 'missing') return { ok: false, reason: 'outside-roots' }
-    return narrow(result, accept)
+    return narrow(byBasename(parsed.basename), accept)
+  }
+
+  function resolveReference (dest: string, accept: Accept): ResolveResult {
+    const result = attempt(dest, accept)
+    // A folder the agent created after start holds nothing we know of yet.
+    if (!result.ok && (result.reason === 'missing' || result.reason === 'outside-roots') && rediscover()) {
+      return attempt(dest, accept)
+    }
+    return result
   }
 
   function resolveName (rawName: string): Delivery | undefined {
     const relative = decodeName(rawName)
     if (relative === undefined) return undefined
-    if (!allowedFor(extensionOf(path.posix.basename(relative)), 'media')) return undefined
-    const result = lookup(relative.split('/'))
+    const [id = '', ...segments] = relative.split('/')
+    const root = byId.get(id)
+    if (root === undefined || segments.length === 0) return undefined
+    if (!allowedFor(extensionOf(segments[segments.length - 1] as string), 'media')) return undefined
+    const result = check(root, segments)
     return result.ok ? result.delivery : undefined
   }
 
-  return { roots: Object.freeze(dirs), resolveReference, resolveName }
+  function nameIn (dir: string, fileName: string): string {
+    return `${folderId(path.resolve(dir))}/${encodeName(fileName)}`
+  }
+
+  return {
+    get roots () { return rootDirs },
+    resolveReference,
+    resolveName,
+    nameIn
+  }
 }

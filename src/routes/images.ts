@@ -10,7 +10,7 @@ import path from 'node:path'
 import send from '@fastify/send'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import type { FileResolver } from '../files/resolver.js'
+import type { Delivery, FileResolver } from '../files/resolver.js'
 import type { Signer } from '../files/signing.js'
 import { createFileCache } from '../files/file-cache.js'
 
@@ -18,6 +18,8 @@ export interface ImagesOptions {
   files: FileResolver
   /** When set, a name is served only with its valid `?sig=`. */
   signer?: Signer | undefined
+  /** Told about each file about to be sent (the store keeps its recently used files). */
+  onDeliver?: (delivery: Delivery) => void
 }
 
 /** Where the route is mounted; names follow it directly. */
@@ -83,11 +85,24 @@ export function rawNameFromUrl (url: string, mount: string): string | undefined 
   return name
 }
 
-function notFound (reply: FastifyReply): FastifyReply {
+// What @fastify/send or the memory path may already have set for the file when an error
+// comes later (a file that became unreadable fails only when its stream opens). Left in
+// place they would describe the error body as the image, with the image's ETag.
+const FILE_HEADERS = ['content-type', 'content-length', 'content-range', 'etag', 'last-modified', 'accept-ranges', 'cache-control']
+
+/** A fixed JSON error body, with none of the file's headers. */
+function sendError (reply: FastifyReply, status: number, body: object, contentRange?: string): FastifyReply {
+  for (const name of FILE_HEADERS) reply.removeHeader(name)
+  if (contentRange !== undefined) reply.header('content-range', contentRange)
   return reply
-    .code(404)
+    .code(status)
     .header('cache-control', 'no-store')
-    .send(NOT_FOUND_BODY)
+    .type('application/json; charset=utf-8')
+    .send(body)
+}
+
+function notFound (reply: FastifyReply): FastifyReply {
+  return sendError(reply, 404, NOT_FOUND_BODY)
 }
 
 /**
@@ -95,7 +110,7 @@ function notFound (reply: FastifyReply): FastifyReply {
  * `/images`, so @fastify/static's `reply.sendFile` decorator stays private to it.
  */
 export async function registerImages (app: FastifyInstance, options: ImagesOptions): Promise<void> {
-  const { files, signer } = options
+  const { files, signer, onDeliver } = options
   const cache = createFileCache()
   // @fastify/static wants an existing root and refuses duplicates; it is only a
   // default, since every `sendFile` below passes the checked real root explicitly.
@@ -134,9 +149,7 @@ export async function registerImages (app: FastifyInstance, options: ImagesOptio
       const status = Number(statusCode)
       const body = CLIENT_ERROR_BODIES.get(status)
       if (body !== undefined) {
-        const contentRange = headers?.['Content-Range']
-        if (contentRange !== undefined) reply.header('content-range', contentRange)
-        return reply.code(status).send(body)
+        return sendError(reply, status, body, headers?.['Content-Range'])
       }
       // A file that became unreadable after the check. The default handler would put
       // the error message, which holds the file's path, in the body.
@@ -156,6 +169,7 @@ export async function registerImages (app: FastifyInstance, options: ImagesOptio
         const signed = rawName !== undefined && (signer === undefined || signer.verify(rawName, (request.query as Record<string, unknown>).sig))
         const delivery = signed ? files.resolveName(rawName) : undefined
         if (delivery === undefined) return notFound(reply)
+        onDeliver?.(delivery)
         // Plain GETs of small files come from memory; ranges and conditional requests
         // (rare: browsers fetch a new image whole) go to @fastify/send, which does them
         // right.

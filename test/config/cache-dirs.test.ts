@@ -1,7 +1,7 @@
 import { symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { discoverCacheDirs, expandHome, parseCacheDirList, resolveCacheDirs } from '../../src/config/cache-dirs.js'
+import { discoverCacheDirs, expandHome, findHermesCacheDirs, parseCacheDirList, resolveCacheDirs } from '../../src/config/cache-dirs.js'
 import { ConfigError } from '../../src/errors.js'
 
 t.test('expandHome', async t => {
@@ -57,6 +57,7 @@ t.test('without explicit folders, hermes cache folders are discovered', async t 
   })
   const found = discoverCacheDirs({ HERMES_HOME: hermes }, '/', '/nowhere')
   t.same(found, {
+    home: hermes,
     dirs: [
       join(hermes, 'cache', 'images'),
       join(hermes, 'profiles', 'alpha', 'cache', 'images'),
@@ -65,6 +66,7 @@ t.test('without explicit folders, hermes cache folders are discovered', async t 
     ],
     warning: undefined
   }, 'existing folders only, home first, then profiles by name')
+  t.same(findHermesCacheDirs(hermes), found.dirs, 'the same search, given the folder, for looking again later')
 })
 
 t.test('HERMES_HOME defaults to ~/.hermes and may be relative or use ~', async t => {

@@ -40,7 +40,9 @@ t.test('nothing given: defaults, and a warning that there is no cache folder', a
     mode: 'link',
     inlineMaxBytes: 98304,
     storeDir: join(given.homedir, '.local/state/imagegate/store'),
-    dataImageMaxBytes: 20971520
+    dataImageMaxBytes: 20971520,
+    storeMaxBytes: 536870912,
+    hermesHome: join(given.homedir, '.hermes')
   }, 'defaults')
   t.equal(run({ ...given, env: { XDG_STATE_HOME: '/var/state' } }).options.stateDir, '/var/state/imagegate', 'XDG_STATE_HOME is honoured')
   t.equal(run({ ...given, env: { XDG_STATE_HOME: 'relative' } }).options.stateDir, join(given.homedir, '.local/state/imagegate'), 'a relative XDG_STATE_HOME is ignored, as the XDG spec says')
@@ -61,6 +63,9 @@ t.test('hermes cache folders are found under HERMES_HOME', async t => {
   t.same(options.cacheDirs, [join(hermes, 'cache', 'images'), join(hermes, 'profiles', 'work', 'cache', 'screenshots')],
     'images and the profile\'s screenshots; audio is missing and left out')
   t.same(warnings, [], 'no warning')
+  t.equal(options.hermesHome, hermes, 'the folder to search again for folders created later')
+  const named = run({ argv: ['--cache-dir', hermes], env: { HERMES_HOME: hermes }, cwd: dir, homedir: '/nowhere' })
+  t.equal(named.options.hermesHome, undefined, 'folders named explicitly are not searched again')
 })
 
 t.test('help and version need nothing else to be right', async t => {
@@ -159,6 +164,7 @@ t.test('flags beat environment, which beats the file, which beats defaults', asy
       'inline-max-bytes: 3',
       'store-dir: file',
       'data-image-max-bytes: 3',
+      'store-max-bytes: 3',
       ''
     ].join('\n'),
     home: {}
@@ -182,7 +188,8 @@ t.test('flags beat environment, which beats the file, which beats defaults', asy
     mode: ['data-uri', 'link', source => source === 'env' ? 'link' : 'data-uri'],
     'inline-max-bytes': ['1', '2', source => ({ flag: 1, env: 2, file: 3 })[source]],
     'store-dir': ['flag', 'env', source => join(dir, source)],
-    'data-image-max-bytes': ['1', '2', source => ({ flag: 1, env: 2, file: 3 })[source]]
+    'data-image-max-bytes': ['1', '2', source => ({ flag: 1, env: 2, file: 3 })[source]],
+    'store-max-bytes': ['1', '0', source => ({ flag: 1, env: 0, file: 3 })[source]]
   }
   const field: Record<Key, keyof Options> = {
     upstream: 'upstream',
@@ -201,7 +208,8 @@ t.test('flags beat environment, which beats the file, which beats defaults', asy
     mode: 'mode',
     'inline-max-bytes': 'inlineMaxBytes',
     'store-dir': 'storeDir',
-    'data-image-max-bytes': 'dataImageMaxBytes'
+    'data-image-max-bytes': 'dataImageMaxBytes',
+    'store-max-bytes': 'storeMaxBytes'
   }
   const defaults = run({ argv: [], env: {}, cwd: dir, homedir: join(dir, 'home') }).options
   for (const key of KEYS) {

@@ -64,3 +64,94 @@ t.test('a failed write is reported, not thrown, and leaves nothing behind', asyn
   t.same(store.save('image/png', PNG.toString('base64')), { ok: false, reason: 'write-failed' }, 'reported')
   t.same(fs.readdirSync(dir), [path.basename(blocker)], 'no stored file, nothing new')
 })
+
+/** A distinct valid PNG per seed, all of one size. */
+const pngNumber = (seed: number): Buffer => {
+  const bytes = Buffer.from(PNG)
+  bytes.writeUInt32BE(seed, bytes.length - 4)
+  return bytes
+}
+const save = (store: ReturnType<typeof createDataStore>, bytes: Buffer): string => {
+  const saved = store.save('image/png', bytes.toString('base64'))
+  if (!saved.ok) throw new Error(`not stored: ${saved.reason}`)
+  return saved.name
+}
+
+t.test('the store keeps under its bound, least recently used out first', async (t) => {
+  const dir = path.join(t.testdir(), 'store')
+  const evicted: string[] = []
+  // Room for three images.
+  const store = createDataStore({ dir, maxBytes: 1000, maxTotalBytes: PNG.length * 3, onEvict: (name) => evicted.push(name) })
+  const [a, b, c] = [save(store, pngNumber(1)), save(store, pngNumber(2)), save(store, pngNumber(3))]
+  t.equal(store.bytes, PNG.length * 3, 'three images counted')
+  t.same(evicted, [], 'nothing removed yet')
+  store.touch(path.join(fs.realpathSync(dir), a))
+  const d = save(store, pngNumber(4))
+  t.same(evicted, [b], 'the least recently used goes: b, since a was just served')
+  t.notOk(fs.existsSync(path.join(dir, b)), 'and its file is removed')
+  t.equal(save(store, pngNumber(3)), c, 'storing c again marks it used')
+  save(store, pngNumber(5))
+  t.same(evicted, [b, a], 'then a, the oldest use left')
+  t.same(fs.readdirSync(dir).sort(), [c, d, save(store, pngNumber(5))].sort(), 'the three most recent remain')
+  t.equal(store.bytes, PNG.length * 3, 'still at the bound')
+  store.touch('/elsewhere/' + c)
+  store.touch(path.join(fs.realpathSync(dir), 'unknown.png'))
+  t.equal(store.bytes, PNG.length * 3, 'files that are not the store\'s change nothing')
+})
+
+t.test('an image larger than the whole store is not stored; 0 stores nothing', async (t) => {
+  const dir = t.testdir()
+  const small = createDataStore({ dir: path.join(dir, 'small'), maxBytes: 1000, maxTotalBytes: PNG.length - 1 })
+  t.same(small.save('image/png', PNG.toString('base64')), { ok: false, reason: 'too-large' }, 'over the store bound')
+  const none = createDataStore({ dir: path.join(dir, 'none'), maxBytes: 1000, maxTotalBytes: 0 })
+  t.same(none.save('image/png', PNG.toString('base64')), { ok: false, reason: 'too-large' }, 'nothing fits in 0 bytes')
+  t.same(fs.readdirSync(path.join(dir, 'none')), [], 'nothing written')
+})
+
+t.test('the store counts what is on disk at start, and trims it to a lower bound', async (t) => {
+  const dir = path.join(t.testdir(), 'store')
+  const first = createDataStore({ dir, maxBytes: 1000 })
+  const names = [1, 2, 3].map((seed) => save(first, pngNumber(seed)))
+  // Oldest first by modification time, whatever the order of the names.
+  // The last two share a time, so the name decides between them.
+  names.forEach((name, i) => fs.utimesSync(path.join(dir, name), 1000 + Math.min(i, 1), 1000 + Math.min(i, 1)))
+  fs.writeFileSync(path.join(dir, 'notes.txt'), 'not the store\'s')
+  fs.mkdirSync(path.join(dir, `${'0'.repeat(32)}.png`))
+  const again = createDataStore({ dir, maxBytes: 1000 })
+  t.equal(again.bytes, PNG.length * 3, 'the stored images, and nothing else, are counted after a restart')
+  const evicted: string[] = []
+  const lower = createDataStore({ dir, maxBytes: 1000, maxTotalBytes: PNG.length * 2, onEvict: (name) => evicted.push(name) })
+  t.same(evicted, [names[0]], 'a lower bound removes the oldest at start')
+  t.equal(lower.bytes, PNG.length * 2, 'and counts the rest')
+  t.ok(fs.existsSync(path.join(dir, 'notes.txt')), 'files the store did not write are left alone')
+})
+
+t.test('a stored file removed by hand is written again and counted once', async (t) => {
+  const dir = path.join(t.testdir(), 'store')
+  const store = createDataStore({ dir, maxBytes: 1000, maxTotalBytes: PNG.length * 2 })
+  const name = save(store, pngNumber(1))
+  fs.rmSync(path.join(dir, name))
+  t.equal(save(store, pngNumber(1)), name, 'the same name')
+  t.ok(fs.existsSync(path.join(dir, name)), 'written again')
+  t.equal(store.bytes, PNG.length, 'counted once')
+  // Removed by hand, then evicted: nothing to unlink, still forgotten.
+  fs.rmSync(path.join(dir, name))
+  save(store, pngNumber(2))
+  save(store, pngNumber(3))
+  t.equal(store.bytes, PNG.length * 2, 'the bound holds')
+})
+
+t.test('an evicted file that is being read is read to the end', async (t) => {
+  const dir = path.join(t.testdir(), 'store')
+  const big = Buffer.concat([PNG, Buffer.alloc(256 * 1024, 7)])
+  const store = createDataStore({ dir, maxBytes: big.length, maxTotalBytes: big.length })
+  const name = save(store, big)
+  const reading = fs.createReadStream(path.join(dir, name), { highWaterMark: 1024 })
+  const chunks: Buffer[] = []
+  await new Promise<void>((resolve) => reading.once('readable', resolve))
+  const replacement = Buffer.concat([PNG, Buffer.alloc(256 * 1024, 9)])
+  save(store, replacement)
+  t.notOk(fs.existsSync(path.join(dir, name)), 'its name is gone')
+  for await (const piece of reading) chunks.push(piece as Buffer)
+  t.same(Buffer.concat(chunks), big, 'the open stream still gets every byte')
+})

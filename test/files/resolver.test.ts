@@ -1,13 +1,17 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { createFileResolver, type Accept, type Rejection } from '../../src/files/resolver.js'
+import { folderId } from '../../src/files/names.js'
+import { createFileResolver, DEFAULT_REDISCOVER_MS, type Accept, type Rejection } from '../../src/files/resolver.js'
 import { buildTree } from '../fixtures/files/tree.js'
 
 const tree = buildTree(t)
 const realA = fs.realpathSync(tree.cacheA)
 const realB = fs.realpathSync(tree.cacheB)
 const files = createFileResolver({ cacheDirs: [tree.cacheA, tree.cacheB], homedir: tree.dir })
+// Every name starts with the id of its folder.
+const A = folderId(tree.cacheA)
+const B = folderId(tree.cacheB)
 
 // The agent runs in a container: this is where it believes its cache lives.
 const CONTAINER = '/root/.hermes/cache/images'
@@ -15,8 +19,8 @@ const CONTAINER = '/root/.hermes/cache/images'
 interface Hit { name: string, root: string, file: string, kind: 'image' | 'media' }
 type Case = [dest: string, accept: Accept, expected: Hit | Rejection]
 
-const inA = (name: string, file: string, kind: 'image' | 'media' = 'image'): Hit => ({ name, root: realA, file: path.join(realA, file), kind })
-const inB = (name: string, file: string, kind: 'image' | 'media' = 'image'): Hit => ({ name, root: realB, file: path.join(realB, file), kind })
+const inA = (name: string, file: string, kind: 'image' | 'media' = 'image'): Hit => ({ name: `${A}/${name}`, root: realA, file: path.join(realA, file), kind })
+const inB = (name: string, file: string, kind: 'image' | 'media' = 'image'): Hit => ({ name: `${B}/${name}`, root: realB, file: path.join(realB, file), kind })
 
 const cases: Case[] = [
   // Every destination form that can name a file.
@@ -46,9 +50,9 @@ const cases: Case[] = [
   [path.join(tree.cacheA, 'photo.avif'), 'image', inA('photo.avif', 'photo.avif')],
   // A link to another file inside the same cache dir keeps its own name.
   [path.join(tree.cacheA, 'alias.png'), 'image', inA('alias.png', 'apple.png')],
-  // Inside cache B, but A holds the same name first: the link serves what the name serves.
-  [path.join(tree.cacheB, 'apple.png'), 'image', inA('apple.png', 'apple.png')],
-  [path.join(tree.cacheB, 'sub/deep.png'), 'image', inA('sub/deep.png', 'sub/deep.png')],
+  // Inside cache B, though A holds the same relative path: B's own file, under B's id.
+  [path.join(tree.cacheB, 'apple.png'), 'image', inB('apple.png', 'apple.png')],
+  [path.join(tree.cacheB, 'sub/deep.png'), 'image', inB('sub/deep.png', 'sub/deep.png')],
   // Media only where the caller accepts it.
   [path.join(tree.cacheA, 'sound.mp3'), 'media', inA('sound.mp3', 'sound.mp3', 'media')],
   [path.join(tree.cacheA, 'sound.mp3'), 'image', 'extension'],
@@ -150,38 +154,51 @@ t.test('every delivered name resolves back to the same file', async (t) => {
 
 t.test('resolveName', async (t) => {
   const names: Array<[raw: string, file: string | undefined]> = [
-    ['apple.png', path.join(realA, 'apple.png')],
-    ['x.png', path.join(realB, 'x.png')],
-    ['sub/deep.png', path.join(realA, 'sub/deep.png')],
-    ['sub/inner/deeper.webp', path.join(realA, 'sub/inner/deeper.webp')],
-    ['a%20b%20%281%29.png', path.join(realA, 'a b (1).png')],
-    ['sound.mp3', path.join(realA, 'sound.mp3')],
-    ['alias.png', path.join(realA, 'apple.png')],
-    ['UPPER.PNG', path.join(realA, 'UPPER.PNG')],
-    ['upper.png', undefined],
-    ['Apple.png', undefined],
-    ['a%20b%20(1).png', undefined],
-    ['apple%2Epng', undefined],
-    ['%61pple.png', undefined],
-    ['sub%2Fdeep.png', undefined],
-    ['../secret.png', undefined],
-    ['%2e%2e/secret.png', undefined],
-    ['.hidden.png', undefined],
-    ['%2Ehidden.png', undefined],
-    ['.dotdir/in.png', undefined],
-    ['escape.png', undefined],
-    ['escape-dir/secret.png', undefined],
-    ['to-dot.png', undefined],
-    ['looks.png', undefined],
-    ['dangling.png', undefined],
-    ['notes.txt', undefined],
-    ['x.png/inside-a-dir.png', path.join(realA, 'x.png/inside-a-dir.png')],
-    ['sub', undefined],
-    ['sub/', undefined],
+    [`${A}/apple.png`, path.join(realA, 'apple.png')],
+    [`${B}/x.png`, path.join(realB, 'x.png')],
+    [`${A}/sub/deep.png`, path.join(realA, 'sub/deep.png')],
+    [`${A}/sub/inner/deeper.webp`, path.join(realA, 'sub/inner/deeper.webp')],
+    [`${A}/a%20b%20%281%29.png`, path.join(realA, 'a b (1).png')],
+    [`${A}/sound.mp3`, path.join(realA, 'sound.mp3')],
+    [`${A}/alias.png`, path.join(realA, 'apple.png')],
+    [`${A}/UPPER.PNG`, path.join(realA, 'UPPER.PNG')],
+    [`${A}/upper.png`, undefined],
+    [`${A}/Apple.png`, undefined],
+    [`${A}/a%20b%20(1).png`, undefined],
+    [`${A}/apple%2Epng`, undefined],
+    [`${A}/%61pple.png`, undefined],
+    [`${A}/sub%2Fdeep.png`, undefined],
+    [`${A}/../secret.png`, undefined],
+    [`${A}/%2e%2e/secret.png`, undefined],
+    [`${A}/.hidden.png`, undefined],
+    [`${A}/%2Ehidden.png`, undefined],
+    [`${A}/.dotdir/in.png`, undefined],
+    [`${A}/escape.png`, undefined],
+    [`${A}/escape-dir/secret.png`, undefined],
+    [`${A}/to-dot.png`, undefined],
+    [`${A}/looks.png`, undefined],
+    [`${A}/dangling.png`, undefined],
+    [`${A}/notes.txt`, undefined],
+    [`${A}/x.png/inside-a-dir.png`, path.join(realA, 'x.png/inside-a-dir.png')],
+    [`${A}/sub`, undefined],
+    [`${A}/sub/`, undefined],
     ['', undefined],
-    ['apple.png%00.png', undefined],
-    ['a'.repeat(5000) + '.png', undefined]
-  ]
+    [`${A}/apple.png%00.png`, undefined],
+    [`${A}/${'a'.repeat(5000)}.png`, undefined],
+
+    // A name is looked up under its own folder only.
+    [`${B}/apple.png`, path.join(realB, 'apple.png')],
+    [`${B}/sub/deep.png`, path.join(realB, 'sub/deep.png')],
+    [`${A}/banana.jpg`, undefined],
+    [`${B}/sound.mp3`, undefined],
+    // No id, an unknown id, or an id alone.
+    ['apple.png', undefined],
+    ['banana.jpg', undefined],
+    ['0123456789/apple.png', undefined],
+    [`${A.toUpperCase()}/apple.png`, undefined],
+    [A, undefined],
+    [`${A}/`, undefined],
+    [`${A}/${B}/x.png`, undefined],  ]
   for (const [raw, file] of names) {
     t.equal(files.resolveName(raw)?.realPath, file, `${JSON.stringify(raw.slice(0, 60))} -> ${file ?? 'nothing'}`)
   }
@@ -194,6 +211,7 @@ t.test('options are checked when the resolver is created', async (t) => {
   t.throws(() => createFileResolver({ cacheDirs: ['/tmp/..'] }), new TypeError('cacheDirs[0] must not be the filesystem root, got "/tmp/.."'), 'the whole disk, spelled another way')
   t.throws(() => createFileResolver({ cacheDirs: 'nope' as unknown as string[] }), new TypeError('cacheDirs must be an array of absolute paths'), 'not an array')
   t.same(createFileResolver({ cacheDirs: [tree.cacheA + '/', tree.cacheB] }).roots, [tree.cacheA, tree.cacheB], 'roots are normalized and keep their order')
+  t.same(createFileResolver({ cacheDirs: [tree.cacheA, tree.cacheB, tree.cacheA + '/'] }).roots, [tree.cacheA, tree.cacheB], 'a folder listed twice is one root')
 })
 
 t.test('no cache dirs: nothing is deliverable', async (t) => {
@@ -204,25 +222,26 @@ t.test('no cache dirs: nothing is deliverable', async (t) => {
 
 t.test('~ defaults to the home of the process', async (t) => {
   const home = createFileResolver({ cacheDirs: [tree.cacheA] })
-  t.same(home.resolveReference('~/.ssh/apple.png', 'image'), { ok: true, delivery: { name: 'apple.png', root: realA, realPath: path.join(realA, 'apple.png'), kind: 'image' } }, 'expanded, then matched by name')
+  t.same(home.resolveReference('~/.ssh/apple.png', 'image'), { ok: true, delivery: { name: `${A}/apple.png`, root: realA, realPath: path.join(realA, 'apple.png'), kind: 'image' } }, 'expanded, then matched by name')
 })
 
 t.test('a cache dir created after start is picked up', async (t) => {
   const later = path.join(tree.dir, 'later')
   const resolver = createFileResolver({ cacheDirs: [later] })
-  t.equal(resolver.resolveName('new.png'), undefined, 'nothing before the dir exists')
+  t.equal(resolver.resolveName(`${folderId(later)}/new.png`), undefined, 'nothing before the dir exists')
   t.same(resolver.resolveReference(path.join(later, 'new.png'), 'image'), { ok: false, reason: 'missing' }, 'missing before the dir exists')
   t.same(resolver.resolveReference('/elsewhere/new.png', 'image'), { ok: false, reason: 'outside-roots' }, 'no namesake before the dir exists')
   fs.mkdirSync(later)
   fs.writeFileSync(path.join(later, 'new.png'), 'new')
-  t.equal(resolver.resolveName('new.png')?.realPath, path.join(fs.realpathSync(later), 'new.png'), 'served once it exists')
+  t.equal(resolver.resolveName(`${folderId(later)}/new.png`)?.realPath, path.join(fs.realpathSync(later), 'new.png'), 'served once it exists')
 })
 
 t.test('a symlinked cache dir is used through its real path', async (t) => {
   const link = path.join(tree.dir, 'cache-link')
   fs.symlinkSync(tree.cacheA, link)
   const resolver = createFileResolver({ cacheDirs: [link] })
-  const expected = { ok: true, delivery: { name: 'sub/deep.png', root: realA, realPath: path.join(realA, 'sub/deep.png'), kind: 'image' } }
+  // The id comes from the configured path, which stays the same when the link is moved.
+  const expected = { ok: true, delivery: { name: `${folderId(link)}/sub/deep.png`, root: realA, realPath: path.join(realA, 'sub/deep.png'), kind: 'image' } }
   t.same(resolver.resolveReference(path.join(link, 'sub/deep.png'), 'image'), expected, 'by the configured path')
   t.same(resolver.resolveReference(path.join(realA, 'sub/deep.png'), 'image'), expected, 'by the real path')
 })
@@ -243,4 +262,126 @@ t.test('a file that is gone between the link check and the stat is missing', asy
   fs.writeFileSync(path.join(racy, 'gone.png'), 'gone')
   const resolver = create({ cacheDirs: [racy] })
   t.same(resolver.resolveReference(path.join(racy, 'gone.png'), 'image'), { ok: false, reason: 'missing' }, 'missing, not a crash')
+})
+
+t.test('a file imagegate may not read is unreadable, not delivered', async (t) => {
+  // Tests run as root, which reads everything: the refusals are simulated here, and
+  // test/routes/images-unreadable.test.ts shows them for real with an unprivileged server.
+  const denied = (code: string): Error => Object.assign(new Error(`${code}: denied`), { code })
+  const accessSync = ((file: fs.PathLike, mode?: number) => {
+    if (String(file).endsWith('locked.png')) throw denied('EACCES')
+    fs.accessSync(file, mode)
+  }) as typeof fs.accessSync
+  const realpathNative = ((file: fs.PathLike) => {
+    if (String(file).includes('/closed/')) throw denied('EACCES')
+    return fs.realpathSync.native(file)
+  }) as typeof fs.realpathSync.native
+  const realpathSync = Object.assign(fs.realpathSync.bind(fs), { native: realpathNative }) as typeof fs.realpathSync
+  const mocked = { ...fs, accessSync, realpathSync }
+  const { createFileResolver: create } = await t.mockImport<typeof import('../../src/files/resolver.js')>('../../src/files/resolver.js', {
+    'node:fs': { ...mocked, default: mocked }
+  })
+  const dir = path.join(tree.dir, 'locked')
+  fs.mkdirSync(path.join(dir, 'closed'), { recursive: true })
+  fs.writeFileSync(path.join(dir, 'locked.png'), 'locked')
+  fs.writeFileSync(path.join(dir, 'closed/in.png'), 'in a folder imagegate may not search')
+  fs.writeFileSync(path.join(dir, 'open.png'), 'open')
+  const resolver = create({ cacheDirs: [dir] })
+  const id = folderId(dir)
+  t.same(resolver.resolveReference(path.join(dir, 'locked.png'), 'image'), { ok: false, reason: 'unreadable' }, 'a file it may not read')
+  t.same(resolver.resolveReference(path.join(dir, 'closed/in.png'), 'image'), { ok: false, reason: 'unreadable' }, 'a file in a folder it may not search')
+  t.same(resolver.resolveReference(`${CONTAINER}/locked.png`, 'image'), { ok: false, reason: 'unreadable' }, 'matched by name, the reason is kept')
+  t.equal(resolver.resolveName(`${id}/locked.png`), undefined, 'its name serves nothing')
+  t.equal(resolver.resolveName(`${id}/open.png`)?.realPath, path.join(fs.realpathSync(dir), 'open.png'), 'a readable neighbour is served')
+})
+
+t.test('two folders holding the same name give two names, each serving its own file', async (t) => {
+  const dir = t.testdir({
+    cache: { images: { 'dup.png': 'first' } },
+    profiles: { work: { cache: { images: { 'dup.png': 'second' } } } }
+  })
+  const first = path.join(dir, 'cache/images')
+  const second = path.join(dir, 'profiles/work/cache/images')
+  const resolver = createFileResolver({ cacheDirs: [first, second], homedir: dir })
+  const one = resolver.resolveReference(path.join(first, 'dup.png'), 'image')
+  const two = resolver.resolveReference(path.join(second, 'dup.png'), 'image')
+  t.ok(one.ok && two.ok, 'both delivered')
+  if (!one.ok || !two.ok) return
+  t.equal(one.delivery.name, `${folderId(first)}/dup.png`, 'the first under its folder id')
+  t.equal(two.delivery.name, `${folderId(second)}/dup.png`, 'the second under its own')
+  t.not(one.delivery.name, two.delivery.name, 'two names')
+  t.equal(fs.readFileSync(resolver.resolveName(two.delivery.name)?.realPath as string, 'utf8'), 'second', 'the second name serves the second file')
+  t.equal(fs.readFileSync(resolver.resolveName(one.delivery.name)?.realPath as string, 'utf8'), 'first', 'the first name the first')
+  // An agent in a container: its path is not ours, so the name decides, in folder order.
+  const byName = resolver.resolveReference('/root/.hermes/profiles/work/cache/images/dup.png', 'image')
+  t.equal(byName.ok && byName.delivery.name, `${folderId(first)}/dup.png`, 'the container fallback picks the first folder')
+  const reversed = createFileResolver({ cacheDirs: [second, first] }).resolveReference('/elsewhere/dup.png', 'image')
+  t.equal(reversed.ok && reversed.delivery.name, `${folderId(second)}/dup.png`, 'and follows the folder order, nothing else')
+  const respelled = createFileResolver({ cacheDirs: [first + '/./'] }).resolveReference(path.join(first, 'dup.png'), 'image')
+  t.equal(respelled.ok && respelled.delivery.name, `${folderId(first)}/dup.png`, 'the id comes from the normalized path: a trailing slash changes nothing')
+  t.match(folderId(first), /^[0-9a-f]{10}$/, 'ten hex digits')
+})
+
+t.test('the store is a folder like the others, looked up last', async (t) => {
+  const dir = t.testdir({ cache: { 'a.png': 'cached' }, store: { 'a.png': 'stored', 'b.png': 'stored' } })
+  const cache = path.join(dir, 'cache')
+  const store = path.join(dir, 'store')
+  const resolver = createFileResolver({ cacheDirs: [cache], storeDir: store })
+  t.same(resolver.roots, [cache, store], 'cache dirs, then the store')
+  t.equal(resolver.nameIn(store, 'b.png'), `${folderId(store)}/b.png`, 'a stored file is named under the store id')
+  t.equal(resolver.resolveName(resolver.nameIn(store, 'a.png'))?.realPath, path.join(fs.realpathSync(store), 'a.png'), 'and served from the store')
+  const byName = resolver.resolveReference('/elsewhere/a.png', 'image')
+  t.equal(byName.ok && byName.delivery.name, `${folderId(cache)}/a.png`, 'by name, the cache dir comes first')
+  t.throws(() => createFileResolver({ cacheDirs: [], storeDir: 'store' }), new TypeError('storeDir must be an absolute path, got "store"'), 'the store path is checked too')
+})
+
+t.test('with discovery, a folder created after start is found when a reference misses', async (t) => {
+  const dir = t.testdir({ cache: { images: { 'old.png': 'old' } } })
+  const first = path.join(dir, 'cache/images')
+  const later = path.join(dir, 'profiles/new/cache/images')
+  let clock = 1_000_000
+  let looks = 0
+  const found: string[] = []
+  const resolver = createFileResolver({
+    cacheDirs: [first],
+    discover: () => {
+      looks++
+      return [first, ...fs.existsSync(later) ? [later] : []]
+    },
+    onFolderFound: (folder) => found.push(folder),
+    now: () => clock
+  })
+  t.same(resolver.resolveReference(path.join(first, 'old.png'), 'image').ok, true, 'a hit')
+  t.equal(looks, 0, 'a hit looks for nothing')
+  t.same(resolver.resolveReference(path.join(later, 'new.png'), 'image'), { ok: false, reason: 'outside-roots' }, 'before the folder exists')
+  t.equal(looks, 1, 'the first miss looks once')
+  fs.mkdirSync(later, { recursive: true })
+  fs.writeFileSync(path.join(later, 'new.png'), 'new')
+  t.same(resolver.resolveReference(path.join(later, 'new.png'), 'image'), { ok: false, reason: 'outside-roots' }, 'within the interval: not yet')
+  t.equal(looks, 1, 'misses in a row do not look again')
+  clock += DEFAULT_REDISCOVER_MS
+  const hit = resolver.resolveReference(path.join(later, 'new.png'), 'image')
+  t.same(hit, { ok: true, delivery: { name: `${folderId(later)}/new.png`, root: fs.realpathSync(later), realPath: path.join(fs.realpathSync(later), 'new.png'), kind: 'image' } }, 'found after the interval')
+  t.equal(looks, 2, 'looked once more')
+  t.same(found, [later], 'the new folder was reported, the known one not')
+  t.same(resolver.roots, [first, later], 'and added after the known folders')
+  t.equal(resolver.resolveName(`${folderId(later)}/new.png`)?.realPath, path.join(fs.realpathSync(later), 'new.png'), 'its name serves it')
+  clock += DEFAULT_REDISCOVER_MS
+  t.same(resolver.resolveReference(path.join(first, 'gone.png'), 'image'), { ok: false, reason: 'missing' }, 'a miss that finds nothing new')
+  t.equal(looks, 3, 'looked, found nothing new')
+  t.same(found, [later], 'and reported nothing')
+})
+
+t.test('the interval between looks can be set', async (t) => {
+  let looks = 0
+  const resolver = createFileResolver({ cacheDirs: [tree.cacheA], discover: () => { looks++; return [] }, rediscoverMs: 0 })
+  resolver.resolveReference('/elsewhere/none.png', 'image')
+  resolver.resolveReference('/elsewhere/none.png', 'image')
+  t.equal(looks, 2, 'every miss looks with an interval of 0')
+})
+
+t.test('without discovery, a miss looks for nothing', async (t) => {
+  const resolver = createFileResolver({ cacheDirs: [tree.cacheA] })
+  t.same(resolver.resolveReference('/elsewhere/none.png', 'image'), { ok: false, reason: 'outside-roots' }, 'a miss')
+  t.same(resolver.roots, [tree.cacheA], 'the folders stay as given')
 })

@@ -2,6 +2,7 @@
 // inlines files and shortens them again when the history comes back.
 import t from 'tap'
 import type { Test } from 'tap'
+import { folderId } from '../../src/files/names.js'
 import { contentOf, pathAndQuery, startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
 import { IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage } from '../fixtures/hermes.js'
@@ -32,7 +33,8 @@ t.test('an inline upstream image streamed in pieces becomes a stored, served lin
   const res = await postJson(gate.url, '/v1/chat/completions', '{"stream": true}')
   const content = contentOf(res.text)
   const link = /!\[chart\]\((http[^)]+)\)/.exec(content)?.[1] ?? ''
-  t.match(link, /\/images\/[0-9a-f]{32}\.png\?sig=/, 'a signed link to a content-hash name')
+  t.match(link, `/images/${folderId(gate.files.roots.at(-1) as string)}/`, 'under the store folder id')
+  t.match(link, /\/images\/[0-9a-f]{10}\/[0-9a-f]{32}\.png\?sig=/, 'a signed link to a content-hash name')
   t.equal(content, `Chart:\n\n![chart](${link})\n\nDone.`, 'nothing else changed')
   t.notOk(res.text.includes(base64.slice(40, 80)), 'no base64 reaches the client')
   const image = await send(gate.url, { path: pathAndQuery(link) })
@@ -56,7 +58,8 @@ t.test('data-uri mode inlines small files, and shortens them when the history co
   upstream.handle(sse([...contentEvents(['Here: ', `MEDIA:${IMAGE_PATH}`, ' ok']), chunk({}, { finish: 'stop' }), DONE]))
   const first = await postJson(gate.url, '/v1/chat/completions', '{"stream": true}')
   const content = contentOf(first.text)
-  const inline = `data:image/png;imagegate=${IMAGE_NAME};sig=${gate.signer?.sign(IMAGE_NAME) ?? ''};base64,${PNG.toString('base64')}`
+  const name = gate.nameOf(IMAGE_NAME)
+  const inline = `data:image/png;imagegate=${name};sig=${gate.signer?.sign(name) ?? ''};base64,${PNG.toString('base64')}`
   t.equal(content, `Here: ![${IMAGE_NAME}](${inline}) ok`, 'the file is inlined, marked with its name and signature')
 
   upstream.handle((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"choices": []}') })
