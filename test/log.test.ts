@@ -1,11 +1,12 @@
 // What imagegate writes to its log: one line per request, never a secret.
+import path from 'node:path'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import t from 'tap'
 import { REDACT_PATHS, loggerOptions, pathOnly } from '../src/log.js'
 import { DEFAULT_MAX_BODY_SIZE } from '../src/routes/proxy.js'
 import { startGate } from './fixtures/gate.js'
-import { IMAGE_NAME, IMAGE_PATH, cacheWithImage } from './fixtures/hermes.js'
+import { CONTAINER_DIR, IMAGE_NAME, IMAGE_PATH, PNG, SECRET as SECRET_FILE, cacheWithImage } from './fixtures/hermes.js'
 import { open, receive, responseOf, send } from './fixtures/http.js'
 import { DONE, chunk, contentEvents, sse, startMockUpstream } from './fixtures/mock-upstream.js'
 
@@ -146,4 +147,45 @@ t.test('at the default info level nothing per rewrite is written', async t => {
   t.ok(res.text.includes('/images/'), 'the reference was rewritten')
   t.equal(gate.logs.filter((line) => line.msg === 'reference rewritten').length, 0, 'no debug line')
   t.equal(gate.logs.filter((line) => line.msg === 'request').length, 1, 'the request line')
+})
+
+t.test('each reference left alone is logged once at debug, with its reason and file name only', async t => {
+  const dir = t.testdir({
+    'secret.png': SECRET_FILE,
+    cache: { [IMAGE_NAME]: PNG, 'folder.png': {}, 'escape.png': t.fixture('symlink', '../secret.png') }
+  })
+  const cache = path.join(dir, 'cache')
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], logLevel: 'debug' })
+  upstream.handle(sse([chunk({ role: 'assistant' }), ...contentEvents([
+    `![apple](${IMAGE_PATH})\n`,
+    `![web](https://example.org/web.png?sig=${QUERY_SECRET})\n`,
+    '![far](/srv/elsewhere/far.png)\n',
+    `![gone](${cache}/gone.png)\n`,
+    `![folder](${cache}/folder.png)\n`,
+    `![page](${CONTAINER_DIR}/page.html)\n`,
+    `![up](${cache}/../up.png)\n`,
+    `![link](${cache}/escape.png)\n`,
+    `and in code: \`![apple](${cache}/coded.png)\`\n`
+  ]), chunk({}, { finish: 'stop' }), DONE]))
+  const chat = await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{"stream": true}' })
+  t.equal(chat.status, 200, 'the chat streamed')
+
+  const lines = gate.logs.filter((line) => line.msg === 'reference left alone')
+  t.same(lines.map(({ level, reason, name }) => ({ level, reason, name })), [
+    { level: 20, reason: 'not-a-path', name: 'web.png' },
+    { level: 20, reason: 'outside-roots', name: 'far.png' },
+    { level: 20, reason: 'missing', name: 'gone.png' },
+    { level: 20, reason: 'not-a-file', name: 'folder.png' },
+    { level: 20, reason: 'extension', name: 'page.html' },
+    { level: 20, reason: 'hostile', name: 'up.png' },
+    { level: 20, reason: 'symlink-escape', name: 'escape.png' },
+    { level: 20, reason: 'in-code', name: 'coded.png' }
+  ], 'one debug line per reference left alone, in order, with its reason and file name')
+  t.ok(lines.every((line) => typeof line.reqId === 'string'), 'each under its request')
+  const text = gate.rawLogs.filter((line) => line.includes('reference left alone')).join('\n')
+  t.notOk(text.includes(dir), 'never a folder of the path')
+  t.notOk(text.includes(QUERY_SECRET), 'never a signature or query')
+  t.notOk(text.includes(CONTAINER_DIR), 'not the agent\'s folders either')
 })

@@ -11,6 +11,8 @@ import { DONE, chunk, contentEvents, sse, startMockUpstream } from '../fixtures/
 import type { MockUpstream } from '../fixtures/mock-upstream.js'
 import type { Options } from '../../src/config/options.js'
 import { DEFAULT_MAX_BODY_SIZE } from '../../src/routes/proxy.js'
+import { NOT_FOUND_BODY } from '../../src/routes/images.js'
+import { parseMetrics, sampleValue } from '../fixtures/prometheus.js'
 import { solidPng } from '../fixtures/png.js'
 
 async function setup (t: Test, options: Partial<Options> = {}): Promise<{ upstream: MockUpstream, gate: Gate }> {
@@ -91,4 +93,31 @@ t.test('link mode leaves request bodies alone', async (t) => {
   const body = JSON.stringify({ messages: [{ role: 'assistant', content: `![x](data:image/png;imagegate=${IMAGE_NAME};sig=${gate.signer?.sign(IMAGE_NAME) ?? ''};base64,AAAA)` }] })
   await postJson(gate.url, '/v1/chat/completions', body)
   t.equal(upstream.requests.at(-1)?.body.toString('utf8'), body, 'forwarded as sent')
+})
+
+t.test('the store keeps under --store-max-bytes: the least recently used image goes, and its link answers 404', async (t) => {
+  const first = solidPng(40, 40)
+  const second = solidPng(41, 41)
+  const third = solidPng(42, 42)
+  // Room for two of them.
+  const { upstream, gate } = await setup(t, { storeMaxBytes: first.length + second.length + third.length - 1 })
+  const store = async (picture: Buffer): Promise<string> => {
+    upstream.handle(sse([...contentEvents([`![p](data:image/png;base64,${picture.toString('base64')})`]), chunk({}, { finish: 'stop' }), DONE]))
+    const content = contentOf((await postJson(gate.url, '/v1/chat/completions', '{"stream": true}')).text)
+    return pathAndQuery(/!\[p\]\((http[^)]+)\)/.exec(content)?.[1] ?? '')
+  }
+  const one = await store(first)
+  const two = await store(second)
+  // Served, so used more recently than the second.
+  t.equal((await send(gate.url, { path: one })).status, 200, 'the first image is served')
+  const three = await store(third)
+  const status = async (link: string): Promise<number> => (await send(gate.url, { path: link })).status
+  t.equal(await status(two), 404, 'the least recently used (stored second, never served) is evicted')
+  t.equal(await status(one), 200, 'the first, served since, stays')
+  t.equal(await status(three), 200, 'the newest stays')
+  const evicted = await send(gate.url, { path: two })
+  t.equal(evicted.text, JSON.stringify(NOT_FOUND_BODY), 'the fixed 404 body')
+  const samples = parseMetrics((await send(gate.url, { path: '/metrics' })).text)
+  t.equal(sampleValue(samples, 'imagegate_store_evictions_total'), 1, 'one eviction counted')
+  t.equal(sampleValue(samples, 'imagegate_store_bytes'), first.length + third.length, 'the bytes left in the store')
 })
