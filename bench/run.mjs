@@ -94,7 +94,7 @@ function checkProbe (name, { statusCode, text }, { imagePath, imagegateOrigin, s
   if (stamped !== stamps) problems.push(`${stamped} stamped events instead of ${stamps}`)
   let link
   if (name === 'imagegate') {
-    const signed = new RegExp(`${escapeRegExp(imagegateOrigin)}(/images/${escapeRegExp(IMAGE_NAME)}\\?sig=[A-Za-z0-9_-]+)`).exec(text)
+    const signed = new RegExp(`${escapeRegExp(imagegateOrigin)}(/images/[0-9a-f]{10}/${escapeRegExp(IMAGE_NAME)}\\?sig=[A-Za-z0-9_-]+)`).exec(text)
     if (signed === null) problems.push('image path was not rewritten into a signed link')
     else link = signed[1]
     if (text.includes(imagePath)) problems.push('the cache path still reaches the client')

@@ -232,7 +232,9 @@ async function main () {
     })
     const origin = `http://127.0.0.1:${gate.port}`
     const { createSigner } = await import('../dist/files/signing.js')
-    const link = `${origin}/images/${IMAGE_NAME}?sig=${createSigner(key).sign(IMAGE_NAME)}`
+    const { folderId } = await import('../dist/files/names.js')
+    const name = `${folderId(cacheDir)}/${IMAGE_NAME}`
+    const link = `${origin}/images/${name}?sig=${createSigner(key).sign(name)}`
     const expected = { text: expectedText(imagePath, link), link }
     const load = { streams: args.streams, expected, imagePath, png }
     const newPool = () => new Pool(origin, { connections: args.streams, pipelining: 1, headersTimeout: 60_000, bodyTimeout: 60_000 })
