@@ -6,6 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
+import { folderId } from '../../src/files/names.js'
 import { startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
 import { startMockUpstream } from '../fixtures/mock-upstream.js'
@@ -150,12 +151,38 @@ const table: Case[] = [
   ['/images/' + '%2e%2e/'.repeat(100 * 1024 / 7) + 'secret.png', '100 KB of climbing']
 ]
 
+// Every real name starts with the id of its folder.
+const A = folderId(cacheA)
+const B = folderId(cacheB)
+
 /** Names a client may fetch, and the exact bytes each one serves. */
 const OWN: Array<[name: string, bytes: Buffer]> = [
-  ['a.png', LOWER],
-  ['A.png', UPPER],
-  ['sub/deep.png', DEEP],
-  ['b.png', IN_B]
+  [`${A}/a.png`, LOWER],
+  [`${A}/A.png`, UPPER],
+  [`${A}/sub/deep.png`, DEEP],
+  [`${B}/b.png`, IN_B]
+]
+
+/** The same hostile target below a real folder id, where a real name would start. */
+const belowId = ([target, why]: Case): Case => [
+  typeof target === 'string'
+    ? target.replace('/images/', `/images/${A}/`)
+    : Buffer.from(target.toString('latin1').replace('/images/', `/images/${A}/`), 'latin1'),
+  `${why}, below a folder id`
+]
+
+/** Names that are real in one folder, asked for under another folder's id or none. */
+const ACROSS: Case[] = [
+  [`/images/${A}/b.png`, 'a file of cache B under cache A\'s id'],
+  [`/images/${B}/a.png`, 'a file of cache A under cache B\'s id'],
+  [`/images/${A}/../${B}/b.png`, 'a climb from one folder id into the other'],
+  [`/images/${A}%2f..%2f${B}/b.png`, 'an encoded climb from one folder id into the other'],
+  ['/images/a.png', 'a real file name without its folder id'],
+  ['/images/sub/deep.png', 'a real path without its folder id'],
+  [`/images/${A.toUpperCase()}/a.png`, 'a folder id in capitals'],
+  [`/images/${A}`, 'a folder id alone'],
+  [`/images/${A}/`, 'a folder id with a slash'],
+  [`/images/${A}/${A}/a.png`, 'a folder id twice']
 ]
 
 /** The raw name the route signs: what follows `/images/` up to the query. */
@@ -202,7 +229,9 @@ const label = (target: string | Buffer, why: string): string =>
 for (const noSigning of [false, true]) {
   t.test(noSigning ? 'signing off: the path checks alone refuse every hostile name' : 'signing on: hostile names with valid signatures are still refused', async (t) => {
     const gate = await setup(t, noSigning)
-    const corpus = [...table, ...generated]
+    // Every hand-written case both as written and below a real folder id; a quarter of the
+    // generated ones below an id too, which keeps the run short.
+    const corpus = [...table, ...generated, ...ACROSS, ...table.map(belowId), ...generated.filter((_, i) => i % 4 === 0).map(belowId)]
     t.ok(corpus.length > 1000, `the corpus has ${corpus.length} hostile request lines`)
 
     for (const [name, bytes] of OWN) {
@@ -212,8 +241,8 @@ for (const noSigning of [false, true]) {
       if (!noSigning) t.equal((await rawRequest(gate.url, `/images/${name}`)).status, 404, `${name}: not without its signature`)
     }
     // The query is not part of the name: it cannot smuggle a path in.
-    const query = noSigning ? '?' : `?sig=${gate.signer?.sign('a.png') ?? ''}&`
-    const queried = await rawRequest(gate.url, `/images/a.png${query}x=../../secret.png`)
+    const query = noSigning ? '?' : `?sig=${gate.signer?.sign(`${A}/a.png`) ?? ''}&`
+    const queried = await rawRequest(gate.url, `/images/${A}/a.png${query}x=../../secret.png`)
     t.same(queried.body, LOWER, 'a climb in the query string serves the named file only')
 
     for (const [target, why] of corpus) {
@@ -229,13 +258,13 @@ for (const noSigning of [false, true]) {
 t.test('ranges and conditional requests do not open a way around the checks', async (t) => {
   const gate = await setup(t, true)
   const headerSets = [['Range: bytes=0-40'], ['Range: bytes=-40'], ['If-None-Match: *'], ['Range: bytes=0-10,20-40']]
-  const targets: Case[] = [...table.filter(([target]) => target.length < 1024), ...generated.filter((_, i) => i % 7 === 0)]
+  const targets: Case[] = [...table.filter(([target]) => target.length < 1024), ...generated.filter((_, i) => i % 7 === 0), ...ACROSS, ...table.filter(([target]) => target.length < 1024).map(belowId)]
   for (const headers of headerSets) {
     for (const [target, why] of targets) {
       assertRefused(t, await rawRequest(gate.url, target, { headers }), target, `${headers[0]}: ${label(target, why)}`)
     }
   }
-  const range = await rawRequest(gate.url, '/images/A.png', { headers: ['Range: bytes=0-3'] })
+  const range = await rawRequest(gate.url, `/images/${A}/A.png`, { headers: ['Range: bytes=0-3'] })
   t.equal(range.status, 206, 'a range of a real file works')
   t.same(range.body, UPPER.subarray(0, 4), 'and is cut from that file')
   t.equal(await settledConnections(gate), 0, 'every connection to imagegate was closed')
