@@ -225,7 +225,26 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
       return { ok: false, reason: 'unreadable' }
     }
     const kind = isImage(extension) ? 'image' : 'media'
+    // Folders may nest (a profile's cache inside a configured folder, the store inside a
+    // cache) or be one folder reached by two paths. The file then belongs to the deepest
+    // of them, first listed on a tie, and is named there only: one file, one name.
+    const owner = ownerOf(realPath, root, base)
+    if (owner.root !== root) {
+      const below = realPath.slice(owner.real.length + 1)
+      return { ok: true, delivery: { name: `${owner.root.id}/${encodeName(below)}`, root: owner.real, realPath, kind } }
+    }
     return { ok: true, delivery: { name: `${root.id}/${encodeName(segments.join('/'))}`, root: base, realPath, kind } }
+  }
+
+  /** The deepest folder whose real path holds `realPath`; `root` (real path `base`) holds it. */
+  function ownerOf (realPath: string, root: Root, base: string): { root: Root, real: string } {
+    let owner = { root, real: base }
+    for (const other of roots) {
+      const real = realRoot(other)
+      if (real === undefined || !realPath.startsWith(real + '/')) continue
+      if (real.length > owner.real.length || (real === owner.real && roots.indexOf(other) < roots.indexOf(owner.root))) owner = { root: other, real }
+    }
+    return owner
   }
 
   /**
@@ -284,7 +303,8 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
     if (root === undefined || segments.length === 0) return undefined
     if (!allowedFor(extensionOf(segments[segments.length - 1] as string), 'media')) return undefined
     const result = check(root, segments)
-    return result.ok ? result.delivery : undefined
+    // Only the file's one name serves it, not a spelling through an enclosing folder.
+    return result.ok && result.delivery.name === rawName ? result.delivery : undefined
   }
 
   function nameIn (dir: string, fileName: string): string {

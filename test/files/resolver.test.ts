@@ -385,3 +385,27 @@ t.test('without discovery, a miss looks for nothing', async (t) => {
   t.same(resolver.resolveReference('/elsewhere/none.png', 'image'), { ok: false, reason: 'outside-roots' }, 'a miss')
   t.same(resolver.roots, [tree.cacheA], 'the folders stay as given')
 })
+
+t.test('nested folders, or one folder under two paths: each file still has one name', async (t) => {
+  const dir = t.testdir({ outer: { 'top.png': 'top', images: { 'in.png': 'inner' }, store: { 'kept.png': 'stored' } } })
+  const outer = path.join(dir, 'outer')
+  const inner = path.join(outer, 'images')
+  const store = path.join(outer, 'store')
+  fs.symlinkSync(outer, path.join(dir, 'again'))
+  const again = path.join(dir, 'again')
+  const resolver = createFileResolver({ cacheDirs: [outer, inner, again], storeDir: store })
+  const realOuter = fs.realpathSync(outer)
+  const nameOf = (dest: string): string | false => {
+    const result = resolver.resolveReference(dest, 'image')
+    return result.ok && result.delivery.name
+  }
+  t.equal(nameOf(path.join(inner, 'in.png')), `${folderId(inner)}/in.png`, 'a file of the inner folder is named there')
+  t.equal(nameOf(path.join(again, 'images/in.png')), `${folderId(inner)}/in.png`, 'also when written through another path')
+  t.equal(nameOf(path.join(store, 'kept.png')), `${folderId(store)}/kept.png`, 'a stored file is named in the store, though a cache holds it too')
+  t.equal(nameOf(path.join(again, 'top.png')), `${folderId(outer)}/top.png`, 'one folder under two paths: the first listed names it')
+  t.equal(resolver.resolveName(`${folderId(inner)}/in.png`)?.realPath, path.join(realOuter, 'images/in.png'), 'the one name serves it')
+  t.equal(resolver.resolveName(`${folderId(outer)}/images/in.png`), undefined, 'its spelling through the enclosing folder does not')
+  t.equal(resolver.resolveName(`${folderId(outer)}/store/kept.png`), undefined, 'nor a stored file\'s through a cache')
+  t.equal(resolver.resolveName(`${folderId(again)}/top.png`), undefined, 'nor through the second path of the same folder')
+  t.equal(resolver.resolveName(`${folderId(outer)}/top.png`)?.realPath, path.join(realOuter, 'top.png'), 'while the first path serves it')
+})
