@@ -6,7 +6,7 @@ import { folderId } from '../../src/files/names.js'
 import { contentOf, pathAndQuery, startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
 import { IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage } from '../fixtures/hermes.js'
-import { postJson, send, writeUntilAnswered } from '../fixtures/http.js'
+import { open, postJson, responseOf, send, writeUntilAnswered } from '../fixtures/http.js'
 import { DONE, chunk, contentEvents, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
 import type { MockUpstream } from '../fixtures/mock-upstream.js'
 import type { Options } from '../../src/config/options.js'
@@ -120,4 +120,31 @@ t.test('the store keeps under --store-max-bytes: the least recently used image g
   const samples = parseMetrics((await send(gate.url, { path: '/metrics' })).text)
   t.equal(sampleValue(samples, 'imagegate_store_evictions_total'), 1, 'one eviction counted')
   t.equal(sampleValue(samples, 'imagegate_store_bytes'), first.length + third.length, 'the bytes left in the store')
+})
+
+t.test('an image evicted while it is being downloaded is sent whole; new requests get 404', async (t) => {
+  // Past the in-memory file cache (2 MiB), so the file is streamed from disk.
+  const large = (seed: number): Buffer => Buffer.concat([solidPng(2, 2), Buffer.alloc(4 * 1024 * 1024, seed)])
+  const first = large(1)
+  const second = large(2)
+  const { upstream, gate } = await setup(t, { storeMaxBytes: first.length + second.length - 1 })
+  const store = async (picture: Buffer): Promise<string> => {
+    upstream.handle(sse([...contentEvents([`![p](data:image/png;base64,${picture.toString('base64')})`]), chunk({}, { finish: 'stop' }), DONE]))
+    const content = contentOf((await postJson(gate.url, '/v1/chat/completions', '{"stream": true}')).text)
+    return pathAndQuery(/!\[p\]\((http[^)]+)\)/.exec(content)?.[1] ?? '')
+  }
+  const one = await store(first)
+  const req = open(gate.url, { path: one })
+  req.end()
+  const res = await responseOf(req)
+  t.equal(res.statusCode, 200, 'the download starts')
+  const chunks: Buffer[] = []
+  // Read one piece, then stop reading: the server is still sending from the open file.
+  await new Promise<void>((resolve) => res.once('data', (piece: Buffer) => { chunks.push(piece); res.pause(); resolve() }))
+  await store(second)
+  t.equal((await send(gate.url, { path: one })).status, 404, 'the evicted image is gone for new requests')
+  res.resume()
+  for await (const piece of res) chunks.push(piece as Buffer)
+  t.equal(Buffer.concat(chunks).length, first.length, 'the running download gets every byte')
+  t.ok(Buffer.concat(chunks).equals(first), 'exactly the evicted image')
 })
