@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto'
 
 /** Hex digits of a folder id: 40 bits, so a handful of folders never share one. */
-export const FOLDER_ID_LENGTH = 10
+const FOLDER_ID_LENGTH = 10
 
 /**
  * The first segment of every public name: a short id of the folder the file lives in,
