@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs'
+import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Fastify, { LogController } from 'fastify'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { DestinationStream } from 'pino'
-import { defaultPublicUrl, redactUrl } from './config/urls.js'
+import { defaultPublicUrl, isImageLink, publicPath, redactUrl, unmount } from './config/urls.js'
 import type { Options } from './config/options.js'
 import { ImagegateError } from './errors.js'
 import { createFileResolver } from './files/resolver.js'
@@ -71,7 +72,12 @@ function signerFor (options: Options): Signer | undefined {
 export async function buildServer (options: Options, settings: ServerSettings = {}): Promise<Server> {
   const streams = new Set<ActiveStream>()
   const metrics = createMetrics({ activeStreams: () => streams.size, storeBytes: () => store.bytes })
+  // The path of the public URL (`/imagegate`): imagegate answers under it as under `/`, so
+  // a reverse proxy may forward `/imagegate/images/…` without a rule to strip it.
+  const mount = publicPath(options.publicUrl)
   const app = Fastify({
+    // Fastify keeps the URL as received in `originalUrl`. node:http always sets `url`.
+    rewriteUrl: (request: IncomingMessage) => unmount(request.url as string, mount),
     logger: loggerOptions({ level: options.logLevel, stream: await logDestination(settings.logStream) }),
     logController: new LogController({ disableRequestLogging: true }),
     // `//v1//chat/completions` is the same route; Open WebUI users paste base URLs with a
@@ -152,6 +158,7 @@ export async function buildServer (options: Options, settings: ServerSettings = 
   await app.register(registerProxy, {
     upstream,
     upstreamApiKey: options.upstreamApiKey,
+    keepsLocal: isImageLink,
     keepaliveMs: options.keepalive * 1000,
     streams,
     rewriteRequestBody: options.mode === 'data-uri' ? delivery.shortenOwnInline : undefined,
@@ -242,7 +249,8 @@ function observeOnClose (request: FastifyRequest, reply: FastifyReply, metrics: 
     const status = finished || reply.raw.headersSent ? reply.statusCode : undefined
     request.log.info({
       method: request.method,
-      url: pathOnly(request.url),
+      // As received: with the public URL's path, if the client sent it.
+      url: pathOnly(request.originalUrl),
       ...(status !== undefined ? { statusCode: status } : {}),
       ms: Math.round(reply.elapsedTime),
       ...(finished ? {} : { aborted: true })

@@ -10,6 +10,7 @@ import { classifyUpstreamError } from '../upstream/client.js'
 import type { Upstream } from '../upstream/client.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from '../upstream/headers.js'
 import { pumpEvents } from './event-pump.js'
+import { NOT_FOUND_BODY } from './images.js'
 import type { PumpEnd } from './event-pump.js'
 import { PROTOCOLS } from './protocols.js'
 import type { Protocol } from './protocols.js'
@@ -43,6 +44,11 @@ export interface ProxyOptions {
   keepaliveMs: number
   /** Rewrites a request body of the rewritten APIs before it goes upstream (data-uri mode). */
   rewriteRequestBody?: ((body: string) => string) | undefined
+  /**
+   * Client URLs that are never forwarded but answered like an unknown image (404): image
+   * links whose signature must not reach the upstream.
+   */
+  keepsLocal: (url: string) => boolean
   /** Every running event stream is added here until it ends. */
   streams?: Set<ActiveStream>
   maxBodySize?: number
@@ -80,7 +86,12 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
   for (const protocol of PROTOCOLS) {
     for (const url of protocol.paths) app.post(url, (request, reply) => forward(request, reply, protocol))
   }
-  app.all('/*', (request, reply) => forward(request, reply, undefined))
+  app.all('/*', (request, reply) => {
+    if (options.keepsLocal(request.url)) {
+      return reply.code(404).header('cache-control', 'no-store').send(NOT_FOUND_BODY)
+    }
+    return forward(request, reply, undefined)
+  })
 
   function rewriteWhole (request: FastifyRequest, repeat: boolean): (text: string) => string {
     return (text) => {

@@ -10,6 +10,7 @@ import { folderId } from '../../src/files/names.js'
 import { startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
 import { startMockUpstream } from '../fixtures/mock-upstream.js'
+import type { MockUpstream } from '../fixtures/mock-upstream.js'
 import { connectionCount, rawRequest } from '../fixtures/raw-socket.js'
 import type { RawResponse } from '../fixtures/raw-socket.js'
 
@@ -142,8 +143,8 @@ const table: Case[] = [
   ['/images/file:%2f%2f%2fetc%2fpasswd', 'a file URL'],
   ['http://x/images/../secret.png', 'absolute-form target'],
   ['http://x/images/escape.png', 'absolute-form target to a symlink'],
-  ['/IMAGES/a.png', 'case variant of the mount (proxied, never a file)'],
-  ['/Images/../srv/secret.png', 'case variant of the mount with a climb (proxied)'],
+  ['/IMAGES/a.png', 'case variant of the mount (never a file)'],
+  ['/Images/../srv/secret.png', 'case variant of the mount with a climb (never a file)'],
   ['/images/' + 'a'.repeat(10 * 1024) + '.png', '10 KB name'],
   ['/images/' + '../'.repeat(3400) + 'secret.png', '10 KB of climbing'],
   ['/images/' + 'a/'.repeat(5 * 1024) + 'a.png', '10 KB of folders'],
@@ -216,11 +217,50 @@ function assertRefused (t: Test, response: RawResponse, target: string | Buffer,
   t.ok(response.status === 400 || response.status === 404, `${label}: 400 or 404, got ${response.status}`)
 }
 
-async function setup (t: Test, noSigning: boolean): Promise<Gate> {
-  // The proxy's catch-all sends `/IMAGES/…` upstream; this upstream has nothing.
+/** The public URL's path every target is sent under in the last run. */
+const MOUNT = '/imagegate'
+
+/** Hostile spellings of the public URL's path itself, each before a real file's name. */
+const MOUNT_TABLE: Case[] = [
+  [`/imagegate/../images/${A}/a.png`, 'climb out of the mount'],
+  [`/imagegate/./images/${A}/a.png`, 'dot segment after the mount'],
+  [`/imagegate/%2e%2e/images/${A}/a.png`, 'encoded climb out of the mount'],
+  [`/imagegate/%2e/images/${A}/a.png`, 'encoded dot segment after the mount'],
+  [`/imagegate%2fimages/${A}/a.png`, 'encoded slash after the mount'],
+  [`/imagegate%5cimages/${A}/a.png`, 'encoded backslash after the mount'],
+  [`/imagegate\\images/${A}/a.png`, 'backslash after the mount'],
+  [`/Imagegate/images/${A}/a.png`, 'case variant of the mount'],
+  [`/%69magegate/images/${A}/a.png`, 'needless escape in the mount'],
+  [`/imagegate/%69mages/${A}/a.png`, 'needless escape after the mount'],
+  [`/imagegate;x/images/${A}/a.png`, 'path parameter on the mount'],
+  [`/imagegate/imagegate/images/${A}/a.png`, 'the mount twice'],
+  [`/imagegatex/images/${A}/a.png`, 'a longer name that starts like the mount'],
+  [`/imagegate/images/../../images/${A}/a.png`, 'climb through the mount'],
+  ['/imagegate/images/../../srv/cacheA/a.png', 'climb to the cache folder by its own path']
+]
+
+/** The target under the public URL's path: `/images/x` → `/imagegate/images/x`. */
+function mounted (target: string | Buffer): string | Buffer {
+  if (typeof target !== 'string') {
+    const text = target.toString('latin1')
+    return Buffer.from(text.replace('/images', MOUNT + '/images'), 'latin1')
+  }
+  return target.replace('/images', MOUNT + '/images')
+}
+
+async function setup (t: Test, noSigning: boolean, publicUrl?: string): Promise<Gate & { upstream: MockUpstream }> {
+  // Whatever reaches the proxy's catch-all is recorded here; an image link never may.
   const upstream = await startMockUpstream()
   t.teardown(() => upstream.close())
-  return startGate(t, { upstream: upstream.url, cacheDirs: [cacheA, cacheB], noSigning })
+  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cacheA, cacheB], noSigning, ...(publicUrl === undefined ? {} : { publicUrl }) })
+  return Object.assign(gate, { upstream })
+}
+
+/** No request that reached the upstream carried a signature or a local path. */
+function assertNothingUpstream (t: Test, upstream: MockUpstream): void {
+  const leaked = upstream.requests.filter((request) => request.url.includes('sig='))
+  t.same(leaked.map((request) => request.url.slice(0, 80)), [], 'no signature was forwarded upstream')
+  t.notOk(upstream.requests.some((request) => request.url.includes(top)), 'no local path was forwarded upstream')
 }
 
 const label = (target: string | Buffer, why: string): string =>
@@ -252,8 +292,28 @@ for (const noSigning of [false, true]) {
 
     t.equal(await settledConnections(gate), 0, 'every connection to imagegate was closed')
     t.notOk(gate.rawLogs.some((line) => line.includes(MARKER)), 'the secret never reached a log line')
+    if (!noSigning) assertNothingUpstream(t, gate.upstream)
   })
 }
+
+t.test('under the public URL\'s path, the same names are served and the same hostile ones refused', async (t) => {
+  const gate = await setup(t, false, `https://chat.example.org${MOUNT}`)
+  for (const [name, bytes] of OWN) {
+    const query = `?sig=${gate.signer?.sign(name) ?? ''}`
+    const own = await rawRequest(gate.url, `${MOUNT}/images/${name}${query}`)
+    t.equal(own.status, 200, `${MOUNT}/images/${name}: served`)
+    t.same(own.body, bytes, `${MOUNT}/images/${name}: exactly its own bytes`)
+    t.equal((await rawRequest(gate.url, `${MOUNT}/images/${name}`)).status, 404, `${MOUNT}/images/${name}: not without its signature`)
+    t.equal((await rawRequest(gate.url, `/images/${name}${query}`)).status, 200, `/images/${name}: still served at the root`)
+  }
+  const corpus: Case[] = [...MOUNT_TABLE, ...[...table, ...generated, ...ACROSS, ...table.map(belowId)].map(([target, why]): Case => [mounted(target), why])]
+  for (const [target, why] of corpus) {
+    assertRefused(t, await rawRequest(gate.url, signed(gate, target)), target, label(target, why))
+  }
+  t.equal(await settledConnections(gate), 0, 'every connection to imagegate was closed')
+  t.notOk(gate.rawLogs.some((line) => line.includes(MARKER)), 'the secret never reached a log line')
+  assertNothingUpstream(t, gate.upstream)
+})
 
 t.test('ranges and conditional requests do not open a way around the checks', async (t) => {
   const gate = await setup(t, true)
