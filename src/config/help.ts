@@ -29,7 +29,7 @@ const ROWS: readonly FlagHelp[] = [
   },
   { flag: 'port', arg: 'N', about: 'port to listen on (0: any free port)', fallback: String(DEFAULT_PORT) },
   { flag: 'host', arg: 'ADDR', about: 'address to listen on (0.0.0.0 or :: for all)', fallback: DEFAULT_HOST },
-  { flag: 'public-url', arg: 'URL', about: 'base URL of image links, as browsers reach imagegate', fallback: 'http://<host>:<port>' },
+  { flag: 'public-url', arg: 'URL', about: 'base URL browsers load images from; a path works', fallback: 'http://<host>:<port>' },
   { flag: 'upstream-api-key', arg: 'KEY', about: 'bearer token sent upstream instead of the client\'s', fallback: 'none' },
   { flag: 'config', arg: 'FILE', about: 'YAML file with the same keys (config.example.yaml)', fallback: 'none' },
   { flag: 'log-level', arg: 'LEVEL', about: LOG_LEVELS.join('|'), fallback: DEFAULT_LOG_LEVEL },
