@@ -70,6 +70,16 @@ export const DEFAULT_DATA_IMAGE_MAX_BYTES = 20 * 1024 * 1024
 export { DEFAULT_STORE_MAX_BYTES } from '../files/data-store.js'
 /** An HMAC key shorter than this is guessable. */
 const MIN_SIGNING_KEY_LENGTH = 32
+/**
+ * A key of 32+ characters with fewer different ones was typed, not generated: 32 random
+ * hex digits use 14 on average, and fewer than 8 in about one key of 30 million.
+ */
+const MIN_SIGNING_KEY_DISTINCT = 8
+// config.example.yaml's `change-me-to-32-or-more-random-characters`, and variants of it.
+const PLACEHOLDER_KEY = /^change-?me/i
+// `abcabcabc…`: the whole key is one shorter text written again and again.
+const REPEATED_PATTERN = /^([\s\S]+?)\1+$/
+const GENERATE_KEY = 'e.g. openssl rand -hex 32'
 const MAX_SECONDS = 24 * 3600
 
 const MAX_PORT = 65535
@@ -127,12 +137,29 @@ export function expectString ({ value, origin }: Raw): string {
   return value
 }
 
+/**
+ * Endpoints a client appends to the base URL. A URL pasted from an API's documentation
+ * often ends in one; imagegate would append `/v1` to it and every request would 404.
+ * `/chat/completions` before `/completions`, so the message names the whole endpoint.
+ */
+export const UPSTREAM_ENDPOINTS = ['/chat/completions', '/responses', '/models', '/completions', '/embeddings'] as const
+
 /** Upstream base URL, normalized so routes can append `/chat/completions` and friends. */
 export function parseUpstream (raw: Raw): URL {
   const url = parseHttpUrl(raw)
   const path = url.pathname.replace(/\/+$/, '')
-  url.pathname = path.endsWith('/v1') ? path : `${path}/v1`
+  const endpoint = UPSTREAM_ENDPOINTS.find(name => path.toLowerCase().endsWith(name))
+  if (endpoint !== undefined) {
+    const base = new URL(url)
+    base.pathname = withVersion(path.slice(0, -endpoint.length))
+    throw configError(raw.origin, `ends in the endpoint ${JSON.stringify(endpoint)}; give the base URL, e.g. ${JSON.stringify(redactUrl(base))}`)
+  }
+  url.pathname = withVersion(path)
   return url
+}
+
+function withVersion (path: string): string {
+  return path.endsWith('/v1') ? path : `${path}/v1`
 }
 
 /** Public base URL as text without a trailing slash, so `${publicUrl}/images/…` is right. */
@@ -233,11 +260,31 @@ export function parseMode (raw: Raw): Mode {
   return mode
 }
 
-/** A secret like the API key: never shown, long enough that it cannot be guessed. */
+/**
+ * A secret like the API key: never shown, long enough that it cannot be guessed, and not
+ * one anybody can guess anyway: the placeholder from config.example.yaml (whoever read
+ * the example could sign links to every cached file) or a key typed to get past the
+ * length rule.
+ */
 export function parseSigningKey (raw: Raw): string {
   const key = parseApiKey(raw)
-  if (key.length < MIN_SIGNING_KEY_LENGTH) {
-    throw configError(raw.origin, `must be at least ${MIN_SIGNING_KEY_LENGTH} characters (e.g. openssl rand -hex 32)`)
+  const fail = (rule: string): ConfigError => configError(raw.origin, `${rule} (${GENERATE_KEY})`)
+  if (key.length < MIN_SIGNING_KEY_LENGTH) throw fail(`must be at least ${MIN_SIGNING_KEY_LENGTH} characters`)
+  if (PLACEHOLDER_KEY.test(key)) throw fail('must be a secret of your own, not the placeholder from config.example.yaml')
+  const distinct = new Set(key).size
+  if (distinct < MIN_SIGNING_KEY_DISTINCT) {
+    throw fail(`must use at least ${MIN_SIGNING_KEY_DISTINCT} different characters, got ${distinct}`)
   }
+  if (REPEATED_PATTERN.test(key)) throw fail('must not be a shorter text repeated')
+  if (runLength(key) * 2 > key.length) throw fail('must not be mostly runs such as "aaaa", "abcd" or "4321"')
   return key
+}
+
+/** Characters that repeat or continue the character before them (`aa`, `ab`, `ba`). */
+function runLength (key: string): number {
+  let count = 0
+  for (let i = 1; i < key.length; i++) {
+    if (Math.abs(key.charCodeAt(i) - key.charCodeAt(i - 1)) <= 1) count++
+  }
+  return count
 }

@@ -5,9 +5,10 @@ import { helpText, versionText } from './help.js'
 import {
   DEFAULT_DATA_IMAGE_MAX_BYTES, DEFAULT_HOST, DEFAULT_INLINE_MAX_BYTES, DEFAULT_KEEPALIVE, DEFAULT_LOG_LEVEL,
   DEFAULT_MODE, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STATE_DIR, DEFAULT_STORE_MAX_BYTES, DEFAULT_UPSTREAM,
-  expectString, invalid, parseApiKey, parseBoolean, parseBytes, parseHost, parseLogLevel, parseMode, parsePort, parsePublicUrl,
+  configError, expectString, invalid, parseApiKey, parseBoolean, parseBytes, parseHost, parseLogLevel, parseMode, parsePort, parsePublicUrl,
   parseSeconds, parseSigningKey, parseUpstream, type Options, type Raw
 } from './options.js'
+import { machineAddresses, reachesListener, selfUpstreamMessage } from './self-address.js'
 import { readEnv, readFlags, type Key, type RawValues } from './sources.js'
 
 /** What the process is started with; passed in so that tests need no real process. */
@@ -38,9 +39,29 @@ export function resolveOptions ({ argv, env, cwd, homedir }: ResolveInput): Reso
   const fromEnv = readEnv(env)
   const configFile = flags.config ?? fromEnv.config
   const fromFile = configFile === undefined ? {} : loadConfigFile(configFile, cwd, homedir)
-  const sources: RawValues[] = [flags.values, fromEnv.values, fromFile]
-  const pick = (key: Key): Raw | undefined => sources.map(source => source[key]).find(raw => raw !== undefined)
   const warnings = fromEnv.unknown.map(name => `unknown environment variable ${name} ignored`)
+  const resolved = resolveSources([flags.values, fromEnv.values, fromFile], { env, cwd, homedir })
+  return { kind: 'run', options: resolved.options, warnings: [...warnings, ...resolved.warnings] }
+}
+
+/** Where relative folders, `~` and hermes' folders are looked up. */
+export interface ResolveContext {
+  /** Read for HERMES_HOME and XDG_STATE_HOME only. */
+  env: Readonly<Record<string, string | undefined>>
+  cwd: string
+  homedir: string
+  /** This machine's addresses, which a wildcard listener answers on; os.networkInterfaces() by default. */
+  localAddresses?: readonly string[]
+}
+
+/**
+ * Validates raw values from several sources, the first that has a key winning, and
+ * fills in the defaults. Every option reaches Options through here, whether it came
+ * from the command line or from a program that embeds imagegate.
+ */
+export function resolveSources (sources: readonly RawValues[], { env, cwd, homedir, localAddresses }: ResolveContext): { options: Options, warnings: string[] } {
+  const pick = (key: Key): Raw | undefined => sources.map(source => source[key]).find(raw => raw !== undefined)
+  const warnings: string[] = []
 
   const value = <T>(key: Key, parse: (raw: Raw) => T, fallback: () => T): T => {
     const raw = pick(key)
@@ -88,5 +109,13 @@ export function resolveOptions ({ argv, env, cwd, homedir }: ResolveInput): Reso
     storeMaxBytes: value('store-max-bytes', parseBytes, () => DEFAULT_STORE_MAX_BYTES),
     hermesHome
   }
-  return { kind: 'run', options, warnings }
+  // Port 0 is chosen only at listen; the server checks again then.
+  const listen = { host: options.host, port: options.port }
+  if (reachesListener(options.upstream, listen, localAddresses ?? machineAddresses())) {
+    // The default upstream (port 8642) and the default port (8090) differ, so at least
+    // one of the two was given.
+    const given = pick('upstream') ?? pick('port') as Raw
+    throw configError(given.origin, selfUpstreamMessage(options.upstream, listen))
+  }
+  return { options, warnings }
 }

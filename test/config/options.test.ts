@@ -145,8 +145,55 @@ t.test('booleans, durations, sizes, modes and the signing key', async t => {
   t.throws(() => parseBytes(raw('1.5', '--inline-max-bytes')), { message: '--inline-max-bytes: must be a whole number of bytes, got "1.5"' }, 'fractional bytes')
   t.equal(parseMode(raw('DATA-URI')), 'data-uri', 'mode, any case')
   t.throws(() => parseMode(raw('inline', '--mode')), { message: '--mode: must be one of link, data-uri, got "inline"' }, 'bad mode')
-  const key = 'k'.repeat(32)
-  t.equal(parseSigningKey(raw(key)), key, 'a 32-character key')
+  const key = '5f0c9a7e1d3b8264f0a9c7e5b3d1f8a2'
+  t.equal(parseSigningKey(raw(key)), key, 'a 32-character random key')
   t.throws(() => parseSigningKey(raw('short-secret', '--signing-key')), { message: '--signing-key: must be at least 32 characters (e.g. openssl rand -hex 32)' }, 'short key refused without echoing it')
   t.throws(() => parseSigningKey(raw('has space has space has space has space', '--signing-key')), { message: '--signing-key: must be non-empty printable text without spaces' }, 'key with spaces refused without echoing it')
+})
+
+t.test('upstream URLs that end in an endpoint are refused with the base URL to write instead', async t => {
+  const cases: Array<[string, string, string]> = [
+    ['http://host:8642/v1/chat/completions', '/chat/completions', 'http://host:8642/v1'],
+    ['http://host:8642/v1/chat/completions/', '/chat/completions', 'http://host:8642/v1'],
+    ['http://host:8642/chat/completions', '/chat/completions', 'http://host:8642/v1'],
+    ['https://h/api/v1/responses', '/responses', 'https://h/api/v1'],
+    ['http://h:1/v1/models', '/models', 'http://h:1/v1'],
+    ['http://h:1/v1/completions', '/completions', 'http://h:1/v1'],
+    ['http://h:1/v1/embeddings', '/embeddings', 'http://h:1/v1'],
+    ['http://h:1/v1/Chat/Completions', '/chat/completions', 'http://h:1/v1'],
+    ['http://agent:pw-SECRET@h:1/v1/models', '/models', 'http://***@h:1/v1']
+  ]
+  for (const [input, endpoint, base] of cases) {
+    t.throws(() => parseUpstream(flag('--upstream', input)), {
+      message: `--upstream: ends in the endpoint "${endpoint}"; give the base URL, e.g. "${base}"`
+    }, `${input}: names the endpoint and the base URL`)
+  }
+  t.throws(() => parseUpstream(fromFile('upstream', 'http://h:1/v1/models', 3)), {
+    message: 'config.yaml: upstream: ends in the endpoint "/models"; give the base URL, e.g. "http://h:1/v1" (line 3)'
+  }, 'from a file: with the line')
+  for (const fine of ['http://h:1/models-gateway', 'http://h:1/v1/chat', 'http://h:1/responses-api/v1']) {
+    t.equal(parseUpstream(flag('--upstream', fine)).pathname.endsWith('/v1'), true, `${fine}: no endpoint, accepted`)
+  }
+})
+
+t.test('the example signing key and obviously weak keys are refused, naming the rule', async t => {
+  const raw = (value: string): Raw => flag('--signing-key', value)
+  const cases: Array<[string, string, string]> = [
+    ['change-me-to-32-or-more-random-characters', 'must be a secret of your own, not the placeholder from config.example.yaml', 'config.example.yaml\'s key'],
+    ['CHANGE-ME-to-something-random-enough-9f2k', 'must be a secret of your own, not the placeholder from config.example.yaml', 'any key starting change-me'],
+    ['changeme0a8f7d6e5c4b3a2918273645', 'must be a secret of your own, not the placeholder from config.example.yaml', 'changeme without the dash'],
+    ['k'.repeat(32), 'must use at least 8 different characters, got 1', 'one character repeated'],
+    ['abababababababababababababababab', 'must use at least 8 different characters, got 2', 'two characters'],
+    ['Secr3t-12Secr3t-12Secr3t-12Secr3t-12', 'must not be a shorter text repeated', 'a pattern repeated'],
+    ['abcdefghijklmnopqrstuvwxyz012345', 'must not be mostly runs such as "aaaa", "abcd" or "4321"', 'the alphabet'],
+    ['98765432109876543210zyxwvutsrqpo', 'must not be mostly runs such as "aaaa", "abcd" or "4321"', 'counting down']
+  ]
+  for (const [key, rule, label] of cases) {
+    t.throws(() => parseSigningKey(raw(key)), { message: `--signing-key: ${rule} (e.g. openssl rand -hex 32)` }, `${label}: refused`)
+    let message = ''
+    try { parseSigningKey(raw(key)) } catch (err) { message = (err as Error).message }
+    t.notOk(message.includes(key), `${label}: the key is not shown`)
+  }
+  const generated = ['9b1e4f0a6c2d8e73b5a1c9f04d6e2a87', 'V3q_x9Lr-2Tn8Kp5Zw1Hc7Yb4Md6Fs0Gj', 'correct-horse-battery-staple-on-the-moon']
+  for (const key of generated) t.equal(parseSigningKey(raw(key)), key, `${key.slice(0, 6)}…: a key of your own is accepted`)
 })

@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_PORT, DEFAULT_UPSTREAM, type Options } from '../../src/config/options.js'
-import { resolveOptions, type ResolveInput } from '../../src/config/resolve.js'
-import { envName, KEYS, type Key } from '../../src/config/sources.js'
+import { loadConfigFile } from '../../src/config/config-file.js'
+import { resolveOptions, resolveSources, type ResolveInput } from '../../src/config/resolve.js'
+import { envName, KEYS, readEnv, readFlags, type Key } from '../../src/config/sources.js'
 import { ConfigError } from '../../src/errors.js'
 
 const ROOT = new URL('../../', import.meta.url).pathname
@@ -154,7 +155,7 @@ t.test('flags beat environment, which beats the file, which beats defaults', asy
       'public-url: http://file.example',
       'upstream-api-key: file-key',
       'log-level: error',
-      'signing-key: file-key-file-key-file-key-file-key',
+      'signing-key: f1l3-k9y-w7q2-x8z4-c5v6-b0n3-m1a2',
       'no-signing: true',
       'state-dir: file',
       'allow-svg: true',
@@ -178,7 +179,7 @@ t.test('flags beat environment, which beats the file, which beats defaults', asy
     'public-url': ['http://flag.example/', 'http://env.example', source => `http://${source}.example`],
     'upstream-api-key': ['flag-key', 'env-key', source => `${source}-key`],
     'log-level': ['debug', 'warn', source => ({ flag: 'debug', env: 'warn', file: 'error' })[source]],
-    'signing-key': ['flag-key-flag-key-flag-key-flag-key', 'env-key-env-key-env-key-env-key-env', source => ({ flag: 'flag-key-flag-key-flag-key-flag-key', env: 'env-key-env-key-env-key-env-key-env', file: 'file-key-file-key-file-key-file-key' })[source]],
+    'signing-key': ['fL4g-9k3y-q7w2-8x4z-5c6v-0b3n-1m2a', '3nv-k9y7-w2q8-x4z5-c6v0-b3n1-m2a9', source => ({ flag: 'fL4g-9k3y-q7w2-8x4z-5c6v-0b3n-1m2a', env: '3nv-k9y7-w2q8-x4z5-c6v0-b3n1-m2a9', file: 'f1l3-k9y-w7q2-x8z4-c5v6-b0n3-m1a2' })[source]],
     // A boolean flag takes no value: '' means "the flag alone".
     'no-signing': ['', 'false', source => source !== 'env'],
     'state-dir': ['flag', 'env', source => join(dir, source)],
@@ -254,3 +255,45 @@ t.test('config.example.yaml loads and only restates the defaults', async t => {
     t.match(text, new RegExp(`^(# )?${key}:`, 'm'), `${key} is in the example`)
   }
 })
+
+t.test('an upstream that is imagegate\'s own listening address is refused at start', async t => {
+  const own = (listen: string) => `is imagegate's own address (it listens on ${listen}), so every request would be forwarded to itself; give the agent backend's URL, e.g. "http://127.0.0.1:8642/v1"`
+  const dir = t.testdir({ 'swap.yaml': 'upstream: http://localhost:8090\nport: 8090\n', home: {} })
+  const cases: Array<[string, Partial<ResolveInput>, string]> = [
+    ['ports swapped', { argv: ['--upstream', 'http://127.0.0.1:8090'] }, `--upstream: "http://127.0.0.1:8090/v1" ${own('127.0.0.1:8090')}`],
+    ['localhost for 127.0.0.1', { argv: ['--upstream', 'http://localhost:8091/v1', '--port', '8091'] }, `--upstream: "http://localhost:8091/v1" ${own('127.0.0.1:8091')}`],
+    ['a wildcard listener', { env: { IMAGEGATE_UPSTREAM: 'http://127.0.0.1:8090', IMAGEGATE_HOST: '0.0.0.0' } }, `IMAGEGATE_UPSTREAM: "http://127.0.0.1:8090/v1" ${own('0.0.0.0:8090')}`],
+    ['the default upstream\'s port given as the port', { argv: ['--port', '8642'] }, `--port: "http://127.0.0.1:8642/v1" ${own('127.0.0.1:8642')}`],
+    ['in the config file', { argv: ['--config', 'swap.yaml'] }, `swap.yaml: upstream: "http://localhost:8090/v1" ${own('127.0.0.1:8090')} (line 1)`],
+    ['one of this machine\'s addresses', { argv: ['--upstream', 'http://192.0.2.7:8090', '--host', '::'] }, `--upstream: "http://192.0.2.7:8090/v1" ${own('[::]:8090')}`]
+  ]
+  for (const [name, over, message] of cases) {
+    const given = { argv: [], env: {}, cwd: dir, homedir: join(dir, 'home'), ...over }
+    t.throws(() => resolveSourcesWith(given, ['192.0.2.7']), new ConfigError(message), name)
+  }
+  t.throws(() => resolveOptions(input(t, { argv: ['--upstream', 'http://127.0.0.1:8090'] })), ConfigError, 'resolveOptions refuses it too')
+  t.equal(run(input(t, { argv: ['--upstream', 'http://127.0.0.1:8090', '--port', '0'] })).options.port, 0, 'port 0: not known yet, checked at listen')
+  t.equal(run(input(t, { argv: ['--upstream', 'http://127.0.0.1:8642', '--port', '8090'] })).options.port, 8090, 'the usual setup passes')
+})
+
+t.test('an upstream pasted with its endpoint is refused at start', async t => {
+  t.throws(() => resolveOptions(input(t, { argv: ['--upstream', 'http://host:8642/v1/chat/completions'] })),
+    new ConfigError('--upstream: ends in the endpoint "/chat/completions"; give the base URL, e.g. "http://host:8642/v1"'), 'names what to write instead')
+})
+
+t.test('a weak signing key is refused at start, from any source', async t => {
+  const dir = t.testdir({ 'example.yaml': readFileSync(join(ROOT, 'config.example.yaml'), 'utf8').replace('# signing-key:', 'signing-key:'), home: {} })
+  t.throws(() => resolveOptions({ argv: ['--config', 'example.yaml'], env: {}, cwd: dir, homedir: join(dir, 'home') }),
+    { message: /^example\.yaml: signing-key: must be a secret of your own, not the placeholder from config\.example\.yaml \(e\.g\. openssl rand -hex 32\) \(line \d+\)$/ },
+    'the example file\'s key, uncommented')
+  t.throws(() => resolveOptions(input(t, { env: { IMAGEGATE_SIGNING_KEY: 'x'.repeat(40) } })),
+    new ConfigError('IMAGEGATE_SIGNING_KEY: must use at least 8 different characters, got 1 (e.g. openssl rand -hex 32)'), 'one character repeated')
+})
+
+function resolveSourcesWith (given: ResolveInput, localAddresses: string[]): void {
+  const flags = readFlags(given.argv)
+  const fromEnv = readEnv(given.env)
+  const configFile = flags.config ?? fromEnv.config
+  const fromFile = configFile === undefined ? {} : loadConfigFile(configFile, given.cwd, given.homedir)
+  resolveSources([flags.values, fromEnv.values, fromFile], { ...given, localAddresses })
+}
