@@ -42,3 +42,6 @@ export const upstreamBroken = (cause: unknown): ImagegateError =>
 
 export const requestTooLarge = (limit: number): ImagegateError =>
   new ImagegateError('request_too_large', 413, 'invalid_request_error', `request body exceeds ${limit} bytes`)
+
+export const loopDetected = (): ImagegateError =>
+  new ImagegateError('loop_detected', 508, 'upstream_error', 'imagegate received a request it had forwarded itself: its upstream leads back to it; set --upstream to the agent backend')

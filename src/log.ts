@@ -30,6 +30,7 @@ export type PrettyFactory = (options: {
   destination?: DestinationStream | number
   translateTime?: string
   ignore?: string
+  singleLine?: boolean
 }) => DestinationStream
 
 export interface DestinationSettings {
@@ -51,7 +52,9 @@ export async function logDestination (given: DestinationStream | undefined, sett
   if (given !== undefined) return given
   if (!(settings.isTTY ?? process.stdout.isTTY === true)) return undefined
   const pretty = await (settings.load ?? loadPretty)()
-  return pretty?.({ destination: settings.output ?? 1, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+  // One event, one line, as in JSON: a request line's fields and a failure's cause stay
+  // on the line of its message, so `grep` finds all of it.
+  return pretty?.({ destination: settings.output ?? 1, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true })
 }
 
 /** pino-pretty is an optional dependency: `npm ci --omit=optional` leaves it out. */
@@ -75,4 +78,30 @@ export function loggerOptions (settings: LoggerSettings): Exclude<FastifyServerO
 export function pathOnly (url: string): string {
   const q = url.indexOf('?')
   return q === -1 ? url : url.slice(0, q)
+}
+
+/** How many causes deep `describeCause` follows a chain (undici nests one or two). */
+const MAX_CAUSES = 4
+
+/**
+ * An expected failure (upstream refused, timed out, cut off) as one line of text: each
+ * error's code and message, then its cause's. No stack: it would point into undici, and
+ * the operator needs the reason, not the call path. Unforeseen errors are still logged
+ * whole under `err`.
+ */
+export function describeCause (err: unknown): string {
+  const parts: string[] = []
+  let current: unknown = err
+  for (let depth = 0; depth < MAX_CAUSES && current !== undefined && current !== null; depth++) {
+    if (!(current instanceof Error)) {
+      parts.push(String(current))
+      break
+    }
+    const { code } = current as { code?: unknown }
+    const message = current.message.replace(/\s+/g, ' ').trim()
+    const named = typeof code === 'string' && !message.includes(code) ? `${code}: ${message}` : message
+    parts.push(named === '' ? current.name : named)
+    current = current.cause
+  }
+  return parts.length === 0 ? 'no cause given' : parts.join('; cause: ')
 }

@@ -68,6 +68,9 @@ export interface Metrics {
   storeEviction: () => void
 }
 
+/** Where Prometheus scrapes. */
+export const METRICS_PATH = '/metrics'
+
 const IMAGES_ROUTE = `${IMAGES_PREFIX}/*`
 const DIGITS = /^\d+$/
 
@@ -148,7 +151,7 @@ export function createMetrics (options: MetricsOptions): Metrics {
 /** `GET /metrics` in Prometheus' text format. */
 export async function registerMetrics (app: FastifyInstance, options: { metrics: Metrics }): Promise<void> {
   const { registry } = options.metrics
-  app.get('/metrics', async (_request, reply) => {
+  app.get(METRICS_PATH, async (_request, reply) => {
     const text = await registry.metrics()
     return reply.header('cache-control', 'no-store').type(registry.contentType).send(text)
   })

@@ -1,30 +1,33 @@
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Fastify, { LogController } from 'fastify'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { DestinationStream } from 'pino'
 import { defaultPublicUrl, isImageLink, publicPath, redactUrl, unmount } from './config/urls.js'
+import { formatAddress, isLoopbackHost, machineAddresses, reachesListener, selfUpstreamMessage } from './config/self-address.js'
 import type { Options } from './config/options.js'
-import { ImagegateError } from './errors.js'
+import { ConfigError, ImagegateError } from './errors.js'
 import { createFileResolver } from './files/resolver.js'
 import type { FileResolver } from './files/resolver.js'
 import { createSigner, loadOrCreateKey } from './files/signing.js'
 import type { Signer } from './files/signing.js'
-import { logDestination, loggerOptions, pathOnly } from './log.js'
-import { createMetrics, registerMetrics } from './metrics.js'
+import { describeCause, logDestination, loggerOptions, pathOnly } from './log.js'
+import { METRICS_PATH, createMetrics, registerMetrics } from './metrics.js'
 import type { Metrics, ReferenceOutcome } from './metrics.js'
 import { createRewriter } from './rewrite/rewriter.js'
 import { createDelivery, fileNameOf } from './delivery.js'
 import type { OnReject } from './delivery.js'
 import { createDataStore } from './files/data-store.js'
 import { findHermesCacheDirs } from './config/cache-dirs.js'
-import { createReadiness, probeUpstream, registerHealth } from './routes/health.js'
+import { HEALTH_PATHS, createReadiness, probeUpstream, registerHealth } from './routes/health.js'
 import { registerImages } from './routes/images.js'
 import { registerProxy } from './routes/proxy.js'
-import type { ActiveStream } from './routes/proxy.js'
+import type { ActiveStream, AnswerSummary, ReferenceTally } from './routes/proxy.js'
 import { createUpstream } from './upstream/client.js'
 import type { UpstreamOptions } from './upstream/client.js'
+import { viaName } from './upstream/headers.js'
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
@@ -49,6 +52,8 @@ export interface Server {
   signer: Signer | undefined
   /** The public URL links point at; set at `listen` when not configured. */
   readonly publicUrl: string
+  /** The address the server is bound to (`0.0.0.0:8090`); set at `listen`. */
+  readonly address: string
   /** Event streams running now. */
   readonly streams: ReadonlySet<ActiveStream>
   listen: () => Promise<string>
@@ -62,15 +67,31 @@ export interface Server {
 const shuttingDown = (): ImagegateError =>
   new ImagegateError('server_shutting_down', 503, 'server_error', 'imagegate is shutting down; the answer was cut')
 
-/** The signer for image links: the configured key, else the one kept in the state folder. */
-function signerFor (options: Options): Signer | undefined {
+/**
+ * Request lines of these routes are written at `debug`: orchestrators and Prometheus ask
+ * every few seconds, and at `info` their lines would bury the requests that matter.
+ */
+const PROBE_ROUTES: ReadonlySet<string> = new Set([...HEALTH_PATHS, METRICS_PATH])
+
+/**
+ * The signer for image links: the configured key, else the one kept in the state folder.
+ * A key generated now is said at start: it is why links in old chats stop working when
+ * the state folder was lost (a container replaced without its volume).
+ */
+function signerFor (options: Options, log: FastifyBaseLogger): Signer | undefined {
   if (options.noSigning) return undefined
-  return createSigner(options.signingKey ?? loadOrCreateKey(options.stateDir).key)
+  if (options.signingKey !== undefined) return createSigner(options.signingKey)
+  const { key, created } = loadOrCreateKey(options.stateDir)
+  if (created) {
+    log.info({ stateDir: options.stateDir }, `generated a new signing key in ${options.stateDir}: image links made with an earlier key no longer work`)
+  }
+  return createSigner(key)
 }
 
 /** Builds the whole application without listening (routes, upstream pool, resolver). */
 export async function buildServer (options: Options, settings: ServerSettings = {}): Promise<Server> {
   const streams = new Set<ActiveStream>()
+  const answers: Answers = new WeakMap()
   const metrics = createMetrics({ activeStreams: () => streams.size, storeBytes: () => store.bytes })
   // The path of the public URL (`/imagegate`): imagegate answers under it as under `/`, so
   // a reverse proxy may forward `/imagegate/images/…` without a rule to strip it.
@@ -93,7 +114,7 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     frameworkErrors: (error, request, reply) => {
       // Fastify's option type is generic over route schemas this server does not use.
       const plain = reply as unknown as FastifyReply
-      observeOnClose(request as unknown as FastifyRequest, plain, metrics)
+      observeOnClose(request as unknown as FastifyRequest, plain, metrics, answers)
       // Every error Fastify hands over here carries its status; the fallback is for the type.
       /* c8 ignore next */
       plain.code(error.statusCode ?? 400).send({ error: { message: 'the request URL is malformed', type: 'invalid_request_error', code: error.code } })
@@ -101,6 +122,7 @@ export async function buildServer (options: Options, settings: ServerSettings = 
   })
 
   let publicUrl = options.publicUrl ?? ''
+  let bound = ''
   const { hermesHome } = options
   const files = createFileResolver({
     cacheDirs: options.cacheDirs,
@@ -113,8 +135,11 @@ export async function buildServer (options: Options, settings: ServerSettings = 
       ? { discover: () => findHermesCacheDirs(hermesHome), onFolderFound: (dir: string) => { app.log.info({ dir }, 'cache folder found') } }
       : {})
   })
-  const signer = signerFor(options)
+  const signer = signerFor(options, app.log)
   const upstream = createUpstream({ base: options.upstream, ...settings.upstreamTimeouts })
+  // Forwarded requests name this instance in `Via`, so that one coming back is caught
+  // whatever address the loop took. Random per server: it says nothing about the host.
+  const via = viaName(randomBytes(6).toString('hex'))
   app.addHook('onClose', async () => { await upstream.close() })
 
   const onReference = (outcome: ReferenceOutcome): void => { metrics.reference(outcome) }
@@ -137,8 +162,10 @@ export async function buildServer (options: Options, settings: ServerSettings = 
 
   app.setErrorHandler((error, request, reply) => {
     if (error instanceof ImagegateError) {
-      // A client mistake is already visible as the status of the request line.
-      request.log[error.statusCode >= 500 ? 'warn' : 'debug']({ err: error }, error.message)
+      // A client mistake is already visible as the status of the request line. Expected
+      // failures are one line with their cause: a stack would only point into undici.
+      const cause = error.cause === undefined ? {} : { cause: describeCause(error.cause) }
+      request.log[error.statusCode >= 500 ? 'warn' : 'debug']({ code: error.code, ...cause }, error.message)
       return reply.code(error.statusCode).send(error.toBody())
     }
     const status = typeof (error as { statusCode?: unknown }).statusCode === 'number' ? (error as { statusCode: number }).statusCode : 500
@@ -147,11 +174,11 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     return reply.code(status).send({ error: { message, type: status >= 500 ? 'server_error' : 'invalid_request_error', code: (error as { code?: string }).code ?? 'error' } })
   })
 
-  app.addHook('onRequest', async (request, reply) => { observeOnClose(request, reply, metrics) })
+  app.addHook('onRequest', async (request, reply) => { observeOnClose(request, reply, metrics, answers) })
 
   const { timeoutMs, ...cache } = settings.readiness ?? {}
   const probe = (): ReturnType<typeof probeUpstream> =>
-    probeUpstream({ upstream, apiKey: options.upstreamApiKey, ...(timeoutMs !== undefined ? { timeoutMs } : {}) })
+    probeUpstream({ upstream, apiKey: options.upstreamApiKey, via: `1.1 ${via}`, ...(timeoutMs !== undefined ? { timeoutMs } : {}) })
   await app.register(registerHealth, { version: VERSION, readiness: createReadiness({ probe, ...cache }) })
   await app.register(registerMetrics, { metrics })
   await app.register(registerImages, { files, signer, onDeliver: (file) => { store.touch(file.realPath) } })
@@ -159,17 +186,20 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     upstream,
     upstreamApiKey: options.upstreamApiKey,
     keepsLocal: isImageLink,
+    viaName: via,
     keepaliveMs: options.keepalive * 1000,
     streams,
     rewriteRequestBody: options.mode === 'data-uri' ? delivery.shortenOwnInline : undefined,
     onUpstreamHeaders: (request, seconds) => { metrics.upstreamFirstByte(routeOf(request), seconds) },
-    newRewriter: (log, repeat, gate) => createRewriter({
+    onAnswer: ({ request, summary }) => { answers.set(request, summary) },
+    newRewriter: ({ request, repeat, gate, tally }) => createRewriter({
       captureGate: gate,
       resolve: delivery.resolveFor(repeat
         ? unreported
         : ({ reason, fileName }) => {
             onReference(reason)
-            log.debug({ reason, name: fileName }, 'reference left alone')
+            tally.left++
+            request.log.debug({ reason, name: fileName }, 'reference left alone')
           }),
       storeDataImage: delivery.storeDataImage,
       // Four base64 characters per three bytes.
@@ -180,11 +210,13 @@ export async function buildServer (options: Options, settings: ServerSettings = 
         : {
             onRewrite: ({ resolved }) => {
               onReference('rewritten')
-              log.debug({ name: resolved.name }, 'reference rewritten')
+              tally.rewritten++
+              request.log.debug({ name: resolved.name }, 'reference rewritten')
             },
             onCodeReference: (dest) => {
               onReference('in-code')
-              log.debug({ reason: 'in-code', name: fileNameOf(dest) }, 'reference left alone')
+              tally.left++
+              request.log.debug({ reason: 'in-code', name: fileNameOf(dest) }, 'reference left alone')
             }
           })
     })
@@ -210,10 +242,26 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     signer,
     streams,
     get publicUrl () { return publicUrl },
+    get address () { return bound },
     async listen () {
-      await app.listen({ port: options.port, host: options.host })
+      // Fastify says "Server listening at …" once per interface; imagegate's own start
+      // line (startServer) says it once, with the public URL. Nothing else logs in between.
+      const level = app.log.level
+      app.log.level = 'silent'
+      try {
+        await app.listen({ port: options.port, host: options.host })
+      } finally {
+        app.log.level = level
+      }
       // A TCP listener (never a pipe): its address is host and port.
-      const { port } = app.server.address() as AddressInfo
+      const { port, address } = app.server.address() as AddressInfo
+      bound = formatAddress({ host: address, port })
+      // Port 0 is chosen only now, so the check of the resolved options could not see it.
+      const listening = { host: options.host, port }
+      if (reachesListener(options.upstream, listening, machineAddresses())) {
+        await app.close()
+        throw new ConfigError(`upstream: ${selfUpstreamMessage(options.upstream, listening)}`)
+      }
       if (options.publicUrl === undefined) publicUrl = defaultPublicUrl(options.host, port)
       return defaultPublicUrl(options.host, port)
     },
@@ -222,18 +270,21 @@ export async function buildServer (options: Options, settings: ServerSettings = 
 }
 
 /** Starts imagegate as the CLI does: builds, listens, logs where it can be reached. */
-export async function startServer (options: Options, extra: { warnings?: string[] } & ServerSettings = {}): Promise<{ url: string, close: () => Promise<void> }> {
+export async function startServer (options: Options, extra: { warnings?: string[] } & ServerSettings = {}): Promise<{ url: string, publicUrl: string, address: string, close: () => Promise<void> }> {
   const server = await buildServer(options, extra)
   for (const warning of extra.warnings ?? []) server.app.log.warn(warning)
   const url = await server.listen()
   server.app.log.info({
-    url,
+    address: server.address,
     publicUrl: server.publicUrl,
     upstream: redactUrl(options.upstream),
     cacheDirs: options.cacheDirs,
     storeDir: options.storeDir
-  }, `imagegate listening on ${url}`)
-  return { url, close: server.close }
+  }, `imagegate listening on http://${server.address}; image links start with ${server.publicUrl}`)
+  if (options.noSigning && !isLoopbackHost(options.host)) {
+    server.app.log.warn({ address: server.address }, `--no-signing on ${server.address}: anyone who can reach this address can fetch every deliverable file by its name`)
+  }
+  return { url, publicUrl: server.publicUrl, address: server.address, close: server.close }
 }
 
 /**
@@ -242,22 +293,33 @@ export async function startServer (options: Options, extra: { warnings?: string[
  * Fastify never runs for a client that went away mid-stream, and those are the requests
  * an operator looks for.
  */
-function observeOnClose (request: FastifyRequest, reply: FastifyReply, metrics: Metrics): void {
+function observeOnClose (request: FastifyRequest, reply: FastifyReply, metrics: Metrics, answers: Answers): void {
   reply.raw.once('close', () => {
     const finished = reply.raw.writableFinished
     // Before headers went out there is no status to report.
     const status = finished || reply.raw.headersSent ? reply.statusCode : undefined
-    request.log.info({
+    const route = routeOf(request)
+    const line = {
       method: request.method,
       // As received: with the public URL's path, if the client sent it.
       url: pathOnly(request.originalUrl),
       ...(status !== undefined ? { statusCode: status } : {}),
       ms: Math.round(reply.elapsedTime),
       ...(finished ? {} : { aborted: true })
-    }, 'request')
-    metrics.request({ method: request.method, route: routeOf(request), status, finished, contentLength: reply.getHeader('content-length') })
+    }
+    const write = (answer?: AnswerSummary): void => {
+      request.log[route !== undefined && PROBE_ROUTES.has(route) ? 'debug' : 'info']({ ...line, ...answer }, 'request')
+    }
+    // A stream whose client left ends (`aborted`) just after this event.
+    const answer = answers.get(request)
+    if (answer === undefined) write()
+    else void answer.then(write)
+    metrics.request({ method: request.method, route, status, finished, contentLength: reply.getHeader('content-length') })
   })
 }
+
+/** Each rewritten answer's summary, by request, until its request line is written. */
+type Answers = WeakMap<FastifyRequest, Promise<AnswerSummary>>
 
 /** The route pattern a request matched (`/images/*`), never its URL; undefined for none. */
 function routeOf (request: FastifyRequest): string | undefined {

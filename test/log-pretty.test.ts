@@ -38,7 +38,7 @@ t.test('stdout decides by default; pretty lines go to stdout', async t => {
   let asked: unknown
   const destination = await logDestination(undefined, { isTTY: true, load: async () => (options) => { asked = options; return out } })
   t.equal(destination, out, 'the stream pino-pretty made')
-  t.same(asked, { destination: 1, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }, 'writing to stdout (fd 1), local time, without pid and host name')
+  t.same(asked, { destination: 1, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true }, 'writing to stdout (fd 1), local time, without pid and host name, one line per event')
 })
 
 t.test('JSON on a terminal when pino-pretty is not installed', async t => {

@@ -3,11 +3,11 @@ import path from 'node:path'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import t from 'tap'
-import { REDACT_PATHS, loggerOptions, pathOnly } from '../src/log.js'
+import { REDACT_PATHS, describeCause, logDestination, loggerOptions, pathOnly } from '../src/log.js'
 import { DEFAULT_MAX_BODY_SIZE } from '../src/routes/proxy.js'
 import { startGate } from './fixtures/gate.js'
 import { CONTAINER_DIR, IMAGE_NAME, IMAGE_PATH, PNG, SECRET as SECRET_FILE, cacheWithImage } from './fixtures/hermes.js'
-import { open, receive, responseOf, send } from './fixtures/http.js'
+import { open, receive, responseOf, send, waitFor } from './fixtures/http.js'
 import { DONE, chunk, contentEvents, sse, startMockUpstream } from './fixtures/mock-upstream.js'
 
 const CLIENT_SECRET = 'sk-client-SECRET-0b7c'
@@ -108,8 +108,7 @@ t.test('a server run logs one line per request and no secret', async t => {
     ['GET', '/v1/models', 502],
     ['POST', '/v1/embeddings', 413],
     ['GET', `/images/${name}`, 200],
-    ['GET', '/images/passwd', 404],
-    ['GET', '/healthz', 200]
+    ['GET', '/images/passwd', 404]
   ]
   const logs = gate.logs
   const byRequest = new Map<unknown, Array<Record<string, unknown>>>()
@@ -123,6 +122,8 @@ t.test('a server run logs one line per request and no secret', async t => {
     t.equal(lines.length, 1, `${method} ${url}: exactly one info line`)
     t.match(lines[0], { msg: 'request', method, url, statusCode, ms: Number }, `${method} ${url}: method, path and status`)
   }
+
+  t.match(logs.filter((line) => line.url === '/healthz'), [{ level: 20, msg: 'request', statusCode: 200 }], 'the probe\'s request line is at debug')
 
   const raw = gate.rawLogs.join('\n')
   t.notOk(raw.includes(CLIENT_SECRET), 'the client\'s Authorization value never appears')
@@ -188,4 +189,123 @@ t.test('each reference left alone is logged once at debug, with its reason and f
   t.notOk(text.includes(dir), 'never a folder of the path')
   t.notOk(text.includes(QUERY_SECRET), 'never a signature or query')
   t.notOk(text.includes(CONTAINER_DIR), 'not the agent\'s folders either')
+})
+
+/** The request line of the request to `url`, once it is written. */
+async function requestLine (gate: { logs: Array<Record<string, unknown>> }, url: string): Promise<Record<string, unknown>> {
+  const find = (): Record<string, unknown> | undefined => gate.logs.find((line) => line.msg === 'request' && line.url === url)
+  await waitFor(() => find() !== undefined, `the request line of ${url}`)
+  return find() ?? {}
+}
+
+t.test('at info, a rewritten answer\'s request line counts its references and says how its stream ended', async t => {
+  const { cache } = cacheWithImage(t)
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], logLevel: 'info', shutdownGrace: 0 })
+  // One deliverable file, a missing one and a web URL: one rewritten, two left.
+  const text = ['Here: ![a](', IMAGE_PATH, ') ![b](/tmp/nope.png) ![c](https://example.org/c.png)']
+  const answer = [chunk({ role: 'assistant' }), ...contentEvents(text)]
+
+  upstream.handle(sse([...answer, chunk({}, { finish: 'stop' }), DONE]))
+  await send(gate.url, { method: 'POST', path: '/v1/chat/completions?case=done', body: '{}' })
+  t.match(await requestLine(gate, '/v1/chat/completions'), { level: 30, statusCode: 200, rewritten: 1, left: 2, stream: 'done' }, '[DONE]: done')
+
+  upstream.handle(sse([...answer, chunk({}, { finish: 'stop' })]))
+  await send(gate.url, { method: 'POST', path: '/chat/completions', body: '{}' })
+  t.match(await requestLine(gate, '/chat/completions'), { rewritten: 1, left: 2, stream: 'eof' }, 'the upstream closed after the finish: eof')
+
+  upstream.handle(sse(answer, { destroy: true }))
+  await send(gate.url, { method: 'POST', path: '/v1//chat/completions', body: '{}' })
+  t.match(await requestLine(gate, '/v1//chat/completions'), { rewritten: 1, left: 2, stream: 'upstream-error' }, 'the upstream broke off: upstream-error')
+
+  upstream.handle(sse(answer, { end: false }))
+  const req = open(gate.url, { method: 'POST', path: '//v1/chat/completions', headers: { 'content-type': 'application/json' } })
+  const res = await responseOf(req.end('{}'))
+  await new Promise((resolve) => res.once('data', resolve))
+  req.destroy()
+  t.match(await requestLine(gate, '//v1/chat/completions'), { aborted: true, stream: 'aborted' }, 'the client left: aborted')
+
+  upstream.handle((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: text.join('') }, finish_reason: 'stop' }] }))
+  })
+  await send(gate.url, { method: 'POST', path: '//chat/completions', body: '{}' })
+  const json = await requestLine(gate, '//chat/completions')
+  t.match(json, { statusCode: 200, rewritten: 1, left: 2 }, 'a JSON answer: the counts')
+  t.notOk('stream' in json, 'and no stream')
+
+  upstream.handle((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[]}') })
+  await send(gate.url, { path: '/v1/models' })
+  const passed = await requestLine(gate, '/v1/models')
+  t.notOk('rewritten' in passed || 'left' in passed || 'stream' in passed, 'a passed-through answer has neither')
+
+  upstream.handle(sse(answer, { end: false }))
+  const running = open(gate.url, { method: 'POST', path: '/v1///chat/completions', headers: { 'content-type': 'application/json' } })
+  const runningRes = await responseOf(running.end('{}'))
+  runningRes.resume()
+  await new Promise((resolve) => runningRes.once('data', resolve))
+  await gate.close()
+  t.match(await requestLine(gate, '/v1///chat/completions'), { statusCode: 200, rewritten: 1, left: 2, stream: 'stopped' }, 'cut at shutdown: stopped')
+})
+
+t.test('an expected failure is one warning with its cause and no stack, in JSON', async t => {
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const refusedGate = await startGate(t, { upstream: 'http://127.0.0.1:9/v1', logLevel: 'info' })
+  const refused = await send(refusedGate.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })
+  t.equal(refused.status, 502, 'refused: 502')
+  const [refusedLine, ...moreRefused] = refusedGate.logs.filter((line) => line.level === 40)
+  t.match(refusedLine, { msg: 'imagegate could not reach the upstream API', code: 'upstream_unreachable', cause: 'connect ECONNREFUSED 127.0.0.1:9' }, 'refused: the message, the code and the cause')
+  t.same(moreRefused, [], 'refused: one line')
+
+  upstream.handle(() => {}) // never answers
+  const slowGate = await startGate(t, { upstream: upstream.url, logLevel: 'info' }, { upstreamTimeouts: { headersTimeout: 100 } })
+  const slow = await send(slowGate.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })
+  t.equal(slow.status, 504, 'timed out: 504')
+  const timeoutLines = slowGate.logs.filter((line) => line.level === 40)
+  t.match(timeoutLines, [{ msg: 'the upstream API did not answer in time', code: 'upstream_timeout', cause: 'UND_ERR_HEADERS_TIMEOUT: Headers Timeout Error' }], 'timed out: one line with the cause')
+
+  upstream.handle(sse(contentEvents(['half an answer']), { destroy: true }))
+  await send(slowGate.url, { method: 'POST', path: '/v1/chat/completions', body: '{"stream":true}' })
+  await waitFor(() => slowGate.logs.some((line) => line.msg === 'upstream stream failed'), 'the mid-stream failure')
+  t.match(slowGate.logs.find((line) => line.msg === 'upstream stream failed'), { level: 40, cause: /^UND_ERR_SOCKET: other side closed/ }, 'cut mid-stream: the cause')
+
+  for (const line of [...refusedGate.rawLogs, ...slowGate.rawLogs]) {
+    t.notMatch(line, /"err"|"stack"|\\n\s+at /, 'no error object and no stack in any line')
+  }
+})
+
+t.test('an expected failure is one line in pretty mode too', async t => {
+  const chunks: string[] = []
+  const output = new Writable({ write (chunk: Buffer, _encoding, callback) { chunks.push(chunk.toString('utf8')); callback() } })
+  const pretty = await logDestination(undefined, { isTTY: true, output })
+  const gate = await startGate(t, { upstream: 'http://127.0.0.1:9/v1', logLevel: 'info' }, pretty === undefined ? {} : { logStream: pretty })
+  // startGate reads JSON lines; here the lines go to pino-pretty instead.
+  t.ok(pretty !== undefined, 'pino-pretty is installed')
+  await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })
+  await waitFor(() => chunks.join('').includes('"msg":"request"') || /INFO.*request/.test(chunks.join('')), 'the request line')
+  const lines = chunks.join('').split('\n').filter((line) => line.length > 0)
+  const failure = lines.filter((line) => line.includes('could not reach'))
+  t.equal(failure.length, 1, 'one line for the failure')
+  t.match(failure[0], /WARN.*imagegate could not reach the upstream API.*"code":"upstream_unreachable".*"cause":"connect ECONNREFUSED 127\.0\.0\.1:9"/, 'level, message, code and cause on it')
+  t.notOk(lines.some((line) => /^\s+at /.test(line)), 'no stack lines')
+  t.match(lines.find((line) => line.includes('request')), /INFO.*request.*"method":"POST".*"statusCode":502/, 'the request line is one line as well')
+})
+
+t.test('describeCause: codes, messages and causes on one line', async t => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' })
+  const cases: Array<[string, unknown, string]> = [
+    ['a code already in the message', refused, 'connect ECONNREFUSED 127.0.0.1:9'],
+    ['a code that is not', Object.assign(new Error('Headers Timeout Error'), { code: 'UND_ERR_HEADERS_TIMEOUT' }), 'UND_ERR_HEADERS_TIMEOUT: Headers Timeout Error'],
+    ['a chain of causes', new Error('fetch failed', { cause: refused }), 'fetch failed; cause: connect ECONNREFUSED 127.0.0.1:9'],
+    ['line breaks', new Error('first\n  second'), 'first second'],
+    ['no message', new TypeError(''), 'TypeError'],
+    ['not an error', 'socket hang up', 'socket hang up'],
+    ['a cause that is not an error', new Error('outer', { cause: 42 }), 'outer; cause: 42'],
+    ['nothing', undefined, 'no cause given']
+  ]
+  for (const [label, err, expected] of cases) t.equal(describeCause(err), expected, label)
+  let deep: Error = new Error('level 0')
+  for (let i = 1; i < 10; i++) deep = new Error(`level ${i}`, { cause: deep })
+  t.equal(describeCause(deep), 'level 9; cause: level 8; cause: level 7; cause: level 6', 'at most four levels')
 })

@@ -95,7 +95,7 @@ t.test('startServer without warnings logs none', async t => {
   const server = await startServer(options('http://127.0.0.1:9/v1', cache), { logStream: logs.stream })
   t.teardown(() => server.close())
   t.same(logs.lines().filter((line) => line.level === 40), [], 'no warning lines')
-  t.ok(logs.lines().some((line) => line.msg === `imagegate listening on ${server.url}`), 'the start line')
+  t.ok(logs.lines().some((line) => line.msg === `imagegate listening on http://${server.address}; image links start with ${server.url}`), 'the start line')
 })
 
 t.test('startServer listens, says where, and closes', async t => {
@@ -111,10 +111,11 @@ t.test('startServer listens, says where, and closes', async t => {
 
   t.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/, 'resolves with the URL it listens on')
   const listening = logs.lines().find((line) => typeof line.msg === 'string' && line.msg.startsWith('imagegate listening on'))
+  t.equal(server.address, server.url.replace('http://', ''), 'bound to the address asked for')
   t.match(listening, {
     level: 30,
-    msg: `imagegate listening on ${server.url}`,
-    url: server.url,
+    msg: `imagegate listening on http://${server.address}; image links start with ${server.url}`,
+    address: server.address,
     publicUrl: server.url,
     upstream: upstream.url.replace('http://', 'http://***@'),
     cacheDirs: [cache]
@@ -168,4 +169,59 @@ t.test('the home folder setting is what ~/ stands for', async t => {
   const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [`${dir}/cache`] }, { homedir: dir })
   const res = await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })
   t.equal(contentOf(res.text), `![a](${gate.link('sub/deep.png')})`, 'the reference resolves below it')
+})
+
+t.test('the start line says the real bind address next to the public URL, once', async t => {
+  const { cache } = cacheWithImage(t)
+  const logs = sink()
+  const server = await startServer(options('http://127.0.0.1:9/v1', cache, { host: '0.0.0.0' }), { logStream: logs.stream })
+  t.teardown(() => server.close())
+  const port = new URL(server.url).port
+  t.equal(server.address, `0.0.0.0:${port}`, 'the bind address')
+  t.equal(server.publicUrl, `http://localhost:${port}`, 'the public URL, for a browser on this machine')
+  const lines = logs.lines()
+  t.match(lines.filter((line) => /listening/i.test(String(line.msg))), [{
+    level: 30,
+    msg: `imagegate listening on http://0.0.0.0:${port}; image links start with http://localhost:${port}`,
+    address: `0.0.0.0:${port}`,
+    publicUrl: `http://localhost:${port}`
+  }], 'one line, imagegate\'s own: Fastify\'s "Server listening at" lines (one per interface) are not written')
+  t.same(lines.filter((line) => Number(line.level) >= 40), [], 'signed links: no warning on a wildcard address')
+})
+
+t.test('--no-signing on an address other machines reach is warned about; on loopback it is not', async t => {
+  const { cache } = cacheWithImage(t)
+  const open = sink()
+  const wide = await startServer(options('http://127.0.0.1:9/v1', cache, { host: '0.0.0.0', noSigning: true }), { logStream: open.stream })
+  t.teardown(() => wide.close())
+  t.match(open.lines().filter((line) => line.level === 40), [{
+    msg: `--no-signing on ${wide.address}: anyone who can reach this address can fetch every deliverable file by its name`,
+    address: wide.address
+  }], 'one warning naming the address')
+  const local = sink()
+  const narrow = await startServer(options('http://127.0.0.1:9/v1', cache, { noSigning: true }), { logStream: local.stream })
+  t.teardown(() => narrow.close())
+  t.same(local.lines().filter((line) => line.level === 40), [], 'none on 127.0.0.1')
+})
+
+t.test('a newly generated signing key is said at start; a kept one is not', async t => {
+  const { dir, cache } = cacheWithImage(t)
+  const stateDir = `${dir}/state`
+  const first = sink()
+  const server = await startServer(options('http://127.0.0.1:9/v1', cache, { stateDir }), { logStream: first.stream })
+  await server.close()
+  t.match(first.lines().filter((line) => String(line.msg).includes('signing key')), [{
+    level: 30,
+    msg: `generated a new signing key in ${stateDir}: image links made with an earlier key no longer work`,
+    stateDir
+  }], 'the first start says so, and what it means for old links')
+  t.notOk(first.raw.join('\n').includes(fs.readFileSync(`${stateDir}/signing-key`, 'utf8').trim()), 'without the key')
+  const again = sink()
+  const restarted = await startServer(options('http://127.0.0.1:9/v1', cache, { stateDir }), { logStream: again.stream })
+  t.teardown(() => restarted.close())
+  t.same(again.lines().filter((line) => String(line.msg).includes('signing key')), [], 'a restart with the kept key says nothing')
+  const configured = sink()
+  const withKey = await startServer(options('http://127.0.0.1:9/v1', cache, { stateDir: `${dir}/other-state`, signingKey: '9b1e4f0a6c2d8e73b5a1c9f04d6e2a87' }), { logStream: configured.stream })
+  t.teardown(() => withKey.close())
+  t.same(configured.lines().filter((line) => String(line.msg).includes('signing key')), [], 'nor does a configured key')
 })

@@ -6,6 +6,9 @@
 import type { FastifyInstance } from 'fastify'
 import type { Upstream } from '../upstream/client.js'
 
+/** Liveness and readiness probes, which orchestrators ask every few seconds. */
+export const HEALTH_PATHS = ['/healthz', '/readyz'] as const
+
 /** How long the readiness probe waits for the upstream's answer. */
 export const DEFAULT_READINESS_TIMEOUT_MS = 2000
 /** How long a readiness answer is reused, so that frequent probes do not reach the agent. */
@@ -59,27 +62,42 @@ export interface ProbeOptions {
   upstream: Upstream
   /** Sent as a bearer token when set, as for proxied requests. */
   apiKey: string | undefined
+  /** This instance's `Via` entry, as forwarded requests carry it: a loop answers 508. */
+  via?: string | undefined
   timeoutMs?: number
 }
 
 // Error codes are fixed identifiers (ECONNREFUSED, UND_ERR_SOCKET): safe to show.
 const ERROR_CODE = /^[A-Z][A-Z0-9_]*$/
 
+/** Readiness reasons for answers that say what to change rather than that the agent is down. */
+const STATUS_REASONS: ReadonlyMap<number, string> = new Map([
+  // An OpenAI-compatible API always has /models: the base URL is wrong (a path pasted
+  // with an endpoint, a missing prefix), and every chat would 404 as well.
+  [404, 'upstream answered 404 to GET /models: --upstream is not the API\'s base URL (such as http://host:8642/v1)'],
+  [508, 'upstream answered 508: --upstream leads back to imagegate (a loop)']
+])
+
 /**
- * One cheap `GET <upstream>/models` through the proxy's own pool. Any answer below 500
- * means the agent is up: a 401 only says that this probe carries no valid key.
+ * One cheap `GET <upstream>/models` through the proxy's own pool. Any other answer below
+ * 500 means the agent is up: a 401 only says that this probe carries no valid key.
  */
 export async function probeUpstream (options: ProbeOptions): Promise<Readiness> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_READINESS_TIMEOUT_MS
-  const { upstream, apiKey } = options
+  const { upstream, apiKey, via } = options
   try {
     const { statusCode, body } = await upstream.dispatcher.request({
       path: upstream.pathFor('/models'),
       method: 'GET',
-      headers: apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` },
+      headers: {
+        ...(apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` }),
+        ...(via === undefined ? {} : { via })
+      },
       signal: AbortSignal.timeout(timeoutMs)
     })
     await body.dump()
+    const reason = STATUS_REASONS.get(statusCode)
+    if (reason !== undefined) return { ready: false, reason }
     return statusCode < 500 ? READY : { ready: false, reason: `upstream answered ${statusCode}` }
   } catch (err) {
     return { ready: false, reason: describeFailure(err, timeoutMs) }
@@ -101,8 +119,9 @@ export interface HealthOptions {
 
 export async function registerHealth (app: FastifyInstance, options: HealthOptions): Promise<void> {
   const { version, readiness } = options
-  app.get('/healthz', async () => ({ status: 'ok', version }))
-  app.get('/readyz', async (_request, reply) => {
+  const [healthz, readyz] = HEALTH_PATHS
+  app.get(healthz, async () => ({ status: 'ok', version }))
+  app.get(readyz, async (_request, reply) => {
     const result = await readiness.check()
     reply.header('cache-control', 'no-store')
     if (result.ready) return { status: 'ready' }

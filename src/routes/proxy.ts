@@ -2,13 +2,14 @@ import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
-import { requestTooLarge, upstreamBroken } from '../errors.js'
+import { loopDetected, requestTooLarge, upstreamBroken } from '../errors.js'
 import type { ImagegateError } from '../errors.js'
 import { createEventStream } from '../sse/event-stream.js'
 import type { CaptureGate, Rewriter } from '../rewrite/rewriter.js'
 import { classifyUpstreamError } from '../upstream/client.js'
 import type { Upstream } from '../upstream/client.js'
-import { clientResponseHeaders, upstreamRequestHeaders } from '../upstream/headers.js'
+import { clientResponseHeaders, upstreamRequestHeaders, viaIncludes } from '../upstream/headers.js'
+import { describeCause } from '../log.js'
 import { pumpEvents } from './event-pump.js'
 import { NOT_FOUND_BODY } from './images.js'
 import type { PumpEnd } from './event-pump.js'
@@ -29,15 +30,43 @@ export interface ActiveStream {
   readonly done: Promise<PumpEnd>
 }
 
+/** References in one answer: rewritten, and left as the model wrote them. */
+export interface ReferenceTally {
+  rewritten: number
+  left: number
+}
+
+/** What became of one rewritten answer, for its request line. */
+export interface AnswerSummary extends ReferenceTally {
+  /** How an event stream ended; absent for a JSON answer. */
+  stream?: PumpEnd
+}
+
+export interface RewriterContext {
+  request: FastifyRequest
+  /**
+   * Text the stream already rewrote piece by piece (the Responses API's `*.done`
+   * objects), whose references must not be counted again.
+   */
+  repeat: boolean
+  /** Shared by the rewriters of one response (one inline image at a time). */
+  gate?: CaptureGate | undefined
+  /** The answer's counts, to add each reference to (unless `repeat`). */
+  tally: ReferenceTally
+}
+
 export interface ProxyOptions {
   upstream: Upstream
   upstreamApiKey: string | undefined
   /**
-   * A fresh rewriter for one text stream, logging through `log`. `repeat` marks text the
-   * stream already rewrote piece by piece (the Responses API's `*.done` objects), whose
-   * references must not be counted again.
+   * This instance's name in `Via` headers. Forwarded requests carry it; one that
+   * arrives with it already went round a loop and is refused with 508.
    */
-  newRewriter: (log: FastifyRequest['log'], repeat: boolean, gate?: CaptureGate) => Rewriter
+  viaName: string
+  /** A fresh rewriter for one text stream. */
+  newRewriter: (context: RewriterContext) => Rewriter
+  /** Each rewritten answer, with a summary that settles once the answer is complete. */
+  onAnswer?: (answer: { request: FastifyRequest, summary: Promise<AnswerSummary> }) => void
   /** Seconds from sending a request upstream to its response head (metrics). */
   onUpstreamHeaders?: (request: FastifyRequest, seconds: number) => void
   /** Milliseconds of upstream silence before a keep-alive comment; 0 = never. */
@@ -93,14 +122,16 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
     return forward(request, reply, undefined)
   })
 
-  function rewriteWhole (request: FastifyRequest, repeat: boolean): (text: string) => string {
+  function rewriteWhole (request: FastifyRequest, repeat: boolean, tally: ReferenceTally): (text: string) => string {
     return (text) => {
-      const rewriter = options.newRewriter(request.log, repeat)
+      const rewriter = options.newRewriter({ request, repeat, tally })
       return rewriter.push(text) + rewriter.end()
     }
   }
 
   async function forward (request: FastifyRequest, reply: FastifyReply, protocol: Protocol | undefined): Promise<FastifyReply> {
+    // Before anything else: a looping request must not reach the upstream once more.
+    if (viaIncludes(request.headers.via, options.viaName)) throw loopDetected()
     const rewrite = protocol !== undefined
     const declared = Number(request.headers['content-length'])
     if (declared > maxBodySize) throw refuseTooLarge(request, maxBodySize)
@@ -114,7 +145,8 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
     const method = request.method as Dispatcher.HttpMethod
     const hasBody = method !== 'GET' && method !== 'HEAD'
     let tooLarge = false
-    const outgoing = upstreamRequestHeaders(request.headers, { apiKey: options.upstreamApiKey, identity: rewrite })
+    const via = `${request.raw.httpVersion} ${options.viaName}`
+    const outgoing = upstreamRequestHeaders(request.headers, { apiKey: options.upstreamApiKey, identity: rewrite, via })
     let body: Readable | Buffer | undefined
     if (hasBody && protocol !== undefined && options.rewriteRequestBody !== undefined) {
       // The history is read whole only when it has to change (data-uri mode).
@@ -164,7 +196,9 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
       if (read.whole) {
         const raw = Buffer.concat(read.chunks)
         const text = raw.toString('utf8')
-        const rewritten = protocol.rewriteBody(text, rewriteWhole(request, false))
+        const tally: ReferenceTally = { rewritten: 0, left: 0 }
+        const rewritten = protocol.rewriteBody(text, rewriteWhole(request, false, tally))
+        options.onAnswer?.({ request, summary: Promise.resolve(tally) })
         // Bytes, not a string: Fastify would add `; charset=utf-8` to the upstream's
         // content-type, and an unchanged body keeps even bytes that are not UTF-8.
         const out = rewritten === text ? raw : Buffer.from(rewritten, 'utf8')
@@ -185,7 +219,9 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
   function streamEvents (request: FastifyRequest, reply: FastifyReply, protocol: Protocol, response: Dispatcher.ResponseData, controller: AbortController): FastifyReply {
     // One inline image body at a time per response, whatever the number of choices.
     const gate: CaptureGate = { busy: false }
-    const handler = protocol.newHandler(() => options.newRewriter(request.log, false, gate), rewriteWhole(request, true))
+    const tally: ReferenceTally = { rewritten: 0, left: 0 }
+    // Repeated text is not counted: the tally it gets is thrown away.
+    const handler = protocol.newHandler(() => options.newRewriter({ request, repeat: false, gate, tally }), rewriteWhole(request, true, { rewritten: 0, left: 0 }))
     reply.hijack()
     reply.raw.writeHead(response.statusCode, { ...clientResponseHeaders(response.headers, true), ...SSE_HEADERS })
     const pump = pumpEvents(reply.raw, response.body, createEventStream(handler), {
@@ -193,8 +229,9 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
       abort: () => { controller.abort() },
       keepaliveMs: options.keepaliveMs,
       complete: () => handler.complete,
-      onUpstreamError: (err) => { request.log.warn({ err }, 'upstream stream failed') }
+      onUpstreamError: (err) => { request.log.warn({ cause: describeCause(err) }, 'upstream stream failed') }
     })
+    options.onAnswer?.({ request, summary: pump.done.then((stream) => ({ ...tally, stream })) })
     const { streams } = options
     if (streams !== undefined) {
       streams.add(pump)

@@ -15,6 +15,24 @@ export interface RequestHeaderOptions {
   apiKey: string | undefined
   /** The response will be parsed, so ask for it uncompressed. */
   identity: boolean
+  /** This proxy's `Via` entry (`1.1 imagegate-…`), added after the client's. */
+  via?: string | undefined
+}
+
+/** This instance's name in `Via` headers: a random id, so it says nothing about the host or its keys. */
+export function viaName (id: string): string {
+  return `imagegate-${id}`
+}
+
+/**
+ * Whether a request already passed through the proxy named `name`: its `Via` header
+ * (RFC 9110 7.6.3: one `protocol name` entry per proxy, comma-separated) lists it. Only
+ * then can a request have gone round a loop, whatever addresses the loop took.
+ */
+export function viaIncludes (via: string | string[] | undefined, name: string): boolean {
+  if (via === undefined) return false
+  const entries = (Array.isArray(via) ? via.join(',') : via).split(',')
+  return entries.some((entry) => entry.trim().split(/\s+/)[1] === name)
 }
 
 /**
@@ -29,6 +47,7 @@ export function upstreamRequestHeaders (incoming: IncomingHttpHeaders, options: 
     out[name] = value
   }
   if (options.apiKey !== undefined) out.authorization = `Bearer ${options.apiKey}`
+  if (options.via !== undefined) out.via = out.via === undefined ? options.via : `${String(out.via)}, ${options.via}`
   if (options.identity) out['accept-encoding'] = 'identity'
   return out
 }

@@ -75,7 +75,7 @@ t.test('describeFailure gives a timeout or an error code, never a message', asyn
 t.test('GET /readyz: ready when the upstream answers below 500', async t => {
   const upstream = await startMockUpstream(answer(200))
   t.teardown(() => upstream.close())
-  for (const status of [200, 401, 404]) {
+  for (const status of [200, 401, 403]) {
     upstream.handle(answer(status))
     const gate = await startGate(t, { upstream: upstream.url })
     const res = await send(gate.url, { path: '/readyz' })
@@ -85,6 +85,17 @@ t.test('GET /readyz: ready when the upstream answers below 500', async t => {
   }
   t.same(upstream.requests.map((r) => [r.method, r.url]), [['GET', '/v1/models'], ['GET', '/v1/models'], ['GET', '/v1/models']], 'one GET /v1/models each')
   t.equal(upstream.requests[0]?.headers.authorization, undefined, 'no key configured: none sent')
+})
+
+t.test('GET /readyz: a 404 for /models is not ready: the base URL is wrong, and chats would 404 too', async t => {
+  const upstream = await startMockUpstream(answer(404))
+  t.teardown(() => upstream.close())
+  // A base URL with a prefix the agent does not have: /models is /api/v1/models.
+  const gate = await startGate(t, { upstream: upstream.url.replace(/\/v1$/, '/api/v1') })
+  const res = await send(gate.url, { path: '/readyz' })
+  t.equal(res.status, 503, '503')
+  t.equal(res.text, '{"status":"unavailable","reason":"upstream answered 404 to GET /models: --upstream is not the API\'s base URL (such as http://host:8642/v1)"}', 'the whole body, saying what to check')
+  t.same(upstream.requests.map((r) => r.url), ['/api/v1/models'], 'asked once')
 })
 
 t.test('GET /readyz: unavailable on a server error, with the configured key sent and no secret shown', async t => {

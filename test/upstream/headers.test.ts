@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import t from 'tap'
-import { clientResponseHeaders, upstreamRequestHeaders } from '../../src/upstream/headers.js'
+import { clientResponseHeaders, upstreamRequestHeaders, viaIncludes, viaName } from '../../src/upstream/headers.js'
 
 const plain = { apiKey: undefined, identity: false }
 
@@ -71,4 +71,23 @@ t.test('response headers: what never goes back to the client', async t => {
     'x-request-id': 'r1',
     'set-cookie': ['a=1', 'b=2']
   }, 'rewritten: length, encoding and validators of the old body are dropped')
+})
+
+t.test('Via: this proxy\'s entry is added after the client\'s, and found again in a loop', async t => {
+  const name = viaName('0a1b2c3d4e5f')
+  t.equal(name, 'imagegate-0a1b2c3d4e5f', 'the name carries the id only')
+  t.same(upstreamRequestHeaders({}, { ...plain, via: `1.1 ${name}` }).via, `1.1 ${name}`, 'alone')
+  t.same(upstreamRequestHeaders({ via: '1.0 fred, 1.1 p.example.net' }, { ...plain, via: `1.1 ${name}` }).via, `1.0 fred, 1.1 p.example.net, 1.1 ${name}`, 'after the client\'s (RFC 9110 7.6.3)')
+  t.equal(upstreamRequestHeaders({ via: '1.0 fred' }, plain).via, '1.0 fred', 'without an entry of its own: the client\'s unchanged')
+  const cases: Array<[string | string[] | undefined, boolean, string]> = [
+    [undefined, false, 'no Via'],
+    ['1.1 edge', false, 'another proxy'],
+    [`1.1 ${name}`, true, 'this proxy'],
+    [`1.0 fred,1.1 ${name} (imagegate) , 1.1 edge`, true, 'among others, with a comment and odd spacing'],
+    [['1.1 edge', `HTTP/1.1 ${name}`], true, 'in a second header line'],
+    [`1.1 ${name}x`, false, 'a longer name'],
+    [`1.1 x${name}`, false, 'a name ending in it'],
+    [name, false, 'a name without its protocol is no entry']
+  ]
+  for (const [via, expected, label] of cases) t.equal(viaIncludes(via, name), expected, label)
 })
