@@ -80,7 +80,9 @@ export function pumpEvents (res: ServerResponse, source: AsyncIterable<Uint8Arra
           write([...events.end(), errorEvent(new ImagegateError('upstream_event_too_large', 502, 'upstream_error', 'the upstream sent an event larger than imagegate accepts'))])
           return 'too-large'
         }
-        if (!writable) await once(res, 'drain', { signal: options.signal })
+        // write() said to wait, but uncork() may already have handed everything to the
+        // socket (Node 24 does when it fits): then no 'drain' comes, and waiting would hang.
+        if (!writable && res.writableNeedDrain) await once(res, 'drain', { signal: options.signal })
       }
       // EOF without [DONE] and without a finish is a cut answer, never a clean one.
       const rest = events.end()

@@ -66,3 +66,23 @@ t.test('a handler that fails again while the stream ends on an error still sends
   t.equal(end, 'upstream-error', 'ended as an upstream error')
   t.same(errors, [reset, flushFailed], 'both failures reported, the upstream one first')
 })
+
+t.test('a read whose events overflow the response buffer in one cork does not stall the stream', async (t) => {
+  // Just over the response's 64 KiB high-water mark per read: write() says to wait, yet
+  // Node 24's uncork() hands all of it to the socket at once, and no 'drain' follows.
+  // Waiting for one anyway hung every long stream.
+  const event = `data: ${'x'.repeat(200)}\n\n`
+  const reads = [...Array.from({ length: 5 }, () => event.repeat(Math.ceil(65 * 1024 / event.length))), 'data: [DONE]\n\n']
+  async function * source (): AsyncGenerator<Uint8Array> {
+    for (const read of reads) yield new TextEncoder().encode(read)
+  }
+  const passThrough: EventHandler = {
+    onEvent: (e, out) => { out.push(serializeEvent(e)) },
+    flush: () => {},
+    done: false,
+    complete: true
+  }
+  const { text, end } = await pump(t, source(), passThrough)
+  t.equal(end, 'eof', 'the pump reached the end of the source')
+  t.equal(text, reads.join(''), 'every event arrived')
+})
