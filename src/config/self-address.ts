@@ -37,8 +37,7 @@ export function canonicalHost (host: string): string {
   const unbracketed = parsed.startsWith('[') ? parsed.slice(1, -1) : parsed
   const mapped = MAPPED_IPV4.exec(unbracketed)
   if (mapped === null) return unbracketed
-  const high = parseInt(mapped[1] ?? '0', 16)
-  const low = parseInt(mapped[2] ?? '0', 16)
+  const [high, low] = mapped.slice(1).map(hex => parseInt(hex, 16)) as [number, number]
   return [high >> 8, high & 255, low >> 8, low & 255].join('.')
 }
 

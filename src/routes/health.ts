@@ -63,7 +63,7 @@ export interface ProbeOptions {
   /** Sent as a bearer token when set, as for proxied requests. */
   apiKey: string | undefined
   /** This instance's `Via` entry, as forwarded requests carry it: a loop answers 508. */
-  via?: string | undefined
+  via: string
   timeoutMs?: number
 }
 
@@ -89,10 +89,7 @@ export async function probeUpstream (options: ProbeOptions): Promise<Readiness> 
     const { statusCode, body } = await upstream.dispatcher.request({
       path: upstream.pathFor('/models'),
       method: 'GET',
-      headers: {
-        ...(apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` }),
-        ...(via === undefined ? {} : { via })
-      },
+      headers: { via, ...(apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` }) },
       signal: AbortSignal.timeout(timeoutMs)
     })
     await body.dump()
