@@ -203,21 +203,21 @@ t.test('at info, a rewritten answer\'s request line counts its references and sa
   const upstream = await startMockUpstream()
   t.teardown(() => upstream.close())
   const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], logLevel: 'info', shutdownGrace: 0 })
-  // One deliverable file, a missing one and a web URL: one rewritten, two left.
-  const text = ['Here: ![a](', IMAGE_PATH, ') ![b](/tmp/nope.png) ![c](https://example.org/c.png)']
+  // One deliverable file; a missing one, a web URL and one in code: three left.
+  const text = ['Here: ![a](', IMAGE_PATH, ') ![b](/tmp/nope.png) ![c](https://example.org/c.png) `![d](/tmp/d.png)`']
   const answer = [chunk({ role: 'assistant' }), ...contentEvents(text)]
 
   upstream.handle(sse([...answer, chunk({}, { finish: 'stop' }), DONE]))
   await send(gate.url, { method: 'POST', path: '/v1/chat/completions?case=done', body: '{}' })
-  t.match(await requestLine(gate, '/v1/chat/completions'), { level: 30, statusCode: 200, rewritten: 1, left: 2, stream: 'done' }, '[DONE]: done')
+  t.match(await requestLine(gate, '/v1/chat/completions'), { level: 30, statusCode: 200, rewritten: 1, left: 3, stream: 'done' }, '[DONE]: done')
 
   upstream.handle(sse([...answer, chunk({}, { finish: 'stop' })]))
   await send(gate.url, { method: 'POST', path: '/chat/completions', body: '{}' })
-  t.match(await requestLine(gate, '/chat/completions'), { rewritten: 1, left: 2, stream: 'eof' }, 'the upstream closed after the finish: eof')
+  t.match(await requestLine(gate, '/chat/completions'), { rewritten: 1, left: 3, stream: 'eof' }, 'the upstream closed after the finish: eof')
 
   upstream.handle(sse(answer, { destroy: true }))
   await send(gate.url, { method: 'POST', path: '/v1//chat/completions', body: '{}' })
-  t.match(await requestLine(gate, '/v1//chat/completions'), { rewritten: 1, left: 2, stream: 'upstream-error' }, 'the upstream broke off: upstream-error')
+  t.match(await requestLine(gate, '/v1//chat/completions'), { rewritten: 1, left: 3, stream: 'upstream-error' }, 'the upstream broke off: upstream-error')
 
   upstream.handle(sse(answer, { end: false }))
   const req = open(gate.url, { method: 'POST', path: '//v1/chat/completions', headers: { 'content-type': 'application/json' } })
@@ -231,7 +231,7 @@ t.test('at info, a rewritten answer\'s request line counts its references and sa
   })
   await send(gate.url, { method: 'POST', path: '//chat/completions', body: '{}' })
   const json = await requestLine(gate, '//chat/completions')
-  t.match(json, { statusCode: 200, rewritten: 1, left: 2 }, 'a JSON answer: the counts')
+  t.match(json, { statusCode: 200, rewritten: 1, left: 3 }, 'a JSON answer: the counts')
   t.notOk('stream' in json, 'and no stream')
 
   upstream.handle((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[]}') })
@@ -245,7 +245,7 @@ t.test('at info, a rewritten answer\'s request line counts its references and sa
   runningRes.resume()
   await new Promise((resolve) => runningRes.once('data', resolve))
   await gate.close()
-  t.match(await requestLine(gate, '/v1///chat/completions'), { statusCode: 200, rewritten: 1, left: 2, stream: 'stopped' }, 'cut at shutdown: stopped')
+  t.match(await requestLine(gate, '/v1///chat/completions'), { statusCode: 200, rewritten: 1, left: 3, stream: 'stopped' }, 'cut at shutdown: stopped')
 })
 
 t.test('an expected failure is one warning with its cause and no stack, in JSON', async t => {
