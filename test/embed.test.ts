@@ -24,7 +24,7 @@ t.test('createImagegate starts from plain options, logs to the given stream and 
   t.equal(gate.publicUrl, gate.url, 'links use it')
   t.equal(gate.address, gate.url.slice('http://'.length), 'bound there')
   const res = await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })
-  t.match(res.text, `${gate.url}/images/${IMAGE_NAME}?sig=`, 'answers are rewritten')
+  t.match(res.text, new RegExp(`\\]\\(${gate.url}/images/[\\w-]+/${IMAGE_NAME}\\?sig=[\\w-]+\\)`), 'answers are rewritten into signed links')
   t.match(lines.join(''), `imagegate listening on http://${gate.address}`, 'the start line went to the given stream')
 
   await gate.close()

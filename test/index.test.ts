@@ -78,7 +78,7 @@ t.test('npm pack, npm install, import \'imagegate\': start on port 0, answer, cl
   t.equal(fileURLToPath(result.resolved), path.join(fs.realpathSync(dir), 'node_modules', 'imagegate', 'dist', 'index.js'), '\'imagegate\' resolves to the installed copy')
   t.match(result.url, /^http:\/\/127\.0\.0\.1:\d+$/, 'it listened on a port of its own')
   t.equal(result.status, 200, 'the chat request was answered')
-  t.match(result.answer, `${result.url}/images/${IMAGE_NAME}?sig=`, 'with the path rewritten into a signed link')
+  t.match(result.answer, new RegExp(`\\]\\(${result.url}/images/[\\w-]+/${IMAGE_NAME}\\?sig=[\\w-]+\\)`), 'with the path rewritten into a signed link')
   t.same(result.refused, {
     configError: true,
     imagegateError: true,

@@ -31,10 +31,11 @@ export interface ImagegateOptions {
   inlineMaxBytes?: number | undefined
   storeDir?: string | undefined
   dataImageMaxBytes?: number | undefined
+  storeMaxBytes?: number | undefined
 }
 
 // One row per key, so that a key added to KEYS without a name here fails to compile.
-const NAMES: { readonly [name in keyof Required<ImagegateOptions>]: Key } = {
+const NAMES = {
   upstream: 'upstream',
   cacheDirs: 'cache-dir',
   port: 'port',
@@ -51,8 +52,9 @@ const NAMES: { readonly [name in keyof Required<ImagegateOptions>]: Key } = {
   mode: 'mode',
   inlineMaxBytes: 'inline-max-bytes',
   storeDir: 'store-dir',
-  dataImageMaxBytes: 'data-image-max-bytes'
-}
+  dataImageMaxBytes: 'data-image-max-bytes',
+  storeMaxBytes: 'store-max-bytes'
+} as const satisfies { readonly [name in keyof Required<ImagegateOptions>]: Key }
 const everyKeyNamed: [Exclude<Key, typeof NAMES[keyof typeof NAMES]>] extends [never] ? true : never = true
 void everyKeyNamed
 
