@@ -275,6 +275,7 @@ export async function startServer (options: Options, extra: { warnings?: string[
   for (const warning of extra.warnings ?? []) server.app.log.warn(warning)
   const url = await server.listen()
   server.app.log.info({
+    url,
     address: server.address,
     publicUrl: server.publicUrl,
     upstream: redactUrl(options.upstream),

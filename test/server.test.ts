@@ -115,6 +115,7 @@ t.test('startServer listens, says where, and closes', async t => {
   t.match(listening, {
     level: 30,
     msg: `imagegate listening on http://${server.address}; image links start with ${server.url}`,
+    url: server.url,
     address: server.address,
     publicUrl: server.url,
     upstream: upstream.url.replace('http://', 'http://***@'),
@@ -183,6 +184,7 @@ t.test('the start line says the real bind address next to the public URL, once',
   t.match(lines.filter((line) => /listening/i.test(String(line.msg))), [{
     level: 30,
     msg: `imagegate listening on http://0.0.0.0:${port}; image links start with http://localhost:${port}`,
+    url: `http://localhost:${port}`,
     address: `0.0.0.0:${port}`,
     publicUrl: `http://localhost:${port}`
   }], 'one line, imagegate\'s own: Fastify\'s "Server listening at" lines (one per interface) are not written')
