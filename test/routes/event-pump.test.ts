@@ -86,3 +86,35 @@ t.test('a read whose events overflow the response buffer in one cork does not st
   t.equal(end, 'eof', 'the pump reached the end of the source')
   t.equal(text, reads.join(''), 'every event arrived')
 })
+
+t.test('a client that stops reading holds the upstream read until the response drains', async (t) => {
+  const event = `data: ${'x'.repeat(8 * 1024)}\n\n`
+  const read = event.repeat(32)
+  const reads = 128 // 32 MiB: more than the kernel buffers on both sides of a loopback connection
+  let pulled = 0
+  async function * source (): AsyncGenerator<Uint8Array> {
+    for (; pulled < reads; pulled++) yield new TextEncoder().encode(read)
+  }
+  const handler: EventHandler = { onEvent: (e, out) => { out.push(serializeEvent(e)) }, flush: () => {}, done: false, complete: true }
+  let end: Promise<PumpEnd> | undefined
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    const controller = new AbortController()
+    end = pumpEvents(res, source(), createEventStream(handler), {
+      signal: controller.signal, abort: () => { controller.abort() }, keepaliveMs: 0, complete: () => true, onUpstreamError: () => {}
+    }).done
+  })
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  t.teardown(() => { server.close() })
+  const { port } = server.address() as AddressInfo
+  const res = await new Promise<http.IncomingMessage>((resolve) => { http.get({ host: '127.0.0.1', port, path: '/', agent: false }, resolve) })
+  let received = 0
+  await new Promise<void>((resolve) => res.once('data', (piece: Buffer) => { received += piece.length; res.pause(); resolve() }))
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.ok(pulled < reads, `while the client does not read, the source is not read to its end (${pulled} of ${reads} reads)`)
+  res.on('data', (piece: Buffer) => { received += piece.length })
+  res.resume()
+  await new Promise((resolve) => res.once('end', resolve))
+  t.equal(await end, 'eof', 'the pump reached the end once the client read again')
+  t.equal(received, read.length * reads, 'every byte arrived')
+})
