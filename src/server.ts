@@ -188,6 +188,7 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     keepsLocal: isImageLink,
     viaName: via,
     keepaliveMs: options.keepalive * 1000,
+    dropNamedEvents: options.dropNamedEvents,
     streams,
     rewriteRequestBody: options.mode === 'data-uri' ? delivery.shortenOwnInline : undefined,
     onUpstreamHeaders: (request, seconds) => { metrics.upstreamFirstByte(routeOf(request), seconds) },

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { delimiter } from 'node:path'
 import { DEFAULT_HERMES_HOME, HERMES_CACHE_KINDS } from './cache-dirs.js'
 import {
+  COMPACT_IMAGES, DEFAULT_COMPACT_MAX_BYTES, DEFAULT_COMPACT_IMAGES, DEFAULT_COMPACT_MAX_WIDTH, DEFAULT_COMPACT_QUALITY,
   DEFAULT_DATA_IMAGE_MAX_BYTES, DEFAULT_HOST, DEFAULT_INLINE_MAX_BYTES, DEFAULT_KEEPALIVE, DEFAULT_LOG_LEVEL, DEFAULT_MODE,
   DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STATE_DIR, DEFAULT_STORE_MAX_BYTES, DEFAULT_UPSTREAM, LOG_LEVELS, MODES
 } from './options.js'
@@ -43,7 +44,12 @@ const ROWS: readonly FlagHelp[] = [
   { flag: 'inline-max-bytes', arg: 'N', about: 'largest file inlined in data-uri mode', fallback: String(DEFAULT_INLINE_MAX_BYTES) },
   { flag: 'store-dir', arg: 'DIR', about: 'where decoded upstream data: images are kept', fallback: '<state-dir>/store' },
   { flag: 'data-image-max-bytes', arg: 'N', about: 'largest upstream data: image that is stored', fallback: String(DEFAULT_DATA_IMAGE_MAX_BYTES) },
-  { flag: 'store-max-bytes', arg: 'N', about: 'bound on store-dir; least recently used out', fallback: `${DEFAULT_STORE_MAX_BYTES} (512 MiB)` }
+  { flag: 'store-max-bytes', arg: 'N', about: 'bound on store-dir; least recently used out', fallback: `${DEFAULT_STORE_MAX_BYTES} (512 MiB)` },
+  { flag: 'compact-images', arg: 'FORMAT', about: `${COMPACT_IMAGES.join('|')}: smaller images for browsers`, fallback: DEFAULT_COMPACT_IMAGES },
+  { flag: 'compact-quality', arg: 'N', about: 'encoder quality of compact images, 1-100', fallback: String(DEFAULT_COMPACT_QUALITY) },
+  { flag: 'compact-max-width', arg: 'PX', about: 'compact images no wider than this; 0: no limit', fallback: String(DEFAULT_COMPACT_MAX_WIDTH) },
+  { flag: 'compact-max-bytes', arg: 'N', about: 'bound on <state-dir>/compact', fallback: `${DEFAULT_COMPACT_MAX_BYTES} (256 MiB)` },
+  { flag: 'drop-named-events', arg: '', about: 'drop named SSE events from chat streams', fallback: 'off' }
 ]
 
 const COLUMN = 26

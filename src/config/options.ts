@@ -11,6 +11,14 @@ export type Mode = 'link' | 'data-uri'
 
 export const MODES: readonly Mode[] = ['link', 'data-uri']
 
+/**
+ * Which compact rendering of an image browsers that ask for one get: WebP, AVIF (to
+ * browsers that accept it, WebP to the rest), or none (`off`).
+ */
+export type CompactImages = 'webp' | 'avif' | 'off'
+
+export const COMPACT_IMAGES: readonly CompactImages[] = ['webp', 'avif', 'off']
+
 /** Options after every source (flags > env > file > defaults) was merged and validated. */
 export interface Options {
   /** Upstream base URL, normalized: no trailing slash, path ends with `/v1`. */
@@ -45,6 +53,16 @@ export interface Options {
   dataImageMaxBytes: number
   /** Bound on the store's files together; the least recently used go first. */
   storeMaxBytes: number
+  /** Compact renderings of images for browsers that accept them. */
+  compactImages: CompactImages
+  /** Encoder quality of compact renderings, 1–100. */
+  compactQuality: number
+  /** Compact renderings of wider images are scaled down to this width; 0 = never. */
+  compactMaxWidth: number
+  /** Bound on the folder of compact renderings (`<state-dir>/compact`). */
+  compactMaxBytes: number
+  /** Drop named SSE events (`event: hermes.tool.progress`) from chat completions streams. */
+  dropNamedEvents: boolean
   /**
    * The HERMES_HOME searched for cache folders when no source named any: it is searched
    * again for folders created later. undefined when cache folders were given.
@@ -68,6 +86,19 @@ export const DEFAULT_MODE: Mode = 'link'
 export const DEFAULT_INLINE_MAX_BYTES = 96 * 1024
 export const DEFAULT_DATA_IMAGE_MAX_BYTES = 20 * 1024 * 1024
 export { DEFAULT_STORE_MAX_BYTES } from '../files/data-store.js'
+/**
+ * WebP is the default: about 60 ms for a 1024×1024 picture on one core here, where AVIF
+ * takes about 700 ms for a further 20–30 % (see bench/results/latest.md).
+ */
+export const DEFAULT_COMPACT_IMAGES: CompactImages = 'webp'
+/** libwebp's own default; generated pictures show no visible loss at it. */
+export const DEFAULT_COMPACT_QUALITY = 80
+/** Twice a chat column on a high-density screen; wider pictures are scaled down. */
+export const DEFAULT_COMPACT_MAX_WIDTH = 2048
+export const DEFAULT_COMPACT_MAX_BYTES = 256 * 1024 * 1024
+const MAX_QUALITY = 100
+/** libwebp's largest dimension. */
+const MAX_WIDTH = 16383
 /** An HMAC key shorter than this is guessable. */
 const MIN_SIGNING_KEY_LENGTH = 32
 /**
@@ -259,6 +290,27 @@ export function parseMode (raw: Raw): Mode {
   if (mode === undefined) throw invalid(raw.origin, `must be one of ${MODES.join(', ')}`, show(text))
   return mode
 }
+
+export function parseCompactImages (raw: Raw): CompactImages {
+  const text = expectString(raw)
+  const choice = COMPACT_IMAGES.find(name => name === text.toLowerCase())
+  if (choice === undefined) throw invalid(raw.origin, `must be one of ${COMPACT_IMAGES.join(', ')}`, show(text))
+  return choice
+}
+
+/** An integer from `min` to `max`, from YAML (a number) or text. */
+function parseIntegerIn ({ value, origin }: Raw, min: number, max: number): number {
+  const number = typeof value === 'string' && DIGITS.test(value) ? Number(value) : value
+  if (typeof number !== 'number' || !Number.isInteger(number) || number < min || number > max) {
+    throw invalid(origin, `must be an integer from ${min} to ${max}`, show(value))
+  }
+  return number
+}
+
+export const parseQuality = (raw: Raw): number => parseIntegerIn(raw, 1, MAX_QUALITY)
+
+/** A width in pixels; 0 means no limit. */
+export const parseWidth = (raw: Raw): number => parseIntegerIn(raw, 0, MAX_WIDTH)
 
 /**
  * A secret like the API key: never shown, long enough that it cannot be guessed, and not

@@ -3,10 +3,11 @@ import { discoverCacheDirs, expandHome, resolveCacheDirs } from './cache-dirs.js
 import { loadConfigFile } from './config-file.js'
 import { helpText, versionText } from './help.js'
 import {
+  DEFAULT_COMPACT_MAX_BYTES, DEFAULT_COMPACT_IMAGES, DEFAULT_COMPACT_MAX_WIDTH, DEFAULT_COMPACT_QUALITY,
   DEFAULT_DATA_IMAGE_MAX_BYTES, DEFAULT_HOST, DEFAULT_INLINE_MAX_BYTES, DEFAULT_KEEPALIVE, DEFAULT_LOG_LEVEL,
   DEFAULT_MODE, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STATE_DIR, DEFAULT_STORE_MAX_BYTES, DEFAULT_UPSTREAM,
-  configError, expectString, invalid, parseApiKey, parseBoolean, parseBytes, parseHost, parseLogLevel, parseMode, parsePort, parsePublicUrl,
-  parseSeconds, parseSigningKey, parseUpstream, type Options, type Raw
+  configError, expectString, invalid, parseApiKey, parseBoolean, parseBytes, parseCompactImages, parseHost, parseLogLevel, parseMode, parsePort,
+  parsePublicUrl, parseQuality, parseSeconds, parseSigningKey, parseUpstream, parseWidth, type Options, type Raw
 } from './options.js'
 import { machineAddresses, reachesListener, selfUpstreamMessage } from './self-address.js'
 import { readEnv, readFlags, type Key, type RawValues } from './sources.js'
@@ -107,6 +108,11 @@ export function resolveSources (sources: readonly RawValues[], { env, cwd, homed
     storeDir: value('store-dir', folder, () => resolvePath(stateDir, 'store')),
     dataImageMaxBytes: value('data-image-max-bytes', parseBytes, () => DEFAULT_DATA_IMAGE_MAX_BYTES),
     storeMaxBytes: value('store-max-bytes', parseBytes, () => DEFAULT_STORE_MAX_BYTES),
+    compactImages: value('compact-images', parseCompactImages, () => DEFAULT_COMPACT_IMAGES),
+    compactQuality: value('compact-quality', parseQuality, () => DEFAULT_COMPACT_QUALITY),
+    compactMaxWidth: value('compact-max-width', parseWidth, () => DEFAULT_COMPACT_MAX_WIDTH),
+    compactMaxBytes: value('compact-max-bytes', parseBytes, () => DEFAULT_COMPACT_MAX_BYTES),
+    dropNamedEvents: value('drop-named-events', parseBoolean, () => false),
     hermesHome
   }
   // Port 0 is chosen only at listen; the server checks again then.

@@ -8,7 +8,8 @@ import { redactUrl } from './urls.js'
 export const KEYS = [
   'upstream', 'cache-dir', 'port', 'host', 'public-url', 'upstream-api-key', 'log-level',
   'signing-key', 'no-signing', 'state-dir', 'allow-svg', 'shutdown-grace', 'keepalive',
-  'mode', 'inline-max-bytes', 'store-dir', 'data-image-max-bytes', 'store-max-bytes'
+  'mode', 'inline-max-bytes', 'store-dir', 'data-image-max-bytes', 'store-max-bytes',
+  'compact-images', 'compact-quality', 'compact-max-width', 'compact-max-bytes', 'drop-named-events'
 ] as const
 export type Key = typeof KEYS[number]
 
@@ -41,6 +42,11 @@ const FLAGS = {
   'store-dir': { type: 'string' },
   'data-image-max-bytes': { type: 'string' },
   'store-max-bytes': { type: 'string' },
+  'compact-images': { type: 'string' },
+  'compact-quality': { type: 'string' },
+  'compact-max-width': { type: 'string' },
+  'compact-max-bytes': { type: 'string' },
+  'drop-named-events': { type: 'boolean' },
   config: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' }

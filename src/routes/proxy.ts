@@ -78,6 +78,8 @@ export interface ProxyOptions {
    * links whose signature must not reach the upstream.
    */
   keepsLocal: (url: string) => boolean
+  /** Drop named events from chat completions streams (`--drop-named-events`). */
+  dropNamedEvents?: boolean
   /** Every running event stream is added here until it ends. */
   streams?: Set<ActiveStream>
   maxBodySize?: number
@@ -221,7 +223,7 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
     const gate: CaptureGate = { busy: false }
     const tally: ReferenceTally = { rewritten: 0, left: 0 }
     // Repeated text is not counted: the tally it gets is thrown away.
-    const handler = protocol.newHandler(() => options.newRewriter({ request, repeat: false, gate, tally }), rewriteWhole(request, true, { rewritten: 0, left: 0 }))
+    const handler = protocol.newHandler(() => options.newRewriter({ request, repeat: false, gate, tally }), rewriteWhole(request, true, { rewritten: 0, left: 0 }), { dropNamedEvents: options.dropNamedEvents === true })
     reply.hijack()
     reply.raw.writeHead(response.statusCode, { ...clientResponseHeaders(response.headers, true), ...SSE_HEADERS })
     const pump = pumpEvents(reply.raw, response.body, createEventStream(handler), {

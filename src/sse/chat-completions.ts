@@ -11,7 +11,6 @@ import { serializeData, serializeEvent } from './serialize.js'
  */
 export const MAX_CHOICES = 64
 
-
 /** The last chunk's fields, or a bare chunk when it was not a JSON object after all. */
 function parseTemplate (data: string): Json {
   try {
@@ -42,6 +41,15 @@ const CONTENT_CHUNK = /"choices":\s*\[\{"index":\s*(\d{1,9}),\s*"delta":\s*\{"co
 /** Past this, a chunk takes the general path; the fast path is for ordinary deltas. */
 const FAST_PATH_MAX = 64 * 1024
 
+export interface ChatStreamOptions {
+  /**
+   * Drop events with an `event:` field other than `message`. Chat completions streams
+   * carry only unnamed chunks; strict clients (the Vercel AI SDK, LibreChat, opencode)
+   * parse every event as one and fail on hermes' `event: hermes.tool.progress`.
+   */
+  dropNamedEvents?: boolean
+}
+
 interface ChoiceState {
   rewriter: Rewriter
   finished: boolean
@@ -55,7 +63,8 @@ interface ChoiceState {
  * choice's `finish_reason` (so clients see the whole answer before the finish), at
  * `[DONE]`, and when the upstream ends.
  */
-export function createChatCompletionsHandler (newRewriter: () => Rewriter): EventHandler {
+export function createChatCompletionsHandler (newRewriter: () => Rewriter, options: ChatStreamOptions = {}): EventHandler {
+  const dropNamedEvents = options.dropNamedEvents === true
   const choices = new Map<number, ChoiceState>()
   let holding = 0
   let done = false
@@ -144,7 +153,7 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter): Even
     onEvent (event: EventSourceMessage, out: string[]) {
       // Named events (hermes.tool.progress …) are not chat chunks.
       if (event.event !== undefined && event.event !== 'message') {
-        out.push(serializeEvent(event))
+        if (!dropNamedEvents) out.push(serializeEvent(event))
         return
       }
       const data = event.data

@@ -34,11 +34,11 @@ const MODELS = '{"object": "list", "data": [{"id": "hermes-agent", "object": "mo
 
 interface Setup { upstream: MockUpstream, gate: Gate, direct: OpenAI, viaGate: OpenAI, served: string }
 
-async function setup (t: Test, handler: MockHandler): Promise<Setup> {
+async function setup (t: Test, handler: MockHandler, options: { dropNamedEvents?: boolean } = {}): Promise<Setup> {
   const cache = t.testdir({ [IMAGE_NAME]: IMAGE })
   const upstream = await startMockUpstream(handler)
   t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
+  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], ...options })
   // No retries: a retried request would hide what the first answer was.
   const client = (baseURL: string): OpenAI => new OpenAI({ baseURL, apiKey: 'k', maxRetries: 0 })
   return { upstream, gate, direct: client(upstream.url), viaGate: client(`${gate.url}/v1`), served: gate.link(IMAGE_NAME) }
@@ -91,6 +91,20 @@ t.test('streaming: text, tool calls and usage arrive as the upstream sent them, 
   t.equal(response.status, 200, 'the served URL answers')
   t.equal(response.headers.get('content-type'), 'image/png', 'with a PNG')
   t.same(Buffer.from(await response.arrayBuffer()), IMAGE, 'byte for byte the file from the cache dir')
+})
+
+t.test('with dropNamedEvents the SDK sees only chat chunks, each with choices', async (t) => {
+  const { direct, viaGate, served } = await setup(t, sse(STREAM), { dropNamedEvents: true })
+
+  const expected = await streamChunks(direct)
+  const got = await streamChunks(viaGate)
+
+  const withoutChoices = (chunks: Chunk[]): Chunk[] => chunks.filter((c) => !Array.isArray(c.choices))
+  t.equal(withoutChoices(expected).length, 1, 'control: straight from the upstream the SDK yields the progress event as a chunk without choices')
+  t.same(withoutChoices(got), [], 'through imagegate no chunk lacks choices')
+  t.equal(got.length, expected.length - 1, 'one chunk fewer: the progress event')
+  t.strictSame(got.map(withoutText), expected.filter((c) => Array.isArray(c.choices)).map(withoutText), 'every chat chunk is the same as straight from the upstream')
+  t.equal(textOf(got), ANSWER.replace(IMAGE_PATH, served), 'the text is rewritten')
 })
 
 t.test('non-streaming: the message content is rewritten, every other field is exact', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import {
-  DEFAULT_UPSTREAM, expectString, invalid, parseApiKey, parseBoolean, parseBytes, parseHost, parseLogLevel, parseMode, parsePort,
+  DEFAULT_UPSTREAM, expectString, invalid, parseApiKey, parseBoolean, parseBytes, parseCompactImages, parseHost, parseLogLevel, parseMode, parsePort, parseQuality, parseWidth,
   parseSeconds, parseSigningKey,
   parsePublicUrl, parseUpstream, show, typeName, type Raw
 } from '../../src/config/options.js'
@@ -145,6 +145,15 @@ t.test('booleans, durations, sizes, modes and the signing key', async t => {
   t.throws(() => parseBytes(raw('1.5', '--inline-max-bytes')), { message: '--inline-max-bytes: must be a whole number of bytes, got "1.5"' }, 'fractional bytes')
   t.equal(parseMode(raw('DATA-URI')), 'data-uri', 'mode, any case')
   t.throws(() => parseMode(raw('inline', '--mode')), { message: '--mode: must be one of link, data-uri, got "inline"' }, 'bad mode')
+  t.equal(parseCompactImages(raw('AVIF')), 'avif', 'compact images, any case')
+  t.throws(() => parseCompactImages(raw('jpeg', '--compact-images')), { message: '--compact-images: must be one of webp, avif, off, got "jpeg"' }, 'bad compact format')
+  t.equal(parseQuality(raw('80')), 80, 'quality from text')
+  t.equal(parseQuality(raw(100)), 100, 'quality from YAML')
+  t.throws(() => parseQuality(raw('0', '--compact-quality')), { message: '--compact-quality: must be an integer from 1 to 100, got "0"' }, 'quality below 1')
+  t.throws(() => parseQuality(raw(80.5, '--compact-quality')), { message: '--compact-quality: must be an integer from 1 to 100, got 80.5' }, 'fractional quality')
+  t.equal(parseWidth(raw('0')), 0, 'width 0: no limit')
+  t.throws(() => parseWidth(raw('16384', '--compact-max-width')), { message: '--compact-max-width: must be an integer from 0 to 16383, got "16384"' }, 'wider than WebP allows')
+  t.throws(() => parseWidth(raw(true, 'compact-max-width')), { message: 'compact-max-width: must be an integer from 0 to 16383, got true' }, 'a boolean width')
   const key = '5f0c9a7e1d3b8264f0a9c7e5b3d1f8a2'
   t.equal(parseSigningKey(raw(key)), key, 'a 32-character random key')
   t.throws(() => parseSigningKey(raw('short-secret', '--signing-key')), { message: '--signing-key: must be at least 32 characters (e.g. openssl rand -hex 32)' }, 'short key refused without echoing it')

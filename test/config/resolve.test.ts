@@ -43,6 +43,11 @@ t.test('nothing given: defaults, and a warning that there is no cache folder', a
     storeDir: join(given.homedir, '.local/state/imagegate/store'),
     dataImageMaxBytes: 20971520,
     storeMaxBytes: 536870912,
+    compactImages: 'webp',
+    compactQuality: 80,
+    compactMaxWidth: 2048,
+    compactMaxBytes: 268435456,
+    dropNamedEvents: false,
     hermesHome: join(given.homedir, '.hermes')
   }, 'defaults')
   t.equal(run({ ...given, env: { XDG_STATE_HOME: '/var/state' } }).options.stateDir, '/var/state/imagegate', 'XDG_STATE_HOME is honoured')
@@ -166,6 +171,11 @@ t.test('flags beat environment, which beats the file, which beats defaults', asy
       'store-dir: file',
       'data-image-max-bytes: 3',
       'store-max-bytes: 3',
+      'compact-images: off',
+      'compact-quality: 3',
+      'compact-max-width: 3',
+      'compact-max-bytes: 3',
+      'drop-named-events: true',
       ''
     ].join('\n'),
     home: {}
@@ -190,7 +200,12 @@ t.test('flags beat environment, which beats the file, which beats defaults', asy
     'inline-max-bytes': ['1', '2', source => ({ flag: 1, env: 2, file: 3 })[source]],
     'store-dir': ['flag', 'env', source => join(dir, source)],
     'data-image-max-bytes': ['1', '2', source => ({ flag: 1, env: 2, file: 3 })[source]],
-    'store-max-bytes': ['1', '0', source => ({ flag: 1, env: 0, file: 3 })[source]]
+    'store-max-bytes': ['1', '0', source => ({ flag: 1, env: 0, file: 3 })[source]],
+    'compact-images': ['avif', 'WEBP', source => ({ flag: 'avif', env: 'webp', file: 'off' })[source]],
+    'compact-quality': ['1', '2', source => ({ flag: 1, env: 2, file: 3 })[source]],
+    'compact-max-width': ['1', '0', source => ({ flag: 1, env: 0, file: 3 })[source]],
+    'compact-max-bytes': ['1', '2', source => ({ flag: 1, env: 2, file: 3 })[source]],
+    'drop-named-events': ['', 'no', source => source !== 'env']
   }
   const field: Record<Key, keyof Options> = {
     upstream: 'upstream',
@@ -210,7 +225,12 @@ t.test('flags beat environment, which beats the file, which beats defaults', asy
     'inline-max-bytes': 'inlineMaxBytes',
     'store-dir': 'storeDir',
     'data-image-max-bytes': 'dataImageMaxBytes',
-    'store-max-bytes': 'storeMaxBytes'
+    'store-max-bytes': 'storeMaxBytes',
+    'compact-images': 'compactImages',
+    'compact-quality': 'compactQuality',
+    'compact-max-width': 'compactMaxWidth',
+    'compact-max-bytes': 'compactMaxBytes',
+    'drop-named-events': 'dropNamedEvents'
   }
   const defaults = run({ argv: [], env: {}, cwd: dir, homedir: join(dir, 'home') }).options
   for (const key of KEYS) {

@@ -16,11 +16,11 @@ const isContent = (block: string): boolean => block.includes('"content"')
 
 interface Setup { upstream: MockUpstream, gate: Gate, cache: string, dir: string }
 
-async function setup (t: Test, extra: Record<string, Buffer> = {}): Promise<Setup> {
+async function setup (t: Test, extra: Record<string, Buffer> = {}, options: { dropNamedEvents?: boolean } = {}): Promise<Setup> {
   const { cache, dir } = cacheWithImage(t, extra)
   const upstream = await startMockUpstream()
   t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
+  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], ...options })
   return { upstream, gate, cache, dir }
 }
 
@@ -86,6 +86,28 @@ t.test('the recorded stream cut at every byte boundary, with CRLF line endings, 
   t.same(untouched(dataLines(res.text)), untouched(dataLines(recorded)), 'every other payload is forwarded byte for byte')
   t.ok(res.text.includes('\n\n: keepalive\n\n'), 'the keepalive comment is forwarded')
   t.equal((res.text.match(/^event: hermes\.tool\.progress$/gm) ?? []).length, 2, 'both named events keep their name')
+})
+
+t.test('with dropNamedEvents, hermes\' tool progress events are left out of the chat stream, the rest is unchanged', async t => {
+  const recorded = hermesFixture('hermes-chat-stream.sse')
+  t.equal((recorded.match(/^event: hermes\.tool\.progress$/gm) ?? []).length, 2, 'control: the recording holds two named events')
+  const plain = await setup(t)
+  plain.upstream.handle(sse([recorded]))
+  const kept = await postJson(plain.gate.url, '/v1/chat/completions', CHAT)
+  const { upstream, gate } = await setup(t, {}, { dropNamedEvents: true })
+  upstream.handle(sse(splitBytes(recorded)))
+
+  const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
+
+  t.equal(res.status, 200, 'ok')
+  t.notMatch(res.text, /^event:/m, 'no event: field is left')
+  // The two servers sign with different keys: their links are compared as one placeholder.
+  const blocks = (text: string, server: Gate): string[] => eventBlocks(text.replace(linkFor(server, IMAGE_NAME), '<link>'))
+  t.same(blocks(res.text, gate), blocks(kept.text, plain.gate).filter((block) => !block.startsWith('event: hermes.tool.progress')),
+    'every other event and comment is what the stream carries without the option, in order')
+  const expected = hermesFixture('hermes-chat-stream.expected.txt').replace(IMAGE_PATH, linkFor(gate, IMAGE_NAME))
+  t.equal(contentOf(res.text), expected, 'the content is still rewritten')
+  t.equal(dataLines(res.text).at(-1), '[DONE]', '[DONE] is last')
 })
 
 t.test('a reference split one character per delta is rewritten', async t => {

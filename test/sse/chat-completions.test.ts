@@ -15,8 +15,8 @@ const fixtures = new URL('../fixtures/hermes/', import.meta.url)
 const FIXTURE = readFileSync(new URL('hermes-chat-stream.sse', fixtures), 'utf8')
 const EXPECTED = readFileSync(new URL('hermes-chat-stream.expected.txt', fixtures), 'utf8')
 
-function transform (chunks: Array<string | Uint8Array>): { out: string[], complete: boolean, done: boolean } {
-  const handler = createChatCompletionsHandler(() => createRewriter({ resolve }))
+function transform (chunks: Array<string | Uint8Array>, options: { dropNamedEvents?: boolean } = {}): { out: string[], complete: boolean, done: boolean } {
+  const handler = createChatCompletionsHandler(() => createRewriter({ resolve }), options)
   const stream = createEventStream(handler)
   const out: string[] = []
   for (const piece of chunks) out.push(...stream.feed(typeof piece === 'string' ? new TextEncoder().encode(piece) : piece))
@@ -47,6 +47,20 @@ t.test('the hermes fixture: the split path is rewritten, every other event is by
   const withoutContent = out.filter((b) => !b.includes('"content"'))
   t.same(withoutContent, passthrough, 'non-content events in the same order')
   t.equal(out.length, inputBlocks.length, 'one output event per input event')
+})
+
+t.test('dropNamedEvents drops every named event but message, and nothing else', async (t) => {
+  const named = 'event: hermes.tool.progress\ndata: {"tool": "image_generate", "status": "running"}\n\n'
+  const otherName = 'event: ping\ndata: {}\n\n'
+  const message = 'event: message\ndata: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
+  const input = [chunk({ role: 'assistant' }), named, ': keepalive\n\n', otherName, message, ...contentEvents(['a ', 'b']), DONE]
+  const kept = transform(input).out
+  t.ok(kept.includes(named), 'off (the default): the named event is forwarded')
+  const { out, done } = transform(input, { dropNamedEvents: true })
+  t.ok(done, '[DONE] seen')
+  t.notOk(out.some((block) => block.includes('hermes.tool.progress') || block.includes('event: ping')), 'no named event is left')
+  t.same(out, kept.filter((block) => block !== named && block !== otherName), 'every other event, comment and event: message is forwarded in order')
+  t.ok(out.some((block) => block.startsWith('event: message\n')), 'an event named message is a chat chunk and stays')
 })
 
 t.test('held text is flushed in a chunk of its own before the finish chunk', async (t) => {
