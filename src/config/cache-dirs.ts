@@ -4,8 +4,11 @@ import { configError, expectString, invalid, type Origin, type Raw } from './opt
 
 /** hermes-agent keeps its state here unless HERMES_HOME says otherwise. */
 export const DEFAULT_HERMES_HOME = '~/.hermes'
-/** The folders under `<home>/cache/` (and each profile's) where hermes writes media. */
-export const HERMES_CACHE_KINDS = ['images', 'screenshots', 'audio'] as const
+/**
+ * The folders under `<home>/cache/` (and each profile's) where hermes writes media and
+ * the documents it shows (hermes' `DOCUMENT_CACHE_DIR` is `cache/documents`).
+ */
+export const HERMES_CACHE_KINDS = ['images', 'screenshots', 'audio', 'documents'] as const
 
 /**
  * `~` and `~/…` become the home folder. Shells expand them in flags, but not in
@@ -65,7 +68,7 @@ export interface DiscoveredCacheDirs {
 }
 
 /**
- * Every existing `cache/{images,screenshots,audio}` under HERMES_HOME and under each
+ * Every existing `cache/{images,screenshots,audio,documents}` under HERMES_HOME and under each
  * `HERMES_HOME/profiles/<name>/`. Finding none is only a warning: the proxy still
  * forwards chat, it just has no images to serve.
  */

@@ -16,6 +16,16 @@ export const MEDIA_EXTENSIONS: ReadonlySet<string> = new Set([
   'mp3', 'ogg', 'opus', 'wav', 'm4a', 'mp4', 'webm', 'mov'
 ])
 
+/**
+ * Documents the agent shows with `MEDIA:` (reports, tables, archives). They are always
+ * sent as downloads (`Content-Disposition: attachment`), never shown inline, so even a
+ * document a browser could render cannot run anything on imagegate's origin. HTML,
+ * scripts and other active types are not here on purpose.
+ */
+export const DOCUMENT_EXTENSIONS: ReadonlySet<string> = new Set([
+  'pdf', 'txt', 'md', 'csv', 'json', 'docx', 'xlsx', 'pptx', 'zip'
+])
+
 /** Lowercased extension of a file name without the dot, '' when there is none. */
 export function extensionOf (fileName: string): string {
   const dot = fileName.lastIndexOf('.')
@@ -26,6 +36,11 @@ export function extensionOf (fileName: string): string {
 /** True for an image extension (any case, no dot). */
 export function isImageExtension (extension: string): boolean {
   return IMAGE_EXTENSIONS.has(extension.toLowerCase())
+}
+
+/** True for a document extension (any case, no dot). */
+export function isDocumentExtension (extension: string): boolean {
+  return DOCUMENT_EXTENSIONS.has(extension.toLowerCase())
 }
 
 /** True for an audio or video extension (any case, no dot); images are not media here. */

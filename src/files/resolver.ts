@@ -8,10 +8,10 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseDestination } from './destination.js'
-import { extensionOf, isImageExtension, isMediaExtension, SVG_EXTENSION } from './extensions.js'
+import { extensionOf, isDocumentExtension, isImageExtension, isMediaExtension, SVG_EXTENSION } from './extensions.js'
 import { decodeName, encodeName, folderId } from './names.js'
 
-/** What the caller can show: `'media'` (a `MEDIA:` tag) accepts images too. */
+/** What the caller can show: `'media'` (a `MEDIA:` tag) accepts images and documents too. */
 export type Accept = 'image' | 'media'
 
 /** A file that may be served, and the one name it is served under. */
@@ -22,8 +22,11 @@ export interface Delivery {
   root: string
   /** Real path of the file, always inside `root`. */
   realPath: string
-  kind: 'image' | 'media'
+  /** Images are shown, audio and video played, documents downloaded. */
+  kind: FileKind
 }
+
+export type FileKind = 'image' | 'media' | 'document'
 
 /** Why a destination is not deliverable; stable strings, safe to log and count. */
 export type Rejection = 'not-a-path' | 'outside-roots' | 'missing' | 'not-a-file' | 'extension' | 'hostile' | 'symlink-escape' | 'unreadable'
@@ -116,7 +119,7 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
   const now = options.now ?? Date.now
   const isImage = (extension: string): boolean => isImageExtension(extension) || (allowSvg && extension === SVG_EXTENSION)
   const allowedFor = (extension: string, accept: Accept): boolean =>
-    isImage(extension) || (accept === 'media' && isMediaExtension(extension))
+    isImage(extension) || (accept === 'media' && (isMediaExtension(extension) || isDocumentExtension(extension)))
 
   // Cache dirs in lookup order, then the store; `byId` answers `resolveName`.
   const caches: Root[] = []
@@ -187,7 +190,7 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
 
   /**
    * Checks one file: `segments` is its path below `root` as written (not yet resolved).
-   * Any image or media extension passes here; the caller narrows by `Accept`.
+   * Any image, media or document extension passes here; the caller narrows by `Accept`.
    */
   function check (root: Root, segments: readonly string[]): ResolveResult {
     // Dotfiles and dot-dirs hold agent state, keys and config, never pictures.
@@ -224,7 +227,7 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
     } catch {
       return { ok: false, reason: 'unreadable' }
     }
-    const kind = isImage(extension) ? 'image' : 'media'
+    const kind: FileKind = isImage(extension) ? 'image' : isMediaExtension(extension) ? 'media' : 'document'
     // Folders may nest (a profile's cache inside a configured folder, the store inside a
     // cache) or be one folder reached by two paths. The file then belongs to the deepest
     // of them, first listed on a tie, and is named there only: one file, one name.

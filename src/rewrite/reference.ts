@@ -16,7 +16,8 @@ export interface Resolved {
   url: string
   /** Display name, used as link text for `MEDIA:` tags. */
   name: string
-  kind: 'image' | 'media'
+  /** Images become markdown images; audio, video and documents links. */
+  kind: 'image' | 'media' | 'document'
 }
 
 export type Resolve = (dest: string, accept: Accept) => Resolved | undefined
@@ -191,8 +192,8 @@ function allowedColon (buf: string, pathStart: number, at: number): boolean {
 
 /**
  * hermes' `MEDIA:<path>` tag. The path may be quoted or backticked; a bare path ends at
- * whitespace. Images become a markdown image, other media a link, so Open WebUI shows a
- * picture or a clickable file.
+ * whitespace. Images become a markdown image, other media and documents a link, so Open
+ * WebUI shows a picture or a clickable file.
  */
 export function parseMediaTag (buf: string, start: number, eof: boolean, maxHold: number, resolve: Resolve): ParseResult {
   const { end, final, capped } = windowAt(buf, start, eof, maxHold)

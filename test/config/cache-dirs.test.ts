@@ -49,7 +49,7 @@ t.test('without explicit folders, hermes cache folders are discovered', async t 
   const hermes = t.testdir({
     cache: { images: {}, screenshots: 'not a folder' },
     profiles: {
-      work: { cache: { screenshots: {} } },
+      work: { cache: { screenshots: {}, documents: {} } },
       empty: {},
       alpha: { cache: { audio: {}, images: {} } },
       'stray-file': 'x'
@@ -62,7 +62,8 @@ t.test('without explicit folders, hermes cache folders are discovered', async t 
       join(hermes, 'cache', 'images'),
       join(hermes, 'profiles', 'alpha', 'cache', 'images'),
       join(hermes, 'profiles', 'alpha', 'cache', 'audio'),
-      join(hermes, 'profiles', 'work', 'cache', 'screenshots')
+      join(hermes, 'profiles', 'work', 'cache', 'screenshots'),
+      join(hermes, 'profiles', 'work', 'cache', 'documents')
     ],
     warning: undefined
   }, 'existing folders only, home first, then profiles by name')
@@ -82,6 +83,6 @@ t.test('finding nothing is a warning, not an error', async t => {
   const found = discoverCacheDirs({}, '/', home)
   t.same(found.dirs, [], 'no folders')
   t.equal(found.warning,
-    `no cache folder found in ${join(home, '.hermes')} (looked for cache/images, cache/screenshots, cache/audio, also under profiles/*): ` +
+    `no cache folder found in ${join(home, '.hermes')} (looked for cache/images, cache/screenshots, cache/audio, cache/documents, also under profiles/*): ` +
     'no images can be served until --cache-dir names one', 'the warning says where it looked and what to do')
 })

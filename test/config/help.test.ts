@@ -13,7 +13,7 @@ t.test('help lists every flag with its variable and default', async t => {
   for (const fallback of [DEFAULT_UPSTREAM, String(DEFAULT_PORT), DEFAULT_HOST, DEFAULT_LOG_LEVEL]) {
     t.match(text, `default ${fallback}`, `default ${fallback} is shown`)
   }
-  t.match(text, 'cache/{images,screenshots,audio} in\n', 'the cache folders looked for')
+  t.match(text, 'cache/{images,screenshots,audio,documents} in\n', 'the cache folders looked for')
   t.match(text, '$HERMES_HOME (~/.hermes) and its profiles/*', 'where they are looked for')
   t.match(text, '-h, --help', 'help')
   t.match(text, '--version', 'version')

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, extensionOf, isImageExtension, isMediaExtension } from '../../src/files/extensions.js'
+import { DOCUMENT_EXTENSIONS, IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, extensionOf, isDocumentExtension, isImageExtension, isMediaExtension } from '../../src/files/extensions.js'
 
 t.test('extensionOf', async (t) => {
   const table: Array<[fileName: string, extension: string]> = [
@@ -26,10 +26,14 @@ t.test('allowlists', async (t) => {
     t.ok(isMediaExtension(extension), `${extension} is media`)
     t.notOk(isImageExtension(extension), `${extension} is not an image`)
   }
-  for (const extension of ['svg', 'html', 'htm', 'js', 'txt', 'json', 'xml', 'pdf', '', '.png', 'png ']) {
-    t.notOk(isImageExtension(extension) || isMediaExtension(extension), `${JSON.stringify(extension)} is refused`)
+  for (const extension of ['pdf', 'txt', 'md', 'csv', 'json', 'docx', 'xlsx', 'pptx', 'zip', 'PDF']) {
+    t.ok(isDocumentExtension(extension), `${extension} is a document`)
+    t.notOk(isImageExtension(extension) || isMediaExtension(extension), `${extension} is neither image nor media`)
   }
-  for (const extension of [...IMAGE_EXTENSIONS, ...MEDIA_EXTENSIONS]) {
+  for (const extension of ['svg', 'html', 'htm', 'xhtml', 'js', 'mjs', 'sh', 'xml', 'exe', '', '.png', 'png ']) {
+    t.notOk(isImageExtension(extension) || isMediaExtension(extension) || isDocumentExtension(extension), `${JSON.stringify(extension)} is refused`)
+  }
+  for (const extension of [...IMAGE_EXTENSIONS, ...MEDIA_EXTENSIONS, ...DOCUMENT_EXTENSIONS]) {
     t.equal(extension, extension.toLowerCase(), `${extension} is stored lowercase`)
     t.notOk(extension.startsWith('.'), `${extension} is stored without a dot`)
   }

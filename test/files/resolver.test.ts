@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { folderId } from '../../src/files/names.js'
-import { createFileResolver, DEFAULT_REDISCOVER_MS, type Accept, type Rejection } from '../../src/files/resolver.js'
+import { createFileResolver, DEFAULT_REDISCOVER_MS, type Accept, type FileKind, type Rejection } from '../../src/files/resolver.js'
 import { buildTree } from '../fixtures/files/tree.js'
 
 const tree = buildTree(t)
@@ -16,11 +16,11 @@ const B = folderId(tree.cacheB)
 // The agent runs in a container: this is where it believes its cache lives.
 const CONTAINER = '/root/.hermes/cache/images'
 
-interface Hit { name: string, root: string, file: string, kind: 'image' | 'media' }
+interface Hit { name: string, root: string, file: string, kind: FileKind }
 type Case = [dest: string, accept: Accept, expected: Hit | Rejection]
 
-const inA = (name: string, file: string, kind: 'image' | 'media' = 'image'): Hit => ({ name: `${A}/${name}`, root: realA, file: path.join(realA, file), kind })
-const inB = (name: string, file: string, kind: 'image' | 'media' = 'image'): Hit => ({ name: `${B}/${name}`, root: realB, file: path.join(realB, file), kind })
+const inA = (name: string, file: string, kind: FileKind = 'image'): Hit => ({ name: `${A}/${name}`, root: realA, file: path.join(realA, file), kind })
+const inB = (name: string, file: string, kind: FileKind = 'image'): Hit => ({ name: `${B}/${name}`, root: realB, file: path.join(realB, file), kind })
 
 const cases: Case[] = [
   // Every destination form that can name a file.
@@ -61,6 +61,14 @@ const cases: Case[] = [
   [`${CONTAINER}/apple.png`, 'media', inA('apple.png', 'apple.png')],
   [path.join(tree.cacheA, 'fake.mp3.png'), 'media', inA('fake.mp3.png', 'sound.mp3', 'media')],
   [path.join(tree.cacheA, 'fake.mp3.png'), 'image', 'extension'],
+  // Documents: links for MEDIA: tags, never markdown images.
+  [path.join(tree.cacheA, 'report.pdf'), 'media', inA('report.pdf', 'report.pdf', 'document')],
+  [path.join(tree.cacheA, 'report.pdf'), 'image', 'extension'],
+  ['/root/.hermes/cache/documents/doc_7c0b41977a28_Q3 "final"; résumé.md', 'media',
+    inA('doc_7c0b41977a28_Q3%20%22final%22%3B%20r%C3%A9sum%C3%A9.md', 'doc_7c0b41977a28_Q3 "final"; résumé.md', 'document')],
+  [path.join(tree.cacheA, 'report.png'), 'media', inA('report.png', 'report.pdf', 'document')],
+  [path.join(tree.cacheA, 'report.png'), 'image', 'extension'],
+  [path.join(tree.cacheA, 'page.html'), 'media', 'extension'],
 
   // Not a path at all.
   ['x.png', 'image', 'not-a-path'],
@@ -90,7 +98,7 @@ const cases: Case[] = [
 
   // Wrong type: no filesystem access needed to refuse.
   ['/etc/passwd', 'image', 'extension'],
-  [path.join(tree.cacheA, 'notes.txt'), 'media', 'extension'],
+  [path.join(tree.cacheA, 'notes.sh'), 'media', 'extension'],
   [`${CONTAINER}/page.html`, 'media', 'extension'],
   [`${CONTAINER}/drawing.svg`, 'image', 'extension'],
   [`${CONTAINER}/noextension`, 'image', 'extension'],
@@ -178,7 +186,8 @@ t.test('resolveName', async (t) => {
     [`${A}/to-dot.png`, undefined],
     [`${A}/looks.png`, undefined],
     [`${A}/dangling.png`, undefined],
-    [`${A}/notes.txt`, undefined],
+    [`${A}/notes.sh`, undefined],
+    [`${A}/page.html`, undefined],
     [`${A}/x.png/inside-a-dir.png`, path.join(realA, 'x.png/inside-a-dir.png')],
     [`${A}/sub`, undefined],
     [`${A}/sub/`, undefined],
