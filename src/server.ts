@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { IncomingMessage } from 'node:http'
+import path from 'node:path'
 import type { AddressInfo } from 'node:net'
 import Fastify, { LogController } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -20,6 +21,8 @@ import { createRewriter } from './rewrite/rewriter.js'
 import { createDelivery, fileNameOf } from './delivery.js'
 import type { OnReject } from './delivery.js'
 import { createDataStore } from './files/data-store.js'
+import { createCompactor } from './files/compactor.js'
+import type { CompactorOptions } from './files/compactor.js'
 import { findHermesCacheDirs } from './config/cache-dirs.js'
 import { HEALTH_PATHS, createReadiness, probeUpstream, registerHealth } from './routes/health.js'
 import { registerImages } from './routes/images.js'
@@ -40,6 +43,8 @@ export interface ServerSettings {
   homedir?: string
   /** Readiness probe timeout and cache, for tests. */
   readiness?: { timeoutMs?: number, ttlMs?: number, now?: () => number }
+  /** Encoder concurrency, queue and wait, for tests of a busy compactor. */
+  compactor?: Pick<CompactorOptions, 'concurrency' | 'queueLimit' | 'waitMs'>
 }
 
 /** What happened to one reference; the server reports each one to `onReference`. */
@@ -181,7 +186,24 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     probeUpstream({ upstream, apiKey: options.upstreamApiKey, via: `1.1 ${via}`, ...(timeoutMs !== undefined ? { timeoutMs } : {}) })
   await app.register(registerHealth, { version: VERSION, readiness: createReadiness({ probe, ...cache }) })
   await app.register(registerMetrics, { metrics })
-  await app.register(registerImages, { files, signer, onDeliver: (file) => { store.touch(file.realPath) } })
+  const compactor = options.compactImages === 'off'
+    ? undefined
+    : createCompactor({
+      dir: path.join(options.stateDir, 'compact'),
+      maxTotalBytes: options.compactMaxBytes,
+      quality: options.compactQuality,
+      maxWidth: options.compactMaxWidth,
+      ...settings.compactor,
+      // The file name only, as for every reference logged.
+      onFailure: ({ realPath, err }) => { app.log.warn({ err, name: path.basename(realPath) }, 'image could not be compacted; the original is sent') }
+    })
+  if (compactor !== undefined) app.addHook('onClose', async () => { await compactor.close() })
+  await app.register(registerImages, {
+    files,
+    signer,
+    onDeliver: (file) => { store.touch(file.realPath) },
+    compact: compactor === undefined ? undefined : { setting: options.compactImages, compactor }
+  })
   await app.register(registerProxy, {
     upstream,
     upstreamApiKey: options.upstreamApiKey,

@@ -9,7 +9,12 @@ import os from 'node:os'
 import path from 'node:path'
 import send from '@fastify/send'
 import fastifyStatic from '@fastify/static'
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Compactor } from '../files/compactor.js'
+import { attachmentDisposition } from '../files/disposition.js'
+import { extensionOf } from '../files/extensions.js'
+import { chooseFormat } from '../files/negotiate.js'
+import type { CompactSetting } from '../files/negotiate.js'
 import type { Delivery, FileResolver } from '../files/resolver.js'
 import type { Signer } from '../files/signing.js'
 import { createFileCache } from '../files/file-cache.js'
@@ -20,6 +25,8 @@ export interface ImagesOptions {
   signer?: Signer | undefined
   /** Told about each file about to be sent (the store keeps its recently used files). */
   onDeliver?: (delivery: Delivery) => void
+  /** Compact renderings for browsers that accept them; the files as they are without. */
+  compact?: { setting: CompactSetting, compactor: Compactor } | undefined
 }
 
 /** Where the route is mounted; names follow it directly. */
@@ -110,7 +117,7 @@ function notFound (reply: FastifyReply): FastifyReply {
  * `/images`, so @fastify/static's `reply.sendFile` decorator stays private to it.
  */
 export async function registerImages (app: FastifyInstance, options: ImagesOptions): Promise<void> {
-  const { files, signer, onDeliver } = options
+  const { files, signer, onDeliver, compact } = options
   const cache = createFileCache()
   // @fastify/static wants an existing root and refuses duplicates; it is only a
   // default, since every `sendFile` below passes the checked real root explicitly.
@@ -170,26 +177,44 @@ export async function registerImages (app: FastifyInstance, options: ImagesOptio
         const delivery = signed ? files.resolveName(rawName) : undefined
         if (delivery === undefined) return notFound(reply)
         onDeliver?.(delivery)
-        // Plain GETs of small files come from memory; ranges and conditional requests
-        // (rare: browsers fetch a new image whole) go to @fastify/send, which does them
-        // right.
-        if (request.method === 'GET' && !CONDITIONAL.some((name) => request.headers[name] !== undefined)) {
-          const cached = cache.get(delivery.realPath)
-          if (cached !== undefined) {
-            return reply
-              .header('content-type', contentType(delivery.realPath))
-              .header('cache-control', CACHE_CONTROL)
-              .header('accept-ranges', 'bytes')
-              .header('etag', cached.etag)
-              .header('last-modified', cached.lastModified)
-              .send(cached.bytes)
-          }
-        }
-        // Send the real file the resolver checked, relative to the real root, so no
-        // symlink is followed again on the way out.
-        const relative = path.relative(delivery.root, delivery.realPath).split(path.sep).join('/')
-        return reply.sendFile(relative, delivery.root)
+        const fileName = decodeURIComponent(delivery.name.slice(delivery.name.lastIndexOf('/') + 1))
+        // Documents are downloaded, never shown: a browser that could render one (a PDF,
+        // a text file) does so on its own origin, not imagegate's.
+        if (delivery.kind === 'document') reply.header('content-disposition', attachmentDisposition(fileName))
+        if (compact === undefined || delivery.kind !== 'image') return sendFile(request, reply, delivery.root, delivery.realPath)
+        // Both renderings live at one URL: caches must key them by Accept, 304s included.
+        reply.header('vary', 'Accept')
+        // `?original` only picks the rendering of the file the signed name already chose.
+        const query = request.query as Record<string, unknown>
+        const format = chooseFormat({ setting: compact.setting, accept: request.headers.accept, extension: extensionOf(fileName), original: Object.hasOwn(query, 'original') })
+        if (format === undefined) return sendFile(request, reply, delivery.root, delivery.realPath)
+        return compact.compactor.rendering(delivery.realPath, format, { encode: request.method === 'GET' }).then((rendering) => rendering === undefined
+          ? sendFile(request, reply, delivery.root, delivery.realPath)
+          : sendFile(request, reply, rendering.root, rendering.path))
       }
     })
+
+    /**
+     * Sends a checked real file below its real root. Plain GETs of small files come from
+     * memory; ranges and conditional requests (rare: browsers fetch a new image whole) go
+     * to @fastify/send, which does them right.
+     */
+    function sendFile (request: FastifyRequest, reply: FastifyReply, root: string, realPath: string): FastifyReply {
+      if (request.method === 'GET' && !CONDITIONAL.some((name) => request.headers[name] !== undefined)) {
+        const cached = cache.get(realPath)
+        if (cached !== undefined) {
+          return reply
+            .header('content-type', contentType(realPath))
+            .header('cache-control', CACHE_CONTROL)
+            .header('accept-ranges', 'bytes')
+            .header('etag', cached.etag)
+            .header('last-modified', cached.lastModified)
+            .send(cached.bytes)
+        }
+      }
+      // Relative to the real root, so no symlink is followed again on the way out.
+      const relative = path.relative(root, realPath).split(path.sep).join('/')
+      return reply.sendFile(relative, root)
+    }
   }, { prefix: IMAGES_PREFIX })
 }

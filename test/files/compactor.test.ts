@@ -1,0 +1,128 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import sharp from 'sharp'
+import t from 'tap'
+import type { Test } from 'tap'
+import { createCompactor } from '../../src/files/compactor.js'
+import type { CompactorOptions } from '../../src/files/compactor.js'
+import { picturePng } from '../fixtures/picture.js'
+import { animatedGif, checkerboardPng } from '../fixtures/pictures-small.js'
+
+const PICTURE = await picturePng()
+const WIDE = await picturePng(1600, 900)
+
+interface Setup { dir: string, file: (name: string) => string, failures: string[], compactor: ReturnType<typeof createCompactor> }
+
+async function setup (t: Test, options: Partial<CompactorOptions> = {}): Promise<Setup> {
+  const dir = t.testdir({
+    cache: {
+      'picture.png': PICTURE,
+      'wide.png': WIDE,
+      'checker.png': await checkerboardPng(),
+      'animated.gif': await animatedGif(),
+      'corrupt.png': Buffer.from('\x89PNG\r\n\x1a\nthis is not an image at all')
+    }
+  })
+  const failures: string[] = []
+  const compactor = createCompactor({
+    dir: path.join(dir, 'compact'),
+    maxTotalBytes: 64 * 1024 * 1024,
+    quality: 80,
+    maxWidth: 2048,
+    onFailure: ({ realPath }) => { failures.push(path.basename(realPath)) },
+    ...options
+  })
+  t.teardown(() => compactor.close())
+  return { dir, file: (name) => path.join(dir, 'cache', name), failures, compactor }
+}
+
+t.test('a WebP rendering, smaller, the same size in pixels, encoded once', async (t) => {
+  const { dir, file, compactor } = await setup(t)
+  const rendering = await compactor.rendering(file('picture.png'), 'webp')
+  t.ok(rendering, 'a rendering')
+  t.equal(rendering?.root, path.join(dir, 'compact'), 'kept in the compact folder')
+  const bytes = fs.readFileSync(rendering?.path ?? '')
+  const meta = await sharp(bytes).metadata()
+  t.equal(meta.format, 'webp', 'it is WebP')
+  t.same([meta.width, meta.height], [1024, 1024], 'at the picture\'s size')
+  t.ok(bytes.length * 5 < PICTURE.length, `at least 5× smaller (${PICTURE.length} → ${bytes.length} bytes)`)
+  const mtime = fs.statSync(rendering?.path ?? '').mtimeMs
+  const again = await compactor.rendering(file('picture.png'), 'webp')
+  t.same(again, rendering, 'asked again: the same file')
+  t.equal(fs.statSync(again?.path ?? '').mtimeMs, mtime, 'not encoded again')
+  t.same(await compactor.rendering(file('picture.png'), 'webp', { encode: false }), rendering, 'found without encoding too')
+})
+
+t.test('concurrent requests for one picture share one encode', async (t) => {
+  const { dir, file, compactor } = await setup(t)
+  const all = await Promise.all([1, 2, 3].map(() => compactor.rendering(file('picture.png'), 'webp')))
+  t.ok(all[0], 'a rendering')
+  t.same(all, [all[0], all[0], all[0]], 'the same one for everyone')
+  t.equal(fs.readdirSync(path.join(dir, 'compact')).length, 1, 'one file')
+})
+
+t.test('wider pictures are scaled down to the maximum width, keeping the aspect ratio', async (t) => {
+  const { file, compactor } = await setup(t, { maxWidth: 800 })
+  const rendering = await compactor.rendering(file('wide.png'), 'webp')
+  const meta = await sharp(fs.readFileSync(rendering?.path ?? '')).metadata()
+  t.same([meta.width, meta.height], [800, 450], '1600×900 → 800×450')
+  const narrow = await compactor.rendering(file('picture.png'), 'webp')
+  t.same((await sharp(fs.readFileSync(narrow?.path ?? '')).metadata()).width, 800, 'a square one too')
+})
+
+t.test('with no maximum width, nothing is scaled', async (t) => {
+  const { file, compactor } = await setup(t, { maxWidth: 0 })
+  const rendering = await compactor.rendering(file('wide.png'), 'webp')
+  t.equal((await sharp(fs.readFileSync(rendering?.path ?? '')).metadata()).width, 1600, 'full width')
+})
+
+t.test('AVIF', async (t) => {
+  const { file, compactor } = await setup(t)
+  const rendering = await compactor.rendering(file('picture.png'), 'avif')
+  t.equal(path.extname(rendering?.path ?? ''), '.avif', 'an .avif file')
+  t.equal((await sharp(fs.readFileSync(rendering?.path ?? '')).metadata()).format, 'heif', 'in the HEIF container AVIF uses')
+})
+
+t.test('the original when the rendering is not smaller, animated, or broken; decided once', async (t) => {
+  const { dir, file, failures, compactor } = await setup(t)
+  t.equal(await compactor.rendering(file('checker.png'), 'webp'), undefined, 'a tiny palette PNG beats lossy WebP: the original')
+  t.equal(await compactor.rendering(file('animated.gif'), 'webp'), undefined, 'an animated GIF: the original, all its frames')
+  t.equal(await compactor.rendering(file('corrupt.png'), 'webp'), undefined, 'a file that does not decode: the original')
+  t.equal(await compactor.rendering(file('corrupt.png'), 'webp'), undefined, 'asked again: still the original')
+  t.same(failures, ['corrupt.png'], 'the failure is reported once')
+  t.same(fs.readdirSync(path.join(dir, 'compact')), [], 'nothing was stored')
+  t.equal(await compactor.rendering(file('missing.png'), 'webp'), undefined, 'a file gone from disk: nothing to render')
+  // A new version of the file is a new decision.
+  fs.copyFileSync(file('picture.png'), file('corrupt.png'))
+  t.ok(await compactor.rendering(file('corrupt.png'), 'webp'), 'the file replaced by a picture gets a rendering')
+})
+
+t.test('busy: past the queue the original is sent at once; a slow encode is not waited for', async (t) => {
+  const { file, compactor } = await setup(t, { concurrency: 1, queueLimit: 0, waitMs: 5000 })
+  const first = compactor.rendering(file('picture.png'), 'webp')
+  const started = performance.now()
+  t.equal(await compactor.rendering(file('wide.png'), 'webp'), undefined, 'a second picture while one is encoding: the original')
+  t.ok(performance.now() - started < 50, 'answered without waiting')
+  t.ok(await first, 'the first one still gets its rendering')
+  t.ok(await compactor.rendering(file('wide.png'), 'webp'), 'once free, the second is encoded')
+})
+
+t.test('a request waits at most waitMs; the encode goes on and is kept', async (t) => {
+  const { file, compactor } = await setup(t, { waitMs: 1 })
+  t.equal(await compactor.rendering(file('picture.png'), 'webp'), undefined, 'not ready in 1 ms: the original')
+  t.equal(await compactor.rendering(file('picture.png'), 'webp', { encode: false }), undefined, 'HEAD does not wait or encode')
+  await compactor.close()
+  t.ok(await compactor.rendering(file('picture.png'), 'webp', { encode: false }), 'after the encode finished, the rendering is there')
+})
+
+t.test('renderings are kept across restarts', async (t) => {
+  const { dir, file, compactor } = await setup(t)
+  const first = await compactor.rendering(file('picture.png'), 'webp')
+  await compactor.close()
+  const again = createCompactor({ dir: path.join(dir, 'compact'), maxTotalBytes: 64 * 1024 * 1024, quality: 80, maxWidth: 2048 })
+  t.same(await again.rendering(file('picture.png'), 'webp', { encode: false }), first, 'found by a new compactor without encoding')
+  const other = await again.rendering(file('picture.png'), 'webp', { encode: false })
+  t.ok(other, 'still there')
+  const lower = createCompactor({ dir: path.join(dir, 'compact'), maxTotalBytes: 64 * 1024 * 1024, quality: 50, maxWidth: 2048 })
+  t.equal(await lower.rendering(file('picture.png'), 'webp', { encode: false }), undefined, 'another quality is another rendering')
+})
