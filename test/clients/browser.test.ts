@@ -7,6 +7,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import type { BrowserContext } from 'playwright-core'
 import { pngSize, solidPng } from '../fixtures/png.js'
+import { picturePng } from '../fixtures/picture.js'
 import {
   ANSWER, BROWSER_TIMEOUT_MS, IMAGE_NAME, IMAGE_PATH, captureComparison, chatUrl, launchBrowser, renderChat, startScene
 } from '../fixtures/browser/scene.js'
@@ -53,6 +54,36 @@ t.test('through imagegate the generated picture renders at its real size', async
   t.same(report.seenSources, [served], 'while streaming, the page never tried any other source (no broken-image flash)')
   t.notOk(pages.requests.some((line) => line.includes('/root/')), 'the page never asked its own server for the agent path')
 })
+
+for (const [maxWidth, expected] of [[2048, 1024], [600, 600]] as const) {
+  t.test(`a generated 1024×1024 picture arrives as WebP and renders at ${expected}×${expected} (max width ${maxWidth})`, async (t) => {
+    const picture = await picturePng()
+    const dir = t.testdir({ cache: { [IMAGE_NAME]: picture } })
+    const { gate, pages } = await startScene(t, { cacheDir: path.join(dir, 'cache'), image: picture, gate: { compactImages: 'webp', compactMaxWidth: maxWidth } })
+    const context = await browser.newContext({ viewport: { width: 720, height: 560 } })
+    t.teardown(() => context.close())
+    context.setDefaultTimeout(BROWSER_TIMEOUT_MS)
+    const page = await context.newPage()
+    const served = gate.link(IMAGE_NAME)
+    const seen: Array<Promise<{ type: string | undefined, vary: string | undefined, bytes: number }>> = []
+    page.on('response', (response) => {
+      if (response.url() !== served) return
+      const headers = response.headers()
+      seen.push(response.body().then((body) => ({ type: headers['content-type'], vary: headers.vary, bytes: body.length })))
+    })
+
+    const report = await renderChat(page, chatUrl(pages, 'imagegate'))
+
+    t.equal(report.images[0]?.src, served, 'the image loads from the signed link')
+    t.equal(report.images[0]?.naturalWidth, expected, 'the browser decoded it: natural width')
+    t.equal(report.images[0]?.naturalHeight, expected, 'natural height, aspect ratio kept')
+    const responses = await Promise.all(seen)
+    t.equal(responses.length, 1, 'one response for the image')
+    t.equal(responses[0]?.type, 'image/webp', 'the browser\'s response was WebP')
+    t.equal(responses[0]?.vary, 'Accept', 'marked as depending on Accept')
+    t.ok((responses[0]?.bytes ?? Infinity) * 5 < picture.length, `at least 5× smaller than the PNG (${picture.length} → ${responses[0]?.bytes} bytes)`)
+  })
+}
 
 t.test('in data-uri mode the picture renders without the browser ever reaching imagegate', async (t) => {
   const { gate, pages, context } = await setup(t, 'data-uri')
