@@ -87,8 +87,9 @@ export const DEFAULT_INLINE_MAX_BYTES = 96 * 1024
 export const DEFAULT_DATA_IMAGE_MAX_BYTES = 20 * 1024 * 1024
 export { DEFAULT_STORE_MAX_BYTES } from '../files/data-store.js'
 /**
- * WebP is the default: about 60 ms for a 1024×1024 picture on one core here, where AVIF
- * takes about 700 ms for a further 20–30 % (see bench/results/latest.md).
+ * WebP is the default: about 100 ms for a 1024×1024 picture on one core here; AVIF
+ * (at effort 2) takes two to three times as long, on a machine where encodes compete
+ * with the streams for two cores.
  */
 export const DEFAULT_COMPACT_IMAGES: CompactImages = 'webp'
 /** libwebp's own default; generated pictures show no visible loss at it. */

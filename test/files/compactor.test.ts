@@ -3,7 +3,7 @@ import path from 'node:path'
 import sharp from 'sharp'
 import t from 'tap'
 import type { Test } from 'tap'
-import { createCompactor } from '../../src/files/compactor.js'
+import { avifQuality, createCompactor } from '../../src/files/compactor.js'
 import type { CompactorOptions } from '../../src/files/compactor.js'
 import { picturePng } from '../fixtures/picture.js'
 import { animatedGif, checkerboardPng } from '../fixtures/pictures-small.js'
@@ -76,11 +76,15 @@ t.test('with no maximum width, nothing is scaled', async (t) => {
   t.equal((await sharp(fs.readFileSync(rendering?.path ?? '')).metadata()).width, 1600, 'full width')
 })
 
-t.test('AVIF', async (t) => {
+t.test('AVIF, at a quality that looks like the WebP\'s and smaller than it', async (t) => {
   const { file, compactor } = await setup(t)
   const rendering = await compactor.rendering(file('picture.png'), 'avif')
   t.equal(path.extname(rendering?.path ?? ''), '.avif', 'an .avif file')
-  t.equal((await sharp(fs.readFileSync(rendering?.path ?? '')).metadata()).format, 'heif', 'in the HEIF container AVIF uses')
+  const bytes = fs.readFileSync(rendering?.path ?? '')
+  t.equal((await sharp(bytes).metadata()).format, 'heif', 'in the HEIF container AVIF uses')
+  const webp = await compactor.rendering(file('picture.png'), 'webp')
+  t.ok(bytes.length < fs.statSync(webp?.path ?? '').size, 'smaller than the WebP')
+  t.same([avifQuality(80), avifQuality(100), avifQuality(1)], [50, 63, 1], 'WebP 80 is AVIF 50, sharp\'s two defaults; never below 1')
 })
 
 t.test('the original when the rendering is not smaller, animated, or broken; decided once', async (t) => {
