@@ -22,8 +22,8 @@ export const DEFAULT_CONCURRENCY = 1
 export const DEFAULT_QUEUE_LIMIT = 16
 /** A browser waits this long for a first rendering; the encode goes on and is kept. */
 export const DEFAULT_WAIT_MS = 2000
-/** Decisions to send the original, remembered per file version. */
-const MAX_DECISIONS = 10_000
+/** Decisions to send the original, remembered per file version (about 1 MB of keys). */
+export const DEFAULT_MAX_DECISIONS = 10_000
 /** libvips' own bound on decoded pixels (a decompression bomb is refused, not encoded). */
 const MAX_INPUT_PIXELS = 268_402_689
 
@@ -39,6 +39,8 @@ export interface CompactorOptions {
   concurrency?: number
   queueLimit?: number
   waitMs?: number
+  /** How many "send the original" decisions are remembered; the oldest is forgotten first. */
+  maxDecisions?: number
   /** Told once per file version that could not be decoded or encoded. */
   onFailure?: (failure: { realPath: string, err: unknown }) => void
 }
@@ -82,6 +84,7 @@ export function createCompactor (options: CompactorOptions): Compactor {
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY
   const queueLimit = options.queueLimit ?? DEFAULT_QUEUE_LIMIT
   const waitMs = options.waitMs ?? DEFAULT_WAIT_MS
+  const maxDecisions = options.maxDecisions ?? DEFAULT_MAX_DECISIONS
   const { quality, maxWidth, onFailure } = options
   // The decoded pixels of big pictures would otherwise stay in libvips' operation cache.
   sharp.cache(false)
@@ -92,7 +95,7 @@ export function createCompactor (options: CompactorOptions): Compactor {
   let running = 0
 
   function remember (key: string): Outcome {
-    if (originals.size >= MAX_DECISIONS) originals.delete(originals.values().next().value as string)
+    if (originals.size >= maxDecisions) originals.delete(originals.values().next().value as string)
     originals.add(key)
     return 'original'
   }

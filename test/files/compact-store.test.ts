@@ -56,3 +56,18 @@ t.test('a write that fails keeps nothing and leaves no temporary file', async (t
   t.equal(store.bytes, 0, 'nothing counted')
   t.same(fs.readdirSync(dir), [name(1)], 'no temporary file is left')
 })
+
+t.test('a rendering removed by hand before its eviction, a folder named like one, a write that cannot start', async (t) => {
+  const dir = t.testdir({ [name(7)]: { 'inside.webp': 'x' } })
+  const store = createCompactStore({ dir, maxTotalBytes: 20 })
+  t.equal(store.bytes, 0, 'a folder named like a rendering is not counted')
+  store.put(name(1), Buffer.alloc(10))
+  store.put(name(2), Buffer.alloc(10))
+  fs.unlinkSync(path.join(dir, name(1)))
+  t.ok(store.put(name(3), Buffer.alloc(10)), 'evicting a file already gone is no error')
+  t.equal(store.bytes, 20, 'the bound holds')
+  // Something in the way of the temporary file itself: the write fails before the rename.
+  fs.mkdirSync(path.join(dir, `${name(4)}.${process.pid}.tmp`))
+  t.equal(store.put(name(4), Buffer.alloc(4)), undefined, 'not stored')
+  t.ok(fs.statSync(path.join(dir, name(7))).isDirectory(), 'the folder is left alone')
+})

@@ -111,6 +111,30 @@ t.test('busy: past the queue the original is sent at once; a slow encode is not 
   t.ok(await compactor.rendering(file('wide.png'), 'webp'), 'once free, the second is encoded')
 })
 
+t.test('past the running encode, requests queue and are served in turn', async (t) => {
+  const { file, compactor } = await setup(t, { concurrency: 1, queueLimit: 2 })
+  const all = await Promise.all([compactor.rendering(file('picture.png'), 'webp'), compactor.rendering(file('wide.png'), 'webp')])
+  t.ok(all[0] && all[1], 'both get a rendering, one after the other')
+  t.not(all[0]?.path, all[1]?.path, 'each its own')
+})
+
+t.test('a rendering larger than the folder\'s bound is not kept: the original', async (t) => {
+  const { dir, file, compactor } = await setup(t, { maxTotalBytes: 1000 })
+  t.equal(await compactor.rendering(file('picture.png'), 'webp'), undefined, 'the original')
+  t.same(fs.readdirSync(path.join(dir, 'compact')), [], 'nothing stored')
+})
+
+t.test('remembered decisions are bounded, the oldest forgotten first', async (t) => {
+  const { file, failures, compactor } = await setup(t, { maxDecisions: 1 })
+  fs.copyFileSync(file('corrupt.png'), file('corrupt-2.png'))
+  await compactor.rendering(file('corrupt.png'), 'webp')
+  await compactor.rendering(file('corrupt-2.png'), 'webp')
+  await compactor.rendering(file('corrupt-2.png'), 'webp')
+  t.same(failures, ['corrupt.png', 'corrupt-2.png'], 'the newest decision is kept')
+  await compactor.rendering(file('corrupt.png'), 'webp')
+  t.same(failures, ['corrupt.png', 'corrupt-2.png', 'corrupt.png'], 'the forgotten one is tried again')
+})
+
 t.test('a request waits at most waitMs; the encode goes on and is kept', async (t) => {
   const { file, compactor } = await setup(t, { waitMs: 1 })
   t.equal(await compactor.rendering(file('picture.png'), 'webp'), undefined, 'not ready in 1 ms: the original')
