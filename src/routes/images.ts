@@ -10,6 +10,7 @@ import path from 'node:path'
 import send from '@fastify/send'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { LATER } from '../files/compactor.js'
 import type { Compactor } from '../files/compactor.js'
 import { attachmentDisposition } from '../files/disposition.js'
 import { extensionOf } from '../files/extensions.js'
@@ -44,6 +45,8 @@ const CONDITIONAL = ['range', 'if-range', 'if-match', 'if-none-match', 'if-modif
 
 // What @fastify/send answers for the same file, so both paths look alike.
 const CACHE_CONTROL = `public, max-age=${MAX_AGE_MS / 1000}`
+// For an original sent while its compact rendering is not ready yet.
+const REVALIDATE = 'no-cache'
 // Every extension the resolver delivers is in send's table; the fallback is for the type.
 /* c8 ignore next */
 const contentType = (file: string): string => send.mime.getType(file) ?? 'application/octet-stream'
@@ -188,9 +191,13 @@ export async function registerImages (app: FastifyInstance, options: ImagesOptio
         const query = request.query as Record<string, unknown>
         const format = chooseFormat({ setting: compact.setting, accept: request.headers.accept, extension: extensionOf(fileName), original: Object.hasOwn(query, 'original') })
         if (format === undefined) return sendFile(request, reply, delivery.root, delivery.realPath)
-        return compact.compactor.rendering(delivery.realPath, format, { encode: request.method === 'GET' }).then((rendering) => rendering === undefined
-          ? sendFile(request, reply, delivery.root, delivery.realPath)
-          : sendFile(request, reply, rendering.root, rendering.path))
+        return compact.compactor.rendering(delivery.realPath, format, { encode: request.method === 'GET' }).then((rendering) => {
+          if (rendering === undefined) return sendFile(request, reply, delivery.root, delivery.realPath)
+          // The original stands in while the rendering is made: the browser must ask
+          // again next time instead of keeping it for a day.
+          if (rendering === LATER) return sendFile(request, reply, delivery.root, delivery.realPath, REVALIDATE)
+          return sendFile(request, reply, rendering.root, rendering.path)
+        })
       }
     })
 
@@ -199,13 +206,13 @@ export async function registerImages (app: FastifyInstance, options: ImagesOptio
      * memory; ranges and conditional requests (rare: browsers fetch a new image whole) go
      * to @fastify/send, which does them right.
      */
-    function sendFile (request: FastifyRequest, reply: FastifyReply, root: string, realPath: string): FastifyReply {
+    function sendFile (request: FastifyRequest, reply: FastifyReply, root: string, realPath: string, cacheControl = CACHE_CONTROL): FastifyReply {
       if (request.method === 'GET' && !CONDITIONAL.some((name) => request.headers[name] !== undefined)) {
         const cached = cache.get(realPath)
         if (cached !== undefined) {
           return reply
             .header('content-type', contentType(realPath))
-            .header('cache-control', CACHE_CONTROL)
+            .header('cache-control', cacheControl)
             .header('accept-ranges', 'bytes')
             .header('etag', cached.etag)
             .header('last-modified', cached.lastModified)
@@ -214,7 +221,8 @@ export async function registerImages (app: FastifyInstance, options: ImagesOptio
       }
       // Relative to the real root, so no symlink is followed again on the way out.
       const relative = path.relative(root, realPath).split(path.sep).join('/')
-      return reply.sendFile(relative, root)
+      if (cacheControl === CACHE_CONTROL) return reply.sendFile(relative, root)
+      return reply.header('cache-control', cacheControl).sendFile(relative, root, { cacheControl: false })
     }
   }, { prefix: IMAGES_PREFIX })
 }
