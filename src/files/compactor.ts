@@ -17,13 +17,13 @@ import { createCompactStore } from './compact-store.js'
 import type { CompactFormat } from './negotiate.js'
 
 /** One encode at a time: on 2 cores the other stays free for the streams. */
-export const DEFAULT_CONCURRENCY = 1
+const DEFAULT_CONCURRENCY = 1
 /** Requests for renderings not yet encoded that may wait; past it they get the original. */
-export const DEFAULT_QUEUE_LIMIT = 16
+const DEFAULT_QUEUE_LIMIT = 16
 /** A browser waits this long for a first rendering; the encode goes on and is kept. */
-export const DEFAULT_WAIT_MS = 2000
+const DEFAULT_WAIT_MS = 2000
 /** Decisions to send the original, remembered per file version (about 1 MB of keys). */
-export const DEFAULT_MAX_DECISIONS = 10_000
+const DEFAULT_MAX_DECISIONS = 10_000
 /** libvips' own bound on decoded pixels (a decompression bomb is refused, not encoded). */
 const MAX_INPUT_PIXELS = 268_402_689
 
