@@ -5,7 +5,7 @@
  */
 import { homedir as osHomedir } from 'node:os'
 import { ConfigError } from '../errors.js'
-import type { LogLevel, Mode, Options } from './options.js'
+import type { CompactImages, LogLevel, Mode, Options } from './options.js'
 import { resolveSources, type ResolveContext } from './resolve.js'
 import type { Key, RawValues } from './sources.js'
 
@@ -32,6 +32,11 @@ export interface ImagegateOptions {
   storeDir?: string | undefined
   dataImageMaxBytes?: number | undefined
   storeMaxBytes?: number | undefined
+  compactImages?: CompactImages | undefined
+  compactQuality?: number | undefined
+  compactMaxWidth?: number | undefined
+  compactMaxBytes?: number | undefined
+  dropNamedEvents?: boolean | undefined
 }
 
 // One row per key, so that a key added to KEYS without a name here fails to compile.
@@ -53,7 +58,12 @@ const NAMES = {
   inlineMaxBytes: 'inline-max-bytes',
   storeDir: 'store-dir',
   dataImageMaxBytes: 'data-image-max-bytes',
-  storeMaxBytes: 'store-max-bytes'
+  storeMaxBytes: 'store-max-bytes',
+  compactImages: 'compact-images',
+  compactQuality: 'compact-quality',
+  compactMaxWidth: 'compact-max-width',
+  compactMaxBytes: 'compact-max-bytes',
+  dropNamedEvents: 'drop-named-events'
 } as const satisfies { readonly [name in keyof Required<ImagegateOptions>]: Key }
 const everyKeyNamed: [Exclude<Key, typeof NAMES[keyof typeof NAMES]>] extends [never] ? true : never = true
 void everyKeyNamed

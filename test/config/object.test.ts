@@ -26,6 +26,16 @@ t.test('a plain object becomes complete options, with the same defaults as the c
   t.same(warnings, [], 'no warning with folders given')
 })
 
+t.test('compact images and named events, as on the command line', async t => {
+  const dir = t.testdir({ images: {}, home: {} })
+  const context = { cwd: dir, homedir: join(dir, 'home'), env: {} }
+  const { options } = resolveImagegateOptions({ cacheDirs: 'images', compactImages: 'avif', compactQuality: 60, compactMaxWidth: 0, compactMaxBytes: 1024, dropNamedEvents: true }, context)
+  t.same([options.compactImages, options.compactQuality, options.compactMaxWidth, options.compactMaxBytes, options.dropNamedEvents], ['avif', 60, 0, 1024, true], 'taken')
+  const defaults = resolveImagegateOptions({ cacheDirs: 'images' }, context).options
+  t.same([defaults.compactImages, defaults.compactQuality, defaults.compactMaxWidth, defaults.dropNamedEvents], ['webp', 80, 2048, false], 'the command line\'s defaults')
+  t.throws(() => resolveImagegateOptions({ cacheDirs: 'images', compactQuality: 0 }, context), new ConfigError('options.compactQuality: must be an integer from 1 to 100, got 0'), 'checked the same way')
+})
+
 t.test('without cache folders, hermes\' are looked for, with the same warning', async t => {
   const dir = t.testdir({ home: {} })
   const { options, warnings } = resolveImagegateOptions({}, { cwd: dir, homedir: join(dir, 'home'), env: { IMAGEGATE_PORT: '1' } })
