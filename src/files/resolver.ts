@@ -40,6 +40,12 @@ export interface FileResolver {
   resolveReference (dest: string, accept: Accept): ResolveResult
   /** raw name from the URL path after `/images/` (still percent-encoded, may be hostile) */
   resolveName (rawName: string): Delivery | undefined
+  /**
+   * A name as releases before folder ids wrote it (`sub/a.png`, no id), looked up as they
+   * did it: the first folder, in lookup order, holding a deliverable file at that path.
+   * The delivery carries the file's one current name; the old name never serves it.
+   */
+  resolveLegacyName (rawName: string): Delivery | undefined
   /** The public name of a file directly in `dir` (one of the roots), e.g. the store. */
   nameIn (dir: string, fileName: string): string
 }
@@ -310,6 +316,19 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
     return result.ok && result.delivery.name === rawName ? result.delivery : undefined
   }
 
+  function resolveLegacyName (rawName: string): Delivery | undefined {
+    const relative = decodeName(rawName)
+    if (relative === undefined) return undefined
+    const segments = relative.split('/')
+    if (!allowedFor(extensionOf(segments[segments.length - 1] as string), 'media')) return undefined
+    // The same checks as a current name; only the folder is found by looking, in order.
+    for (const root of roots) {
+      const result = check(root, segments)
+      if (result.ok) return result.delivery
+    }
+    return undefined
+  }
+
   function nameIn (dir: string, fileName: string): string {
     return `${folderId(path.resolve(dir))}/${encodeName(fileName)}`
   }
@@ -318,6 +337,7 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
     get roots () { return rootDirs },
     resolveReference,
     resolveName,
+    resolveLegacyName,
     nameIn
   }
 }

@@ -418,3 +418,74 @@ t.test('nested folders, or one folder under two paths: each file still has one n
   t.equal(resolver.resolveName(`${folderId(again)}/top.png`), undefined, 'nor through the second path of the same folder')
   t.equal(resolver.resolveName(`${folderId(outer)}/top.png`)?.realPath, path.join(realOuter, 'top.png'), 'while the first path serves it')
 })
+
+// Old link shape covered: `/images/<path>?sig=…`, the name without a folder id that
+// releases before folder ids wrote, e.g. `apple.png` or `sub/deep.png`.
+t.test('resolveLegacyName: an old name finds its file as before, under its one current name', async (t) => {
+  const names: Array<[raw: string, expected: Hit | undefined, why: string]> = [
+    ['apple.png', inA('apple.png', 'apple.png'), 'the first folder holding the name wins'],
+    ['sub/deep.png', inA('sub/deep.png', 'sub/deep.png'), 'a path in a subfolder, shadowing B\'s'],
+    ['sub/inner/deeper.webp', inA('sub/inner/deeper.webp', 'sub/inner/deeper.webp'), 'two folders deep'],
+    ['banana.jpg', inB('banana.jpg', 'banana.jpg'), 'only in the second folder'],
+    // cache A holds a folder called x.png: not deliverable, so B's file, as before.
+    ['x.png', inB('x.png', 'x.png'), 'a folder named like an image is passed over'],
+    ['a%20b%20%281%29.png', inA('a%20b%20%281%29.png', 'a b (1).png'), 'an encoded name'],
+    ['alias.png', inA('alias.png', 'apple.png'), 'a symlink inside the folder keeps its own name'],
+    ['sound.mp3', inA('sound.mp3', 'sound.mp3', 'media'), 'a media file'],
+    ['UPPER.PNG', inA('UPPER.PNG', 'UPPER.PNG'), 'case kept'],
+    ['upper.png', undefined, 'case-sensitive'],
+    ['gone.png', undefined, 'in no folder'],
+    ['a%20b%20(1).png', undefined, 'a spelling encodeName does not produce'],
+    ['%61pple.png', undefined, 'a needless escape'],
+    ['sub%2Fdeep.png', undefined, 'an encoded slash'],
+    ['../secret.png', undefined, 'a climb'],
+    ['%2e%2e/secret.png', undefined, 'an encoded climb'],
+    ['sub/../apple.png', undefined, 'a climb inside'],
+    ['.hidden.png', undefined, 'a dotfile'],
+    ['.dotdir/in.png', undefined, 'a dot-folder'],
+    ['escape.png', undefined, 'a symlink out of the folder'],
+    ['escape-dir/secret.png', undefined, 'a symlinked folder out of the folder'],
+    ['to-dot.png', undefined, 'a symlink to a dotfile'],
+    ['looks.png', undefined, 'a symlink to a text file'],
+    ['dangling.png', undefined, 'a dangling symlink'],
+    ['notes.txt', undefined, 'not an image'],
+    ['sub', undefined, 'a folder'],
+    ['sub/', undefined, 'a folder with a slash'],
+    ['', undefined, 'empty'],
+    ['apple.png%00.png', undefined, 'an encoded NUL'],
+    [`${'a'.repeat(5000)}.png`, undefined, 'over-long'],
+    // A current name is not an old one: no cache folder holds a folder named like an id.
+    [`${A}/apple.png`, undefined, 'a current name']
+  ]
+  for (const [raw, expected, why] of names) {
+    const got = files.resolveLegacyName(raw)
+    const label = `${why}: ${JSON.stringify(raw.slice(0, 40))}`
+    if (expected === undefined) {
+      t.equal(got, undefined, `${label} -> nothing`)
+      continue
+    }
+    t.same(got, { name: expected.name, root: expected.root, realPath: expected.file, kind: expected.kind }, `${label} -> ${expected.name}`)
+    // The one name the old one points at serves the same file.
+    t.same(files.resolveName(expected.name), got, `${label}: its current name serves it`)
+  }
+})
+
+t.test('resolveLegacyName: the folder order decides, the store last, nested files named in the deepest folder', async (t) => {
+  const dir = t.testdir({
+    first: { 'dup.png': 'first' },
+    second: { 'dup.png': 'second', 'only.png': 'second only' },
+    store: { 'dup.png': 'stored', 'kept.png': 'stored' },
+    outer: { images: { 'in.png': 'inner' } }
+  })
+  const at = (name: string): string => path.join(dir, name)
+  const resolver = createFileResolver({ cacheDirs: [at('first'), at('second'), at('outer'), at('outer/images')], storeDir: at('store') })
+  const nameOf = (raw: string): string | undefined => resolver.resolveLegacyName(raw)?.name
+  t.equal(nameOf('dup.png'), `${folderId(at('first'))}/dup.png`, 'the first folder holding the name')
+  t.equal(nameOf('only.png'), `${folderId(at('second'))}/only.png`, 'else the next')
+  t.equal(nameOf('kept.png'), `${folderId(at('store'))}/kept.png`, 'the store after every cache folder')
+  t.equal(nameOf('images/in.png'), `${folderId(at('outer/images'))}/in.png`, 'found through the enclosing folder, named in the inner one')
+  fs.unlinkSync(path.join(at('first'), 'dup.png'))
+  t.equal(nameOf('dup.png'), `${folderId(at('second'))}/dup.png`, 'once the first loses it, the next folder holding it')
+  const reversed = createFileResolver({ cacheDirs: [at('second'), at('first')] })
+  t.equal(reversed.resolveLegacyName('only.png')?.name, `${folderId(at('second'))}/only.png`, 'the order is the configured one')
+})
