@@ -3,7 +3,8 @@
  * The browser's URL is hostile input: it is checked on the raw bytes first (the router
  * decodes and @fastify/send normalizes, each of which has hidden a traversal before),
  * then `resolveName` decides, and @fastify/send streams the checked real file with
- * ETag, Last-Modified, 304 and Range handled for us.
+ * ETag, Last-Modified, 304 and Range handled for us. A validly signed name from before
+ * folder ids (`/images/a.png`) gets a permanent redirect to the file's one name.
  */
 import os from 'node:os'
 import path from 'node:path'
@@ -95,6 +96,26 @@ export function rawNameFromUrl (url: string, mount: string): string | undefined 
   return name
 }
 
+// 301 rather than 308: for GET and HEAD, the only methods routed here, they mean the same,
+// and every browser, client and cache knows 301 (nginx's proxy_cache keeps 200, 301 and
+// 302 by default, not 308).
+const MOVED_STATUS = 301
+// The move itself is permanent, but its target is a lookup (the first folder holding the
+// name) that changes when that folder loses the file: kept as long as the file itself.
+const MOVED_CACHE_CONTROL = CACHE_CONTROL
+
+/**
+ * Where an old name has moved, as a path relative to the request's own URL: from
+ * `<mount>/a/b.png`, `../<name>` reaches `<mount>/<name>`. Relative, because the
+ * browser's URL may carry the public URL's path (`/imagegate/images/…`) that a reverse
+ * proxy removed before imagegate saw it. Built from the checked `name` and the number of
+ * segments of `oldName` only, so nothing of the request is echoed.
+ */
+export function movedLocation (oldName: string, name: string): string {
+  const depth = oldName.split('/').length
+  return '../'.repeat(depth - 1) + name
+}
+
 // What @fastify/send or the memory path may already have set for the file when an error
 // comes later (a file that became unreadable fails only when its stream opens). Left in
 // place they would describe the error body as the image, with the image's ETag.
@@ -177,8 +198,20 @@ export async function registerImages (app: FastifyInstance, options: ImagesOptio
         // A missing or wrong signature is a 404 like any unknown name: a 403 would
         // confirm that the file exists.
         const signed = rawName !== undefined && (signer === undefined || signer.verify(rawName, (request.query as Record<string, unknown>).sig))
-        const delivery = signed ? files.resolveName(rawName) : undefined
-        if (delivery === undefined) return notFound(reply)
+        if (!signed) return notFound(reply)
+        const delivery = files.resolveName(rawName)
+        if (delivery === undefined) {
+          // A link from before folder ids, signed then with the same key over the same
+          // bytes: it points at the file's one name, and never serves the file itself.
+          const moved = files.resolveLegacyName(rawName)
+          if (moved === undefined) return notFound(reply)
+          const query = signer === undefined ? '' : `?sig=${signer.sign(moved.name)}`
+          return reply
+            .code(MOVED_STATUS)
+            .header('location', movedLocation(rawName, moved.name) + query)
+            .header('cache-control', MOVED_CACHE_CONTROL)
+            .send()
+        }
         onDeliver?.(delivery)
         const fileName = decodeURIComponent(delivery.name.slice(delivery.name.lastIndexOf('/') + 1))
         // Documents are downloaded, never shown: a browser that could render one (a PDF,

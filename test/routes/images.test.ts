@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { folderId } from '../../src/files/names.js'
 import { createFileResolver, type FileResolver } from '../../src/files/resolver.js'
-import { NOT_FOUND_BODY, rawNameFromUrl, registerImages } from '../../src/routes/images.js'
+import { movedLocation, NOT_FOUND_BODY, rawNameFromUrl, registerImages } from '../../src/routes/images.js'
 import { createSigner, type Signer } from '../../src/files/signing.js'
 import { APPLE_A, APPLE_B, DEEP, SECRET, X_B, buildTree } from '../fixtures/files/tree.js'
 
@@ -182,7 +182,8 @@ t.test('traversal and other hostile URLs never reach a file outside the cache', 
     ['/images', 'the mount itself'],
     ['/images/sub', 'a folder'],
     ['/images/sub/', 'a folder with a slash'],
-    ['/images/x.png', 'a folder named like an image, not replaced by the file in cache B'],
+    // Without an id, `x.png` is an old name and moves to B's file (see 'old names').
+    [`${IA}/x.png`, 'a folder named like an image, not replaced by the file in cache B'],
     ['/images/' + 'a'.repeat(5000) + '.png', 'very long name'],
     ['/images/' + 'a'.repeat(300) + '.png', 'name longer than NAME_MAX'],
     ['/images/Apple.png', 'case variant'],
@@ -226,6 +227,7 @@ function vouching (realPath: string): FileResolver {
     roots: [tree.dir],
     resolveReference: () => ({ ok: false, reason: 'missing' }),
     resolveName: () => ({ name: 'x.png', root: tree.dir, realPath, kind: 'image' }),
+    resolveLegacyName: () => undefined,
     nameIn: () => 'x.png'
   }
 }
@@ -327,11 +329,63 @@ t.test('with a signer, only correctly signed names are served, and misses look l
     ['signature twice', `${IA}/apple.png?sig=${signer.sign(`${A}/apple.png`)}&sig=${signer.sign(`${A}/apple.png`)}`],
     ['signed but missing file', `${IA}/missing.png?sig=${signer.sign(`${A}/missing.png`)}`],
     ['signed name of a file only in the other folder', `${IA}/banana.jpg?sig=${signer.sign(`${A}/banana.jpg`)}`],
-    ['signed name without a folder', `/images/apple.png?sig=${signer.sign('apple.png')}`],
+    ['signed old name of a missing file', `/images/missing.png?sig=${signer.sign('missing.png')}`],
+    ['old name with the signature of its new name', `/images/apple.png?sig=${signer.sign(`${A}/apple.png`)}`],
+    ['old name without a signature', '/images/apple.png'],
     ['signed traversal', `${IA}/../secret.png?sig=${signer.sign(`${A}/../secret.png`)}`],
     ['signed traversal into the other folder', `${IA}/../${B}/apple.png?sig=${signer.sign(`${A}/../${B}/apple.png`)}`]
   ]
   for (const [label, url] of cases) assertNotFound(t, await raw(base, url), label)
+})
+
+// Old link shape covered: `/images/<path>?sig=…` as releases before folder ids wrote it,
+// e.g. `/images/apple.png?sig=…` or `/images/sub/deep.png?sig=…` (no folder id).
+t.test('old names: a permanent redirect to the one name, resolved as before, never the bytes', async (t) => {
+  const signer = createSigner('s'.repeat(32))
+  const base = await start(t, files, signer)
+  const table: Array<[old: string, name: string, location: string, why: string]> = [
+    ['apple.png', `${A}/apple.png`, `${A}/apple.png`, 'the first folder holding the name'],
+    ['banana.jpg', `${B}/banana.jpg`, `${B}/banana.jpg`, 'only in the second folder'],
+    ['x.png', `${B}/x.png`, `${B}/x.png`, 'a folder named like an image in A is passed over, as before'],
+    ['sub/deep.png', `${A}/sub/deep.png`, `../${A}/sub/deep.png`, 'a subfolder: relative to the request\'s own folder'],
+    ['sub/inner/deeper.webp', `${A}/sub/inner/deeper.webp`, `../../${A}/sub/inner/deeper.webp`, 'two folders deep'],
+    ['a%20b%20%281%29.png', `${A}/a%20b%20%281%29.png`, `${A}/a%20b%20%281%29.png`, 'an encoded name']
+  ]
+  for (const [old, name, location, why] of table) {
+    const sig = `?sig=${signer.sign(name)}`
+    for (const method of ['GET', 'HEAD']) {
+      const label = `${method} ${old} (${why})`
+      const response = await raw(base, `/images/${old}?sig=${signer.sign(old)}`, { method })
+      t.equal(response.status, 301, `${label}: moved permanently`)
+      t.equal(response.headers.location, location + sig, `${label}: to its one name, freshly signed`)
+      t.equal(new URL(location + sig, `${base}/images/${old}`).pathname, `/images/${name}`, `${label}: which resolves below the mount`)
+      t.equal(response.headers['cache-control'], 'public, max-age=86400', `${label}: cached like the file`)
+      t.equal(response.body.length, 0, `${label}: no bytes of the file`)
+      if (method === 'GET') t.equal(response.headers['content-length'], '0', `${label}: and says so`)
+      t.equal(response.headers.etag, undefined, `${label}: none of the file's headers`)
+      t.equal(response.headers['x-content-type-options'], 'nosniff', `${label}: the route's headers`)
+    }
+  }
+  // The query is checked, never copied: only `sig` counts, and the Location is built anew.
+  const extra = await raw(base, `/images/apple.png?x=%0d%0aSet-Cookie:1&sig=${signer.sign('apple.png')}&y=..%2f`)
+  t.equal(extra.headers.location, `${A}/apple.png?sig=${signer.sign(`${A}/apple.png`)}`, 'other parameters are not carried along')
+  t.equal(extra.headers['set-cookie'], undefined, 'nothing injected')
+  // A range or a validator asks for bytes the old name does not have.
+  const ranged = await raw(base, `/images/apple.png?sig=${signer.sign('apple.png')}`, { headers: { range: 'bytes=0-3', 'if-none-match': '*' } })
+  t.equal(ranged.status, 301, 'a range on an old name is redirected too')
+  t.equal(ranged.body.length, 0, 'with no bytes')
+
+  // Without signing, the plain old name moves the same way, to an unsigned link.
+  const open = await start(t, files)
+  const plain = await raw(open, '/images/sub/deep.png')
+  t.equal(plain.status, 301, 'signing off: moved')
+  t.equal(plain.headers.location, `../${A}/sub/deep.png`, 'signing off: no signature')
+})
+
+t.test('movedLocation', async (t) => {
+  t.equal(movedLocation('a.png', 'abc/a.png'), 'abc/a.png', 'a name at the top: its sibling')
+  t.equal(movedLocation('s/a.png', 'abc/s/a.png'), '../abc/s/a.png', 'one folder deep: one level up')
+  t.equal(movedLocation('s/t/u/a.png', 'abc/a.png'), '../../../abc/a.png', 'three folders deep')
 })
 
 t.test('SVG only with allowSvg, and then sandboxed', async (t) => {
