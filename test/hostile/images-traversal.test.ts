@@ -46,7 +46,8 @@ const top = t.testdir({
       'up.png': t.fixture('symlink', '../../secret.png'),
       'escape-dir': t.fixture('symlink', '..'),
       'to-hidden.png': t.fixture('symlink', '.hidden.png'),
-      'loop.png': t.fixture('symlink', 'loop.png')
+      'loop.png': t.fixture('symlink', 'loop.png'),
+      'to-b.png': t.fixture('symlink', '../cacheB/b.png')
     },
     cacheB: { 'b.png': IN_B }
   }
@@ -97,6 +98,9 @@ const table: Case[] = [
   ['/images/to-hidden.png', 'symlink to a dotfile'],
   ['/images/loop.png', 'symlink loop'],
   ['/images/fifo.png', 'a FIFO named like an image'],
+  ['/images/to-b.png', 'symlink from one cache folder into the other'],
+  ['/images/cacheB/b.png', 'a cache folder named as a folder'],
+  ['/images/srv/cacheA/a.png', 'a path from above the cache folders'],
   ['/images/dir.png', 'a folder named like an image'],
   ['/images/sub', 'a folder'],
   ['/images/sub/', 'a folder with a slash'],
