@@ -337,7 +337,17 @@ t.test('under the public URL\'s path, the same names are served and the same hos
     t.equal((await rawRequest(gate.url, `${MOUNT}/images/${name}`)).status, 404, `${MOUNT}/images/${name}: not without its signature`)
     t.equal((await rawRequest(gate.url, `/images/${name}${query}`)).status, 200, `/images/${name}: still served at the root`)
   }
-  const corpus: Case[] = [...MOUNT_TABLE, ...[...table, ...generated, ...ACROSS, ...table.map(belowId)].map(([target, why]): Case => [mounted(target), why])]
+  for (const [old, name, bytes] of LEGACY) {
+    const target = `${MOUNT}/images/${old}?sig=${gate.signer?.sign(old) ?? ''}`
+    const moved = await rawRequest(gate.url, target)
+    t.equal(moved.status, 301, `${MOUNT}/images/${old}: an old name is moved`)
+    const location = new URL(/^location: (.*)$/im.exec(moved.head)?.[1] ?? '', gate.url + target)
+    t.equal(location.pathname, `${MOUNT}/images/${name}`, `${MOUNT}/images/${old}: to its one name, under the path`)
+    t.same((await rawRequest(gate.url, location.pathname + location.search)).body, bytes, `${MOUNT}/images/${old}: which serves exactly its bytes`)
+  }
+  // The same hostile spellings of the mount before an old name (no folder id).
+  const oldMountTable = MOUNT_TABLE.map(([target, why]): Case => [(target as string).replace(`${A}/`, ''), `${why}, before an old name`])
+  const corpus: Case[] = [...MOUNT_TABLE, ...oldMountTable, ...[...table, ...generated, ...ACROSS, ...table.map(belowId)].map(([target, why]): Case => [mounted(target), why])]
   for (const [target, why] of corpus) {
     assertRefused(t, await rawRequest(gate.url, signed(gate, target)), target, label(target, why))
   }

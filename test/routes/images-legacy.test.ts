@@ -123,7 +123,20 @@ t.test('with signing off, a plain old name moves likewise', async (t) => {
   t.same(Buffer.from(await followed.arrayBuffer()), DEEP, 'exactly its bytes')
 })
 
-t.test('behind a reverse proxy that serves imagegate under the public URL\'s path', async (t) => {
+t.test('under the public URL\'s path, forwarded as it is', async (t) => {
+  // A reverse proxy that passes `/imagegate/…` through unchanged: imagegate answers under
+  // the path as at the root, and the redirect stays under it.
+  const { gate, second } = await setup(t, { publicUrl: 'https://chat.example.org/imagegate' })
+  const id = folderId(second)
+  const followed = await fetch(`${gate.url}/imagegate/images/only.png?sig=${oldSignature('only.png')}`)
+  t.equal(followed.status, 200, 'shown')
+  t.equal(followed.url, `${gate.url}/imagegate/images/${id}/only.png?sig=${gate.signer?.sign(`${id}/only.png`) ?? ''}`, 'at the one name, under the path')
+  t.same(Buffer.from(await followed.arrayBuffer()), ONLY, 'exactly its bytes')
+  const refused = await fetch(`${gate.url}/imagegate/images/only.png`, { redirect: 'manual' })
+  t.equal(refused.status, 404, 'not without its signature, under the path too')
+})
+
+t.test('behind a reverse proxy that removes the public URL\'s path', async (t) => {
   // What nginx's `location /imagegate/ { proxy_pass http://imagegate/; }` does: the path
   // prefix is removed on the way in, so imagegate never sees it, and the browser resolves
   // the redirect against the URL it asked for.
