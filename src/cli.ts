@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { realpathSync } from 'node:fs'
-import { homedir } from 'node:os'
+import { constants, homedir } from 'node:os'
 import { pathToFileURL } from 'node:url'
 import { resolveOptions } from './config/index.js'
 import { ConfigError } from './errors.js'
@@ -17,13 +17,21 @@ export const EXIT_USAGE = 2
 export const EXIT_FAILURE = 1
 
 /**
+ * Exit code after a second SIGINT or SIGTERM: 128 + the signal's number (130, 143), as
+ * a shell reports a process that a signal ended.
+ */
+export function exitCodeFor (signal: 'SIGINT' | 'SIGTERM'): number {
+  return 128 + constants.signals[signal]
+}
+
+/**
  * Runs imagegate: prints help or the version, or starts the server and keeps it running
  * until SIGINT or SIGTERM, then closes it. Resolves with the process exit code.
  */
 export async function main (argv: string[], env: NodeJS.ProcessEnv, output: Output = process): Promise<number> {
   // Listening for signals from the start, so that one that arrives while the server is
   // still starting closes it as soon as it is up instead of killing the process.
-  const signals = stopSignals()
+  const signals = stopSignals(output)
   const code = await run(argv, env, output, signals.stopped).catch((err: unknown) => report(err, output))
   signals.dispose()
   return code
@@ -51,16 +59,24 @@ function report (err: unknown, output: Output): number {
 }
 
 /**
- * `stopped` resolves on the first SIGINT or SIGTERM, which also removes both listeners:
- * a second signal while the server drains then gets Node's default handling and ends
- * the process. `dispose` removes them when main() ends another way.
+ * `stopped` resolves on the first SIGINT or SIGTERM. A second one while the server
+ * drains ends the process at once, through an explicit exit rather than by giving the
+ * signal back to Node's default handling: as PID 1 (a container without an init) the
+ * kernel drops a signal the process has no handler for, so the default would do
+ * nothing. `dispose` removes the listeners when main() ends.
  */
-function stopSignals (): { stopped: Promise<NodeJS.Signals>, dispose: () => void } {
+function stopSignals (output: Output): { stopped: Promise<NodeJS.Signals>, dispose: () => void } {
   let resolveStopped!: (signal: NodeJS.Signals) => void
   const stopped = new Promise<NodeJS.Signals>(resolve => { resolveStopped = resolve })
-  const stop = (signal: NodeJS.Signals): void => {
-    dispose()
-    resolveStopped(signal)
+  let first = true
+  const stop = (signal: 'SIGINT' | 'SIGTERM'): void => {
+    if (first) {
+      first = false
+      resolveStopped(signal)
+      return
+    }
+    output.stderr.write(`imagegate: ${signal} again: exiting without waiting for running streams\n`)
+    process.exit(exitCodeFor(signal))
   }
   const dispose = (): void => {
     process.off('SIGINT', stop)

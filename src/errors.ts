@@ -45,3 +45,11 @@ export const requestTooLarge = (limit: number): ImagegateError =>
 
 export const loopDetected = (): ImagegateError =>
   new ImagegateError('loop_detected', 508, 'upstream_error', 'imagegate received a request it had forwarded itself: its upstream leads back to it; set --upstream to the agent backend')
+
+/** An answer still running when the shutdown grace is over. */
+export const answerCutByShutdown = (): ImagegateError =>
+  new ImagegateError('server_shutting_down', 503, 'server_error', 'imagegate is shutting down; the answer was cut')
+
+/** A request that arrives during shutdown: it never reaches the upstream, so it is safe to send again. */
+export const refusedByShutdown = (): ImagegateError =>
+  new ImagegateError('server_shutting_down', 503, 'server_error', 'imagegate is shutting down; the request was not forwarded, send it again')

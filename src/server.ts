@@ -9,7 +9,7 @@ import type { DestinationStream } from 'pino'
 import { defaultPublicUrl, isImageLink, publicPath, redactUrl, unmount } from './config/urls.js'
 import { formatAddress, isLoopbackHost, machineAddresses, reachesListener, selfUpstreamMessage } from './config/self-address.js'
 import type { Options } from './config/options.js'
-import { ConfigError, ImagegateError } from './errors.js'
+import { ConfigError, ImagegateError, answerCutByShutdown, refusedByShutdown } from './errors.js'
 import { createFileResolver } from './files/resolver.js'
 import type { FileResolver } from './files/resolver.js'
 import { createSigner, loadOrCreateKey } from './files/signing.js'
@@ -28,6 +28,8 @@ import { HEALTH_PATHS, createReadiness, probeUpstream, registerHealth } from './
 import { registerImages } from './routes/images.js'
 import { registerProxy } from './routes/proxy.js'
 import type { ActiveStream, AnswerSummary, ReferenceTally } from './routes/proxy.js'
+import type { PumpEnd } from './routes/event-pump.js'
+import { CUT_FLUSH_MS, createDrain } from './shutdown.js'
 import { createUpstream } from './upstream/client.js'
 import type { UpstreamOptions } from './upstream/client.js'
 import { viaName } from './upstream/headers.js'
@@ -63,14 +65,17 @@ export interface Server {
   readonly streams: ReadonlySet<ActiveStream>
   listen: () => Promise<string>
   /**
-   * Stops accepting connections, gives running streams `shutdownGrace` seconds to
-   * finish, then ends the rest with an error event, and closes.
+   * Stops accepting connections and answers requests that still arrive with a 503;
+   * closes each connection as its response ends and idle ones at once; gives running
+   * requests `shutdownGrace` seconds to finish, then ends the streams left with an error
+   * event, the requests waiting for the upstream with a 503, and closes every
+   * connection. Calling it again returns the same promise.
    */
   close: () => Promise<void>
 }
 
-const shuttingDown = (): ImagegateError =>
-  new ImagegateError('server_shutting_down', 503, 'server_error', 'imagegate is shutting down; the answer was cut')
+/** Stream ends where the client got an error event instead of the whole answer. */
+const CUT_ENDS: ReadonlySet<PumpEnd> = new Set(['stopped', 'upstream-error', 'too-large'])
 
 /**
  * Request lines of these routes are written at `debug`: orchestrators and Prometheus ask
@@ -98,6 +103,9 @@ export async function buildServer (options: Options, settings: ServerSettings = 
   const streams = new Set<ActiveStream>()
   const answers: Answers = new WeakMap()
   const metrics = createMetrics({ activeStreams: () => streams.size, storeBytes: () => store.bytes })
+  const drain = createDrain()
+  // Aborted at the end of the grace: requests still waiting for the upstream give up.
+  const graceOver = new AbortController()
   // The path of the public URL (`/imagegate`): imagegate answers under it as under `/`, so
   // a reverse proxy may forward `/imagegate/images/…` without a rule to strip it.
   const mount = publicPath(options.publicUrl)
@@ -113,7 +121,9 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     bodyLimit: Number.MAX_SAFE_INTEGER,
     // Agent runs are long; Node's default request timeout would cut them.
     requestTimeout: 0,
-    return503OnClosing: true,
+    // Fastify's own 503 has a body of its own shape; the onRequest hook below answers
+    // with imagegate's OpenAI-shaped one.
+    return503OnClosing: false,
     // A URL the router cannot decode (`/v1/%zz`) reaches no route and no hook; it still
     // gets its request line and an OpenAI-shaped error, without the URL echoed back.
     frameworkErrors: (error, request, reply) => {
@@ -179,7 +189,15 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     return reply.code(status).send({ error: { message, type: status >= 500 ? 'server_error' : 'invalid_request_error', code: (error as { code?: string }).code ?? 'error' } })
   })
 
-  app.addHook('onRequest', async (request, reply) => { observeOnClose(request, reply, metrics, answers) })
+  app.addHook('onRequest', async (request, reply) => {
+    observeOnClose(request, reply, metrics, answers)
+    drain.track(reply.raw)
+    // A request on a connection that was busy when shutdown began (a pipelined one, or
+    // one whose head was still arriving). Served, it would start an agent run the grace
+    // may cut; refused, it never reaches the upstream and the client can send it again,
+    // as the OpenAI SDK does on a 503.
+    if (drain.draining) return reply.code(503).header('connection', 'close').send(refusedByShutdown().toBody())
+  })
 
   const { timeoutMs, ...cache } = settings.readiness ?? {}
   const probe = (): ReturnType<typeof probeUpstream> =>
@@ -212,6 +230,7 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     keepaliveMs: options.keepalive * 1000,
     dropNamedEvents: options.dropNamedEvents,
     streams,
+    graceOver: graceOver.signal,
     rewriteRequestBody: options.mode === 'data-uri' ? delivery.shortenOwnInline : undefined,
     onUpstreamHeaders: (request, seconds) => { metrics.upstreamFirstByte(routeOf(request), seconds) },
     onAnswer: ({ request, summary }) => { answers.set(request, summary) },
@@ -245,17 +264,24 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     })
   })
 
-  async function close (): Promise<void> {
+  let closed: Promise<void> | undefined
+  const close = (): Promise<void> => (closed ??= shutDown())
+
+  async function shutDown (): Promise<void> {
+    drain.begin()
+    // Stops listening and closes idle connections (Node's server.close() does both); it
+    // resolves once the last connection is closed.
     const closing = app.close()
-    if (streams.size > 0) {
-      app.log.info({ streams: streams.size, graceSeconds: options.shutdownGrace }, 'shutting down: waiting for running streams')
-      let timer: NodeJS.Timeout | undefined
-      const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, options.shutdownGrace * 1000) })
-      await Promise.race([Promise.allSettled([...streams].map((stream) => stream.done)), grace])
-      clearTimeout(timer)
-      if (streams.size > 0) app.log.warn({ streams: streams.size }, 'shutting down: cutting streams still running')
-      for (const stream of streams) stream.stop(shuttingDown())
+    if (drain.size > 0) {
+      app.log.info({ requests: drain.size, streams: streams.size, graceSeconds: options.shutdownGrace }, 'shutting down: waiting for running requests')
     }
+    if (await within(closing, options.shutdownGrace * 1000)) return
+    if (streams.size > 0) app.log.warn({ streams: streams.size }, 'shutting down: cutting streams still running')
+    for (const stream of streams) stream.stop(answerCutByShutdown())
+    graceOver.abort()
+    // Whatever is still open now (a client that does not read, a request head that never
+    // ends) would hold the process past the grace.
+    if (!await within(closing, CUT_FLUSH_MS)) app.server.closeAllConnections()
     await closing
   }
 
@@ -311,11 +337,24 @@ export async function startServer (options: Options, extra: { warnings?: string[
   return { url, publicUrl: server.publicUrl, address: server.address, close: server.close }
 }
 
+/** Whether `promise` settles within `ms`. */
+async function within (promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<false>((resolve) => { timer = setTimeout(resolve, ms, false) })
+  try {
+    return await Promise.race([promise.then(() => true as const), late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /**
  * One line per request, written by us so it never carries headers or query strings, and
  * the request's metrics. On the response's `close` rather than in onResponse, which
  * Fastify never runs for a client that went away mid-stream, and those are the requests
- * an operator looks for.
+ * an operator looks for. An event stream's line says how it ended (`stream`), and is a
+ * warning when the client got an error event instead of the whole answer: its status
+ * went out as 200 before anything went wrong.
  */
 function observeOnClose (request: FastifyRequest, reply: FastifyReply, metrics: Metrics, answers: Answers): void {
   reply.raw.once('close', () => {
@@ -332,7 +371,8 @@ function observeOnClose (request: FastifyRequest, reply: FastifyReply, metrics: 
       ...(finished ? {} : { aborted: true })
     }
     const write = (answer?: AnswerSummary): void => {
-      request.log[route !== undefined && PROBE_ROUTES.has(route) ? 'debug' : 'info']({ ...line, ...answer }, 'request')
+      const level = answer?.stream !== undefined && CUT_ENDS.has(answer.stream) ? 'warn' : route !== undefined && PROBE_ROUTES.has(route) ? 'debug' : 'info'
+      request.log[level]({ ...line, ...answer }, 'request')
     }
     // A stream whose client left ends (`aborted`) just after this event.
     const answer = answers.get(request)

@@ -4,18 +4,12 @@ import { readFileSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import t from 'tap'
-import { isMainModule, main, type Output } from '../src/cli.js'
+import { exitCodeFor, isMainModule, main, type Output } from '../src/cli.js'
+import { cleanEnv, startCli } from './fixtures/cli-process.js'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
-
-// The test's environment without IMAGEGATE_* variables, so that a developer's own
-// settings cannot change the outcome.
-const cleanEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
-  ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('IMAGEGATE_'))),
-  ...extra
-})
 
 const capture = (): Output & { out: string[], err: string[] } => {
   const out: string[] = []
@@ -45,6 +39,11 @@ t.test('isMainModule compares real paths', async t => {
   t.notOk(isMainModule(url, join(dir, 'other.js')), 'a path that does not exist')
   t.notOk(isMainModule(url, undefined), 'no script (REPL)')
   t.notOk(isMainModule(pathToFileURL(join(dir, 'lib.js')).href, join(dir, 'cli.js')), 'another module')
+})
+
+t.test('a second signal exits with 128 + its number, as a shell reports it', async t => {
+  t.equal(exitCodeFor('SIGINT'), 130, 'SIGINT')
+  t.equal(exitCodeFor('SIGTERM'), 143, 'SIGTERM')
 })
 
 t.test('main prints help and the version to stdout', async t => {
@@ -116,25 +115,13 @@ t.test('the CLI serves until SIGTERM or SIGINT, then closes and exits 0', async 
     t.test(signal, async t => {
       const dir = t.testdir({ images: {} })
       const args = ['--port', '0', '--cache-dir', dir, '--upstream', 'http://127.0.0.1:9', '--log-level', 'info']
-      const child = spawn(process.execPath, [...process.execArgv, CLI, ...args], { cwd: ROOT, env: cleanEnv() })
-      t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-      let stdout = ''
-      let stderr = ''
-      child.stderr.setEncoding('utf8').on('data', (text: string) => { stderr += text })
-      const closed = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>
-      await new Promise<void>((resolve, reject) => {
-        child.stdout.setEncoding('utf8').on('data', (text: string) => {
-          stdout += text
-          if (/listening[^\n]*\n/.test(stdout)) resolve()
-        })
-        closed.then(() => reject(new Error(`exited before listening: ${stderr}`)), reject)
-      })
-      t.match(stdout, /listening[^\n]*http:\/\/127\.0\.0\.1:\d+/, 'logs where it listens')
-      child.kill(signal)
-      const [code, exitSignal] = await closed
+      const cli = await startCli(t, args)
+      t.match(cli.stdout(), /listening[^\n]*http:\/\/127\.0\.0\.1:\d+/, 'logs where it listens')
+      cli.kill(signal)
+      const { code, signal: exitSignal } = await cli.exited
       t.equal(exitSignal, null, 'not killed by the signal')
       t.equal(code, 0, 'exit 0 after closing')
-      t.equal(stderr, '', 'nothing on stderr')
+      t.equal(cli.stderr(), '', 'nothing on stderr')
     })
   }
 })

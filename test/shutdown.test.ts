@@ -1,18 +1,16 @@
 // Graceful shutdown: a stream running when imagegate is told to stop either completes
 // within the grace period or ends with an error event, never silently.
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import type { IncomingMessage } from 'node:http'
-import { fileURLToPath } from 'node:url'
+import net from 'node:net'
 import t from 'tap'
+import { CUT_FLUSH_MS } from '../src/shutdown.js'
+import { nsPid, startCli } from './fixtures/cli-process.js'
 import { startGate, contentOf, dataLines } from './fixtures/gate.js'
 import { IMAGE_NAME, IMAGE_PATH, cacheWithImage } from './fixtures/hermes.js'
-import { open, responseOf, send, waitFor } from './fixtures/http.js'
+import { open, postJson, responseOf, send, waitFor } from './fixtures/http.js'
 import { DONE, chunk, contentEvents, startMockUpstream } from './fixtures/mock-upstream.js'
 import type { MockHandler } from './fixtures/mock-upstream.js'
-
-const ROOT = fileURLToPath(new URL('../', import.meta.url))
-const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
 
 const SHUTTING_DOWN = '{"error":{"message":"imagegate is shutting down; the answer was cut","type":"server_error","code":"server_shutting_down"}}'
 
@@ -73,7 +71,7 @@ t.test('a stream that finishes within the grace period completes normally', asyn
   t.equal(events.at(-1), '[DONE]', 'the stream ends with [DONE]')
   t.notOk(reader.text().includes('server_shutting_down'), 'no error event')
   t.equal(contentOf(reader.text()), `Here it is: ![apple](${gate.link(IMAGE_NAME)})`, 'the whole answer, rewritten')
-  t.match(gate.logs.find((line) => line.msg === 'shutting down: waiting for running streams'), { streams: 1, graceSeconds: 5 }, 'the wait is logged')
+  t.match(gate.logs.find((line) => line.msg === 'shutting down: waiting for running requests'), { requests: 1, streams: 1, graceSeconds: 5 }, 'the wait is logged')
   t.equal(gate.logs.filter((line) => line.msg === 'shutting down: cutting streams still running').length, 0, 'nothing was cut')
 })
 
@@ -117,45 +115,213 @@ t.test('close with no stream running is immediate', async t => {
   t.equal(gate.logs.filter((line) => typeof line.msg === 'string' && line.msg.startsWith('shutting down')).length, 0, 'nothing to log')
 })
 
-// The test's environment without IMAGEGATE_* variables.
-const cleanEnv = (): NodeJS.ProcessEnv =>
-  Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('IMAGEGATE_')))
+// Keep-alive clients: Open WebUI and Node's fetch keep their connections open after an
+// answer, so a server that waits for its connections to close waits for their timeout.
 
-t.test('the CLI on SIGTERM mid-stream: the client gets the error event, the process exits 0', async t => {
+const SHUTTING_DOWN_REFUSED = '{"error":{"message":"imagegate is shutting down; the request was not forwarded, send it again","type":"server_error","code":"server_shutting_down"}}'
+
+/** A streaming chat request through Node's fetch, which keeps its connection alive. */
+async function fetchStream (url: string): Promise<{ text: () => string, ended: Promise<number> }> {
+  const res = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"stream": true}' })
+  const body = res.body as ReadableStream<Uint8Array>
+  const decoder = new TextDecoder()
+  let text = ''
+  const ended = (async () => {
+    for await (const piece of body) text += decoder.decode(piece, { stream: true })
+    return Date.now()
+  })()
+  // A process that exits at once cuts the body; tests that expect it read `ended` late.
+  ended.catch(() => {})
+  return { text: () => text, ended }
+}
+
+/** A raw connection that asked for /healthz and now sits idle, kept alive. */
+async function idleConnection (url: string): Promise<{ closed: Promise<number>, received: () => string }> {
+  const { hostname, port } = new URL(url)
+  const socket = net.connect(Number(port), hostname)
+  let received = ''
+  socket.setEncoding('latin1').on('data', (text: string) => { received += text })
+  const closed = once(socket, 'close').then(() => Date.now())
+  socket.write('GET /healthz HTTP/1.1\r\nHost: imagegate\r\n\r\n')
+  await waitFor(() => /\r\n\r\n\{.*\}$/s.test(received), 'the health answer')
+  return { closed, received: () => received }
+}
+
+const cliArgs = (dir: string, upstream: string, grace: string): string[] =>
+  ['--port', '0', '--cache-dir', `${dir}/images`, '--state-dir', `${dir}/state`, '--upstream', upstream, '--shutdown-grace', grace, '--log-level', 'info']
+
+t.test('the CLI with keep-alive clients: idle connections close at once, the process exits as soon as the last stream ends', async t => {
+  const dir = t.testdir({ images: {}, state: {} })
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const stream = held([chunk({ role: 'assistant' }), ...contentEvents(['Working'])], [...contentEvents([' and done.']), chunk({}, { finish: 'stop' }), DONE])
+  upstream.handle(stream.handler)
+  t.teardown(stream.release)
+  const cli = await startCli(t, cliArgs(dir, upstream.url, '20'))
+
+  const idle = await idleConnection(cli.url)
+  t.match(idle.received(), /^HTTP\/1\.1 200 .*\r\nconnection: keep-alive\r\n/is, 'the idle connection was kept alive')
+  const reader = await fetchStream(cli.url)
+  await waitFor(() => reader.text().includes('Working'), 'the first event')
+
+  const signalled = Date.now()
+  cli.kill('SIGTERM')
+  const idleClosed = await idle.closed
+  t.ok(idleClosed - signalled < 1000, `the idle keep-alive connection is closed at once (${idleClosed - signalled} ms)`)
+  const refused = await send(cli.url, { path: '/healthz' }).then(() => false, () => true)
+  t.ok(refused, 'no new connection is accepted')
+  t.equal(reader.text().includes('done'), false, 'the stream is still running')
+
+  stream.release()
+  const ended = await reader.ended
+  const exit = await cli.exited
+  t.same([exit.code, exit.signal], [0, null], 'exit 0')
+  t.ok(exit.at - ended < 1000, `the process exits well under a second after the last stream ends (${exit.at - ended} ms)`)
+  t.equal(contentOf(reader.text()), 'Working and done.', 'the whole answer')
+  t.equal(dataLines(reader.text()).at(-1), '[DONE]', 'ending with [DONE]')
+  t.equal(cli.stderr(), '', 'nothing on stderr')
+  t.match(cli.logs().find((line) => line.msg === 'request' && line.url === '/v1/chat/completions'), { level: 30, statusCode: 200, stream: 'done' }, 'the finished stream is logged as done')
+})
+
+t.test('the CLI with a keep-alive client: a stream cut at the grace gets the error event, and the process exits 0 right after', async t => {
   const dir = t.testdir({ images: {}, state: {} })
   const upstream = await startMockUpstream()
   t.teardown(() => upstream.close())
   const stream = held([chunk({ role: 'assistant' }), ...contentEvents(['Working'])], [])
   upstream.handle(stream.handler)
   t.teardown(stream.release)
+  const cli = await startCli(t, cliArgs(dir, upstream.url, '0.3'))
 
-  const args = ['--port', '0', '--cache-dir', `${dir}/images`, '--state-dir', `${dir}/state`, '--upstream', upstream.url, '--shutdown-grace', '0.2', '--log-level', 'info']
-  const child = spawn(process.execPath, [...process.execArgv, CLI, ...args], { cwd: ROOT, env: cleanEnv() })
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  let stdout = ''
-  let stderr = ''
-  child.stderr.setEncoding('utf8').on('data', (text: string) => { stderr += text })
-  const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.setEncoding('utf8').on('data', (text: string) => {
-      stdout += text
-      const found = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)
-      if (found !== null) resolve(found[1] as string)
-    })
-    exited.then(() => reject(new Error(`exited before listening: ${stderr}`)), reject)
-  })
-
-  const reader = await startStream(url)
+  const reader = await fetchStream(cli.url)
   await waitFor(() => reader.text().includes('Working'), 'the first event')
-  child.kill('SIGTERM')
-  const [code, signal] = await exited
-  await reader.ended
+  const upstreamClosed = upstream.closed()
+  const signalled = Date.now()
+  cli.kill('SIGTERM')
+  const ended = await reader.ended
+  const exit = await cli.exited
 
-  t.equal(signal, null, 'not killed by the signal')
-  t.equal(code, 0, 'exit 0')
-  t.equal(stderr, '', 'nothing on stderr')
+  t.same([exit.code, exit.signal], [0, null], 'exit 0, not killed')
+  t.ok(ended - signalled >= 250, `the stream had its grace (${ended - signalled} ms)`)
+  t.ok(exit.at - ended < 1000, `the process exits well under a second after the cut (${exit.at - ended} ms)`)
   const events = dataLines(reader.text())
-  t.equal(events.at(-1), SHUTTING_DOWN, 'the client\'s last event is the shutdown error')
-  t.notOk(events.includes('[DONE]'), 'no [DONE]')
-  t.match(stdout, /"msg":"shutting down: waiting for running streams"/, 'the wait is logged')
+  t.equal(events.at(-1), SHUTTING_DOWN, 'the client\'s last event is the whole shutdown error')
+  t.notOk(events.includes('[DONE]'), 'no [DONE]: the client can tell the answer was cut')
+  await upstreamClosed
+  t.pass('the upstream request was stopped (the agent run ends)')
+  t.equal(cli.stderr(), '', 'nothing on stderr')
+  const logs = cli.logs()
+  t.match(logs.find((line) => line.msg === 'shutting down: waiting for running requests'), { requests: 1, streams: 1, graceSeconds: 0.3 }, 'the wait is logged')
+  t.match(logs.find((line) => line.msg === 'shutting down: cutting streams still running'), { level: 40, streams: 1 }, 'the cut is logged as a warning')
+  const line = logs.find((line) => line.msg === 'request' && line.url === '/v1/chat/completions')
+  t.match(line, { level: 40, method: 'POST', statusCode: 200, stream: 'stopped' }, 'the cut stream\'s request line is a warning that says how it ended')
+})
+
+for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+  t.test(`a second ${signal} while streams drain ends the CLI at once with ${code}`, async t => {
+    const dir = t.testdir({ images: {}, state: {} })
+    const upstream = await startMockUpstream()
+    t.teardown(() => upstream.close())
+    const stream = held([chunk({ role: 'assistant' }), ...contentEvents(['Working'])], [])
+    upstream.handle(stream.handler)
+    t.teardown(stream.release)
+    const cli = await startCli(t, cliArgs(dir, upstream.url, '30'))
+
+    const reader = await fetchStream(cli.url)
+    await waitFor(() => reader.text().includes('Working'), 'the first event')
+    cli.kill(signal)
+    await waitFor(() => cli.stdout().includes('shutting down: waiting for running requests'), 'the drain to start')
+    const again = Date.now()
+    cli.kill(signal)
+    const exit = await cli.exited
+    t.same([exit.code, exit.signal], [code, null], `exit ${code}, through imagegate's own handler`)
+    t.ok(exit.at - again < 1000, `at once (${exit.at - again} ms)`)
+    t.equal(cli.stderr(), `imagegate: ${signal} again: exiting without waiting for running streams\n`, 'one line on stderr says why')
+    await t.rejects(reader.ended, { message: 'terminated' }, 'the client sees its stream cut')
+  })
+}
+
+t.test('as PID 1 of its namespace (a container without init), the first SIGTERM drains and a second one exits at once', async t => {
+  const dir = t.testdir({ images: {}, state: {} })
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const stream = held([chunk({ role: 'assistant' }), ...contentEvents(['Working'])], [])
+  upstream.handle(stream.handler)
+  t.teardown(stream.release)
+  const cli = await startCli(t, cliArgs(dir, upstream.url, '30'), { pid1: true })
+  t.equal(nsPid(cli.pid), 1, 'imagegate is PID 1 in its namespace')
+
+  const reader = await fetchStream(cli.url)
+  await waitFor(() => reader.text().includes('Working'), 'the first event')
+  cli.kill('SIGTERM')
+  await waitFor(() => cli.stdout().includes('shutting down: waiting for running requests'), 'the first SIGTERM to start the drain')
+  const again = Date.now()
+  cli.kill('SIGTERM')
+  const exit = await cli.exited
+  t.same([exit.code, exit.signal], [143, null], 'exit 143 (unshare passes on the code of its child)')
+  t.ok(exit.at - again < 1000, `at once (${exit.at - again} ms)`)
+  await t.rejects(reader.ended, { message: 'terminated' }, 'the client sees its stream cut')
+})
+
+t.test('a request that arrives on an open connection during shutdown gets a 503 with the OpenAI-shaped error, and the connection closes', async t => {
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url, shutdownGrace: 20 })
+  const { hostname, port } = new URL(gate.url)
+  const socket = net.connect(Number(port), hostname)
+  t.teardown(() => socket.destroy())
+  let received = ''
+  socket.setEncoding('latin1').on('data', (text: string) => { received += text })
+  const socketClosed = once(socket, 'close')
+  // The head is not complete yet, so the connection is busy, not idle, when shutdown starts.
+  socket.write('POST /v1/chat/completions HTTP/1.1\r\nHost: imagegate\r\nContent-Type: application/json\r\nContent-Length: 16\r\n')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const closing = gate.close()
+  await waitFor(() => !gate.app.server.listening, 'the server to stop listening')
+  socket.write('\r\n{"stream": true}')
+  await socketClosed
+  await closing
+
+  const [head = '', body] = received.split('\r\n\r\n')
+  t.match(head, /^HTTP\/1\.1 503 Service Unavailable\r\n/, '503')
+  t.match(head, /\r\nconnection: close(\r\n|$)/i, 'Connection: close')
+  t.match(head, /\r\ncontent-type: application\/json; charset=utf-8(\r\n|$)/i, 'JSON')
+  t.equal(body, SHUTTING_DOWN_REFUSED, 'the whole error body')
+  t.equal(upstream.requests.length, 0, 'nothing went upstream, so sending it again is safe')
+  t.match(gate.logs.find((line) => line.msg === 'request'), { level: 30, method: 'POST', statusCode: 503 }, 'the request line')
+})
+
+t.test('a connection whose request head never ends is closed at the end of the grace', async t => {
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url, shutdownGrace: 0.2 })
+  const { hostname, port } = new URL(gate.url)
+  const socket = net.connect(Number(port), hostname)
+  t.teardown(() => socket.destroy())
+  socket.on('error', () => {})
+  const socketClosed = once(socket, 'close').then(() => Date.now())
+  socket.write('GET /v1/models HTTP/1.1\r\nHost: imagegate\r\n')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const started = Date.now()
+  await gate.close()
+  const closedAt = await socketClosed
+  t.ok(closedAt - started >= 180, `the connection had the grace (${closedAt - started} ms)`)
+  t.ok(closedAt - started < 180 + CUT_FLUSH_MS + 1000, `and was then closed (${closedAt - started} ms)`)
+  t.equal(upstream.requests.length, 0, 'nothing went upstream')
+})
+
+t.test('a non-streaming request still waiting for the upstream at the grace gets a 503 server_shutting_down', async t => {
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url, shutdownGrace: 0.2 })
+  // The agent is still thinking: no headers.
+  upstream.handle(() => {})
+  const response = postJson(gate.url, '/v1/chat/completions', { stream: false })
+  await waitFor(() => upstream.requests.length === 1, 'the upstream to get the request')
+  const closed = upstream.closed()
+  await gate.close()
+  const res = await response
+  t.equal(res.status, 503, '503')
+  t.equal(res.text, SHUTTING_DOWN, 'the whole error body')
+  await closed
+  t.pass('the upstream request was stopped')
 })

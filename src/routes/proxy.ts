@@ -2,8 +2,7 @@ import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
-import { loopDetected, requestTooLarge, upstreamBroken } from '../errors.js'
-import type { ImagegateError } from '../errors.js'
+import { ImagegateError, answerCutByShutdown, loopDetected, requestTooLarge, upstreamBroken } from '../errors.js'
 import { createEventStream } from '../sse/event-stream.js'
 import type { CaptureGate, Rewriter } from '../rewrite/rewriter.js'
 import { classifyUpstreamError } from '../upstream/client.js'
@@ -82,6 +81,11 @@ export interface ProxyOptions {
   dropNamedEvents?: boolean
   /** Every running event stream is added here until it ends. */
   streams?: Set<ActiveStream>
+  /**
+   * Aborted when the shutdown grace is over: a request still waiting for the upstream
+   * stops it and answers 503. (Event streams are stopped through `streams`.)
+   */
+  graceOver?: AbortSignal
   maxBodySize?: number
   maxJsonSize?: number
 }
@@ -140,9 +144,19 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
 
     // A client that goes away must stop the agent run it started (it costs money).
     const controller = new AbortController()
+    const { graceOver } = options
+    const cut = (): void => { controller.abort(answerCutByShutdown()) }
+    graceOver?.addEventListener('abort', cut)
     reply.raw.once('close', () => {
+      graceOver?.removeEventListener('abort', cut)
       if (!reply.raw.writableFinished) controller.abort()
     })
+    // A client that left gets nothing; a request cut by shutdown gets its 503.
+    const stopped = (): FastifyReply => {
+      const reason: unknown = controller.signal.reason
+      if (reason instanceof ImagegateError) throw reason
+      return reply
+    }
 
     const method = request.method as Dispatcher.HttpMethod
     const hasBody = method !== 'GET' && method !== 'HEAD'
@@ -174,7 +188,7 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
       })
     } catch (err) {
       if (tooLarge) throw refuseTooLarge(request, maxBodySize)
-      if (controller.signal.aborted) return reply
+      if (controller.signal.aborted) return stopped()
       throw classifyUpstreamError(err)
     }
 
@@ -191,7 +205,7 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
       try {
         read = await readBounded(iterator, maxJsonSize)
       } catch (err) {
-        if (controller.signal.aborted) return reply
+        if (controller.signal.aborted) return stopped()
         // Headers came, the body did not: the same failure as a stream cut short.
         throw upstreamBroken(err)
       }
