@@ -38,7 +38,7 @@ const ROWS: readonly FlagHelp[] = [
   { flag: 'no-signing', arg: '', about: 'serve plain image names without a signature', fallback: 'signed' },
   { flag: 'state-dir', arg: 'DIR', about: 'folder for the generated signing key', fallback: `$XDG_STATE_HOME/imagegate\nor ${DEFAULT_STATE_DIR}` },
   { flag: 'allow-svg', arg: '', about: 'also deliver SVG files (served sandboxed)', fallback: 'off' },
-  { flag: 'shutdown-grace', arg: 'SEC', about: 'time running streams get to finish on SIGTERM', fallback: String(DEFAULT_SHUTDOWN_GRACE) },
+  { flag: 'shutdown-grace', arg: 'SEC', about: 'time running requests get to finish on SIGTERM', fallback: String(DEFAULT_SHUTDOWN_GRACE) },
   { flag: 'keepalive', arg: 'SEC', about: 'SSE comment after this much upstream silence; 0: off', fallback: String(DEFAULT_KEEPALIVE) },
   { flag: 'mode', arg: 'MODE', about: `${MODES.join('|')}: link to files, or inline them`, fallback: DEFAULT_MODE },
   { flag: 'inline-max-bytes', arg: 'N', about: 'largest file inlined in data-uri mode', fallback: String(DEFAULT_INLINE_MAX_BYTES) },

@@ -78,7 +78,11 @@ export const DEFAULT_HOST = '127.0.0.1'
 export const DEFAULT_LOG_LEVEL: LogLevel = 'info'
 /** XDG's state folder: links stored in chat history must survive restarts. */
 export const DEFAULT_STATE_DIR = '~/.local/state/imagegate'
-export const DEFAULT_SHUTDOWN_GRACE = 30
+/**
+ * Below Docker's 10 s stop timeout (and Kubernetes' 30 s), with room for the half second
+ * cut streams get to send their error event, so imagegate ends them before it is killed.
+ */
+export const DEFAULT_SHUTDOWN_GRACE = 8
 /** Below the 30–60 s idle timeouts of common load balancers and of Open WebUI's reader. */
 export const DEFAULT_KEEPALIVE = 15
 export const DEFAULT_MODE: Mode = 'link'

@@ -36,7 +36,7 @@ t.test('nothing given: defaults, and a warning that there is no cache folder', a
     noSigning: false,
     stateDir: join(given.homedir, '.local/state/imagegate'),
     allowSvg: false,
-    shutdownGrace: 30,
+    shutdownGrace: 8,
     keepalive: 15,
     mode: 'link',
     inlineMaxBytes: 98304,
