@@ -28,21 +28,30 @@ export function errorEvent (error: ImagegateError): string {
 
 /**
  * Moves one upstream event stream to the client. Each event is its own `write`; the
- * events decoded from one upstream read are written inside one cork, so they leave in a
- * single syscall instead of one each (the largest cost per event in the benchmark's
- * profile) without waiting for anything. Backpressure from a slow client pauses the
+ * events decoded from one upstream read are written while the socket is corked, so they
+ * leave in a single syscall instead of one each (the largest cost per event in the
+ * benchmark's profile) without waiting for anything. Backpressure from a slow client pauses the
  * upstream read. `stop()` ends the stream early with an error event (shutdown).
  */
 export function pumpEvents (res: ServerResponse, source: AsyncIterable<Uint8Array>, events: EventStream, options: PumpOptions): { done: Promise<PumpEnd>, stop: (error: ImagegateError) => void } {
   let stopped: ImagegateError | undefined
 
+  /**
+   * Writes `texts`; false when the client is behind and `drain` must be awaited. The
+   * socket is corked, not the response: from Node 22 a corked response keeps its chunks
+   * itself and answers false past its high-water mark even when uncork() then hands them
+   * all to a socket with room, and it emits no 'drain' afterwards, so the stream stopped
+   * for good. (A response queued behind a pipelined one has no socket yet; Node buffers
+   * its writes until it gets one.)
+   */
   function write (texts: readonly string[]): boolean {
     if (texts.length === 0 || res.destroyed) return true
     if (texts.length === 1) return res.write(texts[0])
-    res.cork()
+    const { socket } = res
+    socket?.cork()
     let ok = true
     for (const text of texts) ok = res.write(text)
-    res.uncork()
+    socket?.uncork()
     return ok
   }
 
@@ -80,9 +89,7 @@ export function pumpEvents (res: ServerResponse, source: AsyncIterable<Uint8Arra
           write([...events.end(), errorEvent(new ImagegateError('upstream_event_too_large', 502, 'upstream_error', 'the upstream sent an event larger than imagegate accepts'))])
           return 'too-large'
         }
-        // write() said to wait, but uncork() may already have handed everything to the
-        // socket (Node 24 does when it fits): then no 'drain' comes, and waiting would hang.
-        if (!writable && res.writableNeedDrain) await once(res, 'drain', { signal: options.signal })
+        if (!writable) await once(res, 'drain', { signal: options.signal })
       }
       // EOF without [DONE] and without a finish is a cut answer, never a clean one.
       const rest = events.end()
