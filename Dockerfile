@@ -32,7 +32,8 @@ COPY package.json ./
 USER node
 VOLUME /var/lib/imagegate
 EXPOSE 8090
-# Slim images have no curl; Node 24 has fetch. Checks the default port.
+# Asks /healthz on the port the server really listens on, whichever of --port,
+# IMAGEGATE_PORT or a config file set it (read from /proc; slim images have no curl).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:8090/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "dist/healthcheck.js"]
 ENTRYPOINT ["node", "dist/cli.js"]

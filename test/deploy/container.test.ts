@@ -1,0 +1,304 @@
+// The Dockerfile built and the image run for real (with podman): an answer streamed
+// through the container, its image served by the unprivileged user, the HEALTHCHECK on
+// a port other than the default, the signing key kept in the state volume, SIGTERM to
+// PID 1 and a cache file the container's user cannot read. Takes minutes: the first run
+// on a machine builds the base image from Debian packages (test/fixtures/container/).
+import { chmodSync, chownSync } from 'node:fs'
+import { once } from 'node:events'
+import type { IncomingMessage } from 'node:http'
+import net from 'node:net'
+import path from 'node:path'
+import t from 'tap'
+import { encodeName } from '../../src/files/names.js'
+import { createSigner } from '../../src/files/signing.js'
+import { contentOf, dataLines } from '../fixtures/gate.js'
+import { open, postJson, responseOf, send } from '../fixtures/http.js'
+import { DONE, chunk, contentEvents, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
+import type { MockHandler, MockUpstream } from '../fixtures/mock-upstream.js'
+import { applePng } from '../fixtures/png.js'
+import { IMAGE, RUN_FLAGS, buildImage, missingCommands, podman, podmanOk, resources, until } from '../fixtures/container/podman.js'
+
+/** The official image's `node` user, which the Dockerfile runs as. */
+const NODE_UID = 1000
+/** Docker's default for `docker stop` before it sends SIGKILL. */
+const DOCKER_STOP_SECONDS = 10
+/** Where the agent believes its images are; the container finds them by name. */
+const AGENT_CACHE = '/home/agent/.hermes/cache/images'
+const SHUTTING_DOWN = '{"error":{"message":"imagegate is shutting down; the answer was cut","type":"server_error","code":"server_shutting_down"}}'
+
+const skip = process.env.IMAGEGATE_TEST_CONTAINER === 'skip'
+  ? 'IMAGEGATE_TEST_CONTAINER=skip'
+  : missingCommands(['podman', 'runc', 'debootstrap']).map((name) => `${name} is not installed`).join(', ')
+
+if (skip !== '') {
+  t.plan(0, `container suite skipped: ${skip}`)
+} else {
+  // The base image and a cold build take minutes on a busy 2-core machine.
+  t.setTimeout(20 * 60_000)
+  const made = resources('imagegate-test')
+  t.teardown(made.remove)
+
+  const timing = await buildImage()
+  t.comment(`base image ${timing.baseSeconds.toFixed(1)} s, podman build ${timing.buildSeconds.toFixed(1)} s`)
+
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+
+  await suite(made, upstream)
+}
+
+async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream): Promise<void> {
+  const picture = applePng(64, 64)
+  // The agent's home as the host has it: only its cache is mounted, read-only.
+  const home = t.testdir({ cache: { images: { 'chart.png': picture } } })
+  const state = made.volume()
+  let link = ''
+  let port = 0
+  let name = ''
+
+  t.test('an answer streamed through the container: its image path becomes a link the node user serves', async t => {
+    port = await freePort()
+    name = made.container()
+    const started = Date.now()
+    await podmanOk(['run', '--detach', '--name', name, ...RUN_FLAGS,
+      '-v', `${path.join(home, 'cache')}:/hermes/cache:ro`, '-e', 'HERMES_HOME=/hermes',
+      '-v', `${state}:/var/lib/imagegate`,
+      IMAGE, '--upstream', upstream.url, '--port', String(port), '--public-url', `http://127.0.0.1:${port}`])
+    const url = `http://127.0.0.1:${port}`
+    await untilHealthz(url)
+    t.comment(`container answered /healthz ${((Date.now() - started) / 1000).toFixed(1)} s after podman run`)
+
+    upstream.handle(sse([chunk({ role: 'assistant' }), ...contentEvents(['Here: ![chart](', `${AGENT_CACHE}/chart.png)`, ' done']), chunk({}, { finish: 'stop' }), DONE]))
+    const answer = await postJson(url, '/v1/chat/completions', { model: 'hermes-agent', stream: true, messages: [{ role: 'user', content: 'draw' }] })
+    t.equal(answer.status, 200, 'streamed')
+    const text = contentOf(answer.text)
+    const found = /^Here: !\[chart\]\((http:\/\/127\.0\.0\.1:\d+\/images\/chart\.png\?sig=[\w-]+)\) done$/.exec(text)
+    t.ok(found !== null, `the agent's path is rewritten into a signed link: ${text}`)
+    link = found?.[1] ?? ''
+    t.equal(dataLines(answer.text).at(-1), '[DONE]', 'the stream ends as the upstream\'s did')
+
+    const image = await send(url, { path: link.slice(url.length) })
+    t.equal(image.status, 200, 'the link is served')
+    t.equal(image.headers['content-type'], 'image/png', 'as a PNG')
+    t.ok(image.body.equals(picture), 'byte for byte')
+
+    const status = await podmanOk(['exec', name, 'cat', '/proc/1/status'])
+    t.match(status, new RegExp(`^Uid:\\s+${NODE_UID}\\s+${NODE_UID}\\s+${NODE_UID}\\s+${NODE_UID}$`, 'm'), 'PID 1 runs as node (uid 1000), real and effective')
+    const cmdline = (await podmanOk(['exec', name, 'cat', '/proc/1/cmdline'])).split('\0')
+    t.same(cmdline.slice(0, 2), ['node', 'dist/cli.js'], 'PID 1 is imagegate itself, as the image\'s ENTRYPOINT starts it')
+  })
+
+  t.test('the HEALTHCHECK follows the port the server listens on', async t => {
+    const config = JSON.parse(await podmanOk(['image', 'inspect', '--format', '{{json .Config.Healthcheck}}', IMAGE])) as { Test: string[] }
+    t.same(config.Test, ['CMD', 'node', 'dist/healthcheck.js'], 'the image keeps the Dockerfile\'s HEALTHCHECK')
+    const command = config.Test.slice(1)
+
+    t.not(port, 8090, 'the first container listens on a port other than the default')
+    let check = await podman(['exec', name, ...command])
+    t.equal(check.code, 0, `healthy with --port ${port}: ${check.stderr}`)
+    t.equal(check.stdout, `imagegate healthcheck: http://127.0.0.1:${port}/healthz ok\n`, 'it asked that port')
+    check = await podman(['healthcheck', 'run', name])
+    t.equal(check.code, 0, `podman healthcheck run: healthy (${check.stdout.trim()}${check.stderr.trim()})`)
+
+    // IMAGEGATE_PORT, with an init as PID 1 (compose's init: true): imagegate is a child.
+    const other = made.container()
+    const otherPort = await freePort()
+    await podmanOk(['run', '--detach', '--init', '--name', other, ...RUN_FLAGS, '-e', `IMAGEGATE_PORT=${otherPort}`,
+      IMAGE, '--upstream', upstream.url])
+    await untilHealthz(`http://127.0.0.1:${otherPort}`)
+    check = await podman(['exec', other, ...command])
+    t.equal(check.code, 0, `healthy with IMAGEGATE_PORT=${otherPort} behind an init: ${check.stderr}`)
+    t.equal(check.stdout, `imagegate healthcheck: http://127.0.0.1:${otherPort}/healthz ok\n`, 'it asked that port')
+
+    // A server that no longer answers: imagegate stopped (SIGSTOP), its socket still open.
+    const pid = (await podmanOk(['exec', other, 'sh', '-c', 'for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline | grep -q "^node dist/cli.js" && echo ${p#/proc/}; done'])).trim()
+    t.match(pid, /^\d+$/, `imagegate's pid in the container: ${pid}`)
+    t.not(pid, '1', 'not PID 1: the init is')
+    await podmanOk(['exec', other, 'sh', '-c', `kill -STOP ${pid}`])
+    check = await podman(['exec', other, ...command])
+    t.equal(check.code, 1, 'unhealthy while imagegate does not answer')
+    t.equal(check.stderr, `imagegate healthcheck: http://127.0.0.1:${otherPort}/healthz failed: TimeoutError\n`, 'says which URL failed, and how')
+    check = await podman(['healthcheck', 'run', other])
+    t.not(check.code, 0, `podman healthcheck run: not healthy (${check.stdout.trim()})`)
+    await podmanOk(['exec', other, 'sh', '-c', `kill -CONT ${pid}`])
+    check = await podman(['exec', other, ...command])
+    t.equal(check.code, 0, 'healthy again once it answers')
+  })
+
+  t.test('the signing key lives in the state volume: links outlive the container', async t => {
+    t.ok(link !== '', 'a link from the first container')
+    await podmanOk(['rm', '--force', '--time', '0', name])
+    const replacement = made.container()
+    await podmanOk(['run', '--detach', '--name', replacement, ...RUN_FLAGS,
+      '-v', `${path.join(home, 'cache')}:/hermes/cache:ro`, '-e', 'HERMES_HOME=/hermes',
+      '-v', `${state}:/var/lib/imagegate`,
+      IMAGE, '--upstream', upstream.url, '--port', String(port), '--public-url', `http://127.0.0.1:${port}`])
+    const url = `http://127.0.0.1:${port}`
+    await untilHealthz(url)
+    const image = await send(url, { path: link.slice(url.length) })
+    t.equal(image.status, 200, 'the old link works in a new container on the same volume')
+    t.ok(image.body.equals(picture), 'the same bytes')
+    const key = await podmanOk(['exec', replacement, 'stat', '-c', '%U %a', '/var/lib/imagegate/signing-key'])
+    t.equal(key.trim(), 'node 600', 'the key file belongs to node, readable by it alone')
+    await podmanOk(['rm', '--force', '--time', '0', replacement])
+
+    // Without the volume, the same image makes a key of its own: the link is refused.
+    const fresh = made.container()
+    await podmanOk(['run', '--detach', '--name', fresh, ...RUN_FLAGS,
+      '-v', `${path.join(home, 'cache')}:/hermes/cache:ro`, '-e', 'HERMES_HOME=/hermes',
+      IMAGE, '--upstream', upstream.url, '--port', String(port), '--public-url', `http://127.0.0.1:${port}`])
+    await untilHealthz(url)
+    const refused = await send(url, { path: link.slice(url.length) })
+    t.equal(refused.status, 404, 'another state folder, another key: the old signature is refused (404, as for any unknown name)')
+    await podmanOk(['rm', '--force', '--time', '0', fresh])
+  })
+
+  t.test('SIGTERM to PID 1: podman stop ends imagegate well before the engine would kill it', async t => {
+    const stream = held()
+    upstream.handle(stream.handler)
+    t.teardown(stream.release)
+    const container = made.container()
+    const stopPort = await freePort()
+    const url = `http://127.0.0.1:${stopPort}`
+    // The image as `docker run` starts it: imagegate is PID 1, no init.
+    await podmanOk(['run', '--detach', '--name', container, ...RUN_FLAGS, IMAGE, '--upstream', upstream.url, '--port', String(stopPort)])
+    await untilHealthz(url)
+
+    const reader = await startStream(url)
+    await until(() => reader.text().includes('Working'), 'the first event')
+    const idle = await idleConnection(url)
+    const started = Date.now()
+    const stopped = await podman(['stop', '--time', String(DOCKER_STOP_SECONDS), container])
+    const seconds = (Date.now() - started) / 1000
+    t.comment(`podman stop took ${seconds.toFixed(1)} s with a running stream and an idle keep-alive connection`)
+    t.equal(stopped.code, 0, 'podman stop succeeds')
+    t.ok(seconds < DOCKER_STOP_SECONDS - 1, `stopped in ${seconds.toFixed(1)} s, before the ${DOCKER_STOP_SECONDS} s after which the engine sends SIGKILL`)
+    const exit = (await podmanOk(['inspect', '--format', '{{.State.ExitCode}}', container])).trim()
+    t.equal(exit, '0', 'exit code 0: imagegate ended itself, it was not killed')
+    await reader.ended
+    t.equal(dataLines(reader.text()).at(-1), SHUTTING_DOWN, 'the running stream ends with the shutdown error event')
+    t.ok(idle.closed(), 'the idle keep-alive connection was closed')
+  })
+
+  t.test('a second SIGTERM ends imagegate at once', async t => {
+    const stream = held()
+    upstream.handle(stream.handler)
+    t.teardown(stream.release)
+    const container = made.container()
+    const termPort = await freePort()
+    const url = `http://127.0.0.1:${termPort}`
+    await podmanOk(['run', '--detach', '--name', container, ...RUN_FLAGS, IMAGE, '--upstream', upstream.url, '--port', String(termPort)])
+    await untilHealthz(url)
+    const reader = await startStream(url)
+    await until(() => reader.text().includes('Working'), 'the first event')
+
+    await podmanOk(['kill', '--signal', 'TERM', container])
+    await until(async () => (await podmanOk(['logs', container])).includes('shutting down'), 'the first signal to start the shutdown', 5000)
+    t.equal((await podmanOk(['inspect', '--format', '{{.State.Running}}', container])).trim(), 'true', 'still draining the running stream after the first')
+    const started = Date.now()
+    await podmanOk(['kill', '--signal', 'TERM', container])
+    const waited = await podman(['wait', container])
+    const seconds = (Date.now() - started) / 1000
+    t.comment(`exited ${seconds.toFixed(2)} s after the second SIGTERM`)
+    t.equal(waited.code, 0, 'podman wait saw it end')
+    t.ok(seconds < 2, `ended ${seconds.toFixed(2)} s after the second signal, without waiting for the stream`)
+  })
+
+  t.test('a cache file the container\'s user cannot read is never linked, and /images never fails with 500', async t => {
+    const key = 'k'.repeat(40)
+    const signer = createSigner(key)
+    // As hermes in its own container writes it: another uid, mode 600.
+    const cache = t.testdir({ images: { 'private.png': picture, 'public.png': picture } })
+    const privateFile = path.join(cache, 'images', 'private.png')
+    chownSync(privateFile, 10000, 10000)
+    chmodSync(privateFile, 0o600)
+    const container = made.container()
+    const filesPort = await freePort()
+    const url = `http://127.0.0.1:${filesPort}`
+    await podmanOk(['run', '--detach', '--name', container, ...RUN_FLAGS,
+      '-v', `${cache}:/hermes/cache:ro`, '-e', 'HERMES_HOME=/hermes', '-e', `IMAGEGATE_SIGNING_KEY=${key}`,
+      IMAGE, '--upstream', upstream.url, '--port', String(filesPort), '--public-url', url])
+    await untilHealthz(url)
+
+    upstream.handle(sse([...contentEvents([`![a](${AGENT_CACHE}/private.png) and ![b](${AGENT_CACHE}/public.png)`]), DONE]))
+    const answer = await postJson(url, '/v1/chat/completions', { model: 'hermes-agent', stream: true, messages: [] })
+    const publicLink = `${url}/images/public.png?sig=${signer.sign(encodeName('public.png'))}`
+    t.equal(contentOf(answer.text), `![a](${AGENT_CACHE}/private.png) and ![b](${publicLink})`, 'the unreadable file stays text; the readable one is linked')
+
+    const privateName = encodeName('private.png')
+    const direct = await send(url, { path: `/images/${privateName}?sig=${signer.sign(privateName)}` })
+    t.not(direct.status, 500, `a signed link to the unreadable file: ${direct.status}, not 500`)
+    t.equal(direct.status, 404, 'not found, as for any file imagegate cannot deliver')
+
+    // Readable when linked, unreadable by the time the browser asks.
+    const publicFile = path.join(cache, 'images', 'public.png')
+    chownSync(publicFile, 10000, 10000)
+    chmodSync(publicFile, 0o600)
+    const later = await send(url, { path: `/images/public.png?sig=${signer.sign(encodeName('public.png'))}` })
+    t.equal(later.status, 404, `a file that became unreadable after it was linked: ${later.status}, not 500`)
+  })
+}
+
+/** A port free on the host now; the container takes it with host networking. */
+async function freePort (): Promise<number> {
+  for (;;) {
+    const server = net.createServer()
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const { port } = server.address() as net.AddressInfo
+    server.close()
+    await once(server, 'close')
+    if (port !== 8090) return port
+  }
+}
+
+async function untilHealthz (url: string): Promise<void> {
+  await until(() => send(url, { path: '/healthz' }).then((res) => res.status === 200, () => false), `${url}/healthz`, 30_000)
+}
+
+interface Reader { text: () => string, ended: Promise<void> }
+
+function read (res: IncomingMessage): Reader {
+  let text = ''
+  res.setEncoding('utf8').on('data', (piece: string) => { text += piece })
+  // A container killed mid-stream resets the connection: the reader ends all the same,
+  // and the assertions on what arrived say what went wrong.
+  res.on('error', () => {})
+  return { text: () => text, ended: new Promise((resolve) => res.once('close', () => resolve())) }
+}
+
+async function startStream (url: string): Promise<Reader> {
+  const req = open(url, { method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' } })
+  const response = responseOf(req)
+  req.end('{"stream": true, "messages": []}')
+  return read(await response)
+}
+
+/** An upstream stream that writes its first event, then stays open until released. */
+function held (): { handler: MockHandler, release: () => void } {
+  let release = (): void => {}
+  const released = new Promise<void>((resolve) => { release = resolve })
+  return {
+    release,
+    handler: async (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write(chunk({ role: 'assistant' }) + contentEvents(['Working'])[0])
+      await released
+      if (!res.destroyed) res.end()
+    }
+  }
+}
+
+/** A connection that made one request and now sits idle, kept alive. */
+async function idleConnection (url: string): Promise<{ closed: () => boolean }> {
+  const { port } = new URL(url)
+  const socket = net.connect(Number(port), '127.0.0.1')
+  await once(socket, 'connect')
+  let closed = false
+  socket.on('close', () => { closed = true }).on('error', () => {})
+  let received = ''
+  socket.setEncoding('utf8').on('data', (text: string) => { received += text })
+  socket.write('GET /healthz HTTP/1.1\r\nhost: imagegate\r\nconnection: keep-alive\r\n\r\n')
+  await until(() => /\r\n\r\n/.test(received), 'the keep-alive answer', 5000)
+  return { closed: () => closed }
+}
