@@ -25,14 +25,15 @@ export interface HealthcheckSettings {
   proc?: string
   /** imagegate's CLI script, as the server process was started with it. */
   cli?: string
-  /** Milliseconds the /healthz request may take; below the HEALTHCHECK's 5 s timeout. */
+  /** Milliseconds the /healthz request may take; `DEFAULT_TIMEOUT_MS` unless given. */
   timeoutMs?: number
   output?: Output
 }
 
+/** Milliseconds /healthz may take: below the image's HEALTHCHECK --timeout, so that a hung server is reported by the check rather than cut by the engine. */
+export const DEFAULT_TIMEOUT_MS = 3000
 /** tcp_states.h: TCP_LISTEN, as /proc/net/tcp prints the state column. */
 const TCP_LISTEN = '0A'
-const DEFAULT_TIMEOUT_MS = 3000
 /** The CLI next to this file: dist/cli.js in the image (cli.ts when run from the sources). */
 const DEFAULT_CLI = join(dirname(fileURLToPath(import.meta.url)), `cli${extname(fileURLToPath(import.meta.url))}`)
 // `sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode`
