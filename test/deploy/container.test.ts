@@ -130,7 +130,7 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
 
   t.test('the signing key lives in the state volume: links outlive the container', async t => {
     t.ok(link !== '', 'a link from the first container')
-    await podmanOk(['rm', '--force', '--time', '0', name])
+    await podmanOk(['rm', '--force', '--volumes', '--time', '0', name])
     const replacement = made.container()
     await podmanOk(['run', '--detach', '--name', replacement, ...RUN_FLAGS,
       '-v', `${path.join(home, 'cache')}:/hermes/cache:ro`, '-e', 'HERMES_HOME=/hermes',
@@ -143,7 +143,7 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
     t.ok(image.body.equals(picture), 'the same bytes')
     const key = await podmanOk(['exec', replacement, 'stat', '-c', '%U %a', '/var/lib/imagegate/signing-key'])
     t.equal(key.trim(), 'node 600', 'the key file belongs to node, readable by it alone')
-    await podmanOk(['rm', '--force', '--time', '0', replacement])
+    await podmanOk(['rm', '--force', '--volumes', '--time', '0', replacement])
 
     // Without the volume, the same image makes a key of its own: the link is refused.
     const fresh = made.container()
@@ -153,7 +153,7 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
     await untilHealthz(url)
     const refused = await send(url, { path: link.slice(url.length) })
     t.equal(refused.status, 404, 'another state folder, another key: the old signature is refused (404, as for any unknown name)')
-    await podmanOk(['rm', '--force', '--time', '0', fresh])
+    await podmanOk(['rm', '--force', '--volumes', '--time', '0', fresh])
   })
 
   t.test('SIGTERM to PID 1: podman stop ends imagegate well before the engine would kill it', async t => {
