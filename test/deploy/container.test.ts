@@ -1,14 +1,16 @@
 // The Dockerfile built and the image run for real (with podman): an answer streamed
 // through the container, its image served by the unprivileged user, the HEALTHCHECK on
 // a port other than the default, the signing key kept in the state volume, SIGTERM to
-// PID 1 and a cache file the container's user cannot read. Takes minutes: the first run
-// on a machine builds the base image from Debian packages (test/fixtures/container/).
+// PID 1, a cache file the container's user cannot read, and the compose file's service
+// with the settings docker-compose resolves. Takes minutes: the first run on a machine
+// builds the base image from Debian packages (test/fixtures/container/).
 import { chmodSync, chownSync } from 'node:fs'
 import { once } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
 import t from 'tap'
+import { parse } from 'yaml'
 import { encodeName } from '../../src/files/names.js'
 import { createSigner } from '../../src/files/signing.js'
 import { contentOf, dataLines } from '../fixtures/gate.js'
@@ -16,7 +18,7 @@ import { open, postJson, responseOf, send } from '../fixtures/http.js'
 import { DONE, chunk, contentEvents, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
 import type { MockHandler, MockUpstream } from '../fixtures/mock-upstream.js'
 import { applePng } from '../fixtures/png.js'
-import { IMAGE, RUN_FLAGS, buildImage, missingCommands, podman, podmanOk, resources, until } from '../fixtures/container/podman.js'
+import { IMAGE, RUN_FLAGS, buildImage, missingCommands, podman, podmanOk, resources, run, until } from '../fixtures/container/podman.js'
 
 /** The official image's `node` user, which the Dockerfile runs as. */
 const NODE_UID = 1000
@@ -240,6 +242,66 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
     const later = await send(url, { path: `/images/public.png?sig=${signer.sign(encodeName('public.png'))}` })
     t.equal(later.status, 404, `a file that became unreadable after it was linked: ${later.status}, not 500`)
   })
+
+  t.test('the compose service run as compose runs it: its mount, environment and init; stopped within its grace', { skip: missingCommands(['docker-compose']).length > 0 ? 'docker-compose is not installed' : false }, async t => {
+    const service = await composeService(home)
+    const stopSeconds = Number(/^(\d+)s$/.exec(service.stop_grace_period ?? '')?.[1])
+    t.ok(stopSeconds > 0, `stop_grace_period ${String(service.stop_grace_period)}`)
+    const composePort = await freePort()
+    const url = `http://127.0.0.1:${composePort}`
+    // As compose would start it, except for the network: the host's, where the mock
+    // upstream is, in place of the project network and host.docker.internal.
+    const command = (service.command ?? []).map((arg, i, all) =>
+      all[i - 1] === '--upstream' ? upstream.url : all[i - 1] === '--public-url' ? url : arg)
+    const volumes = (service.volumes ?? []).map((entry) => entry.startsWith('/') ? entry : `${made.volume()}${entry.slice(entry.indexOf(':'))}`)
+    const container = made.container()
+    await podmanOk(['run', '--detach', '--name', container, ...RUN_FLAGS,
+      ...service.init === true ? ['--init'] : [], '--stop-timeout', String(stopSeconds),
+      ...Object.entries(service.environment ?? {}).flatMap(([key, value]) => ['-e', `${key}=${String(value)}`]),
+      '-e', `IMAGEGATE_PORT=${composePort}`,
+      ...volumes.flatMap((volume) => ['-v', volume]),
+      IMAGE, ...command])
+    await untilHealthz(url)
+
+    upstream.handle(sse([...contentEvents([`![chart](${AGENT_CACHE}/chart.png)`]), DONE]))
+    const answer = await postJson(url, '/v1/chat/completions', { model: 'hermes-agent', stream: true, messages: [] })
+    const found = /^!\[chart\]\((http:\/\/127\.0\.0\.1:\d+\/images\/chart\.png\?sig=[\w-]+)\)$/.exec(contentOf(answer.text))
+    t.ok(found !== null, 'the agent\'s image is found through the mounted cache and HERMES_HOME')
+    const image = await send(url, { path: (found?.[1] ?? '').slice(url.length) })
+    t.ok(image.status === 200 && image.body.equals(picture), 'and served byte for byte')
+
+    const stream = held()
+    upstream.handle(stream.handler)
+    t.teardown(stream.release)
+    const reader = await startStream(url)
+    await until(() => reader.text().includes('Working'), 'the first event')
+    const started = Date.now()
+    const stopped = await podman(['stop', container])
+    const seconds = (Date.now() - started) / 1000
+    t.comment(`podman stop (timeout ${stopSeconds} s, behind an init) took ${seconds.toFixed(1)} s with a running stream`)
+    t.equal(stopped.code, 0, 'podman stop succeeds')
+    t.ok(seconds < stopSeconds, `stopped in ${seconds.toFixed(1)} s, inside stop_grace_period`)
+    t.equal((await podmanOk(['inspect', '--format', '{{.State.ExitCode}}', container])).trim(), '0', 'exit code 0: the init passed SIGTERM on, imagegate ended itself')
+    await reader.ended
+    t.equal(dataLines(reader.text()).at(-1), SHUTTING_DOWN, 'the running stream ends with the shutdown error event')
+  })
+}
+
+interface ComposeService {
+  command?: string[]
+  environment?: Record<string, string>
+  volumes?: string[]
+  init?: boolean
+  stop_grace_period?: string
+}
+
+/** The imagegate service as docker-compose resolves it, with HERMES_HOME set to `home`. */
+async function composeService (home: string): Promise<ComposeService> {
+  const result = await run('docker-compose', ['--file', 'docker-compose.yml', 'config'], {
+    env: { PATH: process.env.PATH ?? '', HOME: home, HERMES_HOME: home, OPENAI_API_KEY: 'sk-test' }
+  })
+  if (result.code !== 0) throw new Error(`docker-compose config exited ${String(result.code)}: ${result.stderr}`)
+  return (parse(result.stdout) as { services: { imagegate: ComposeService } }).services.imagegate
 }
 
 /** A port free on the host now; the container takes it with host networking. */
