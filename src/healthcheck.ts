@@ -119,13 +119,19 @@ export async function main (settings: HealthcheckSettings = {}): Promise<number>
   }
   const pids = findServers(proc, cli)
   if (pids.length === 0) return fail(`no process runs ${basename(cli)}`)
-  let listeners: Listener[]
-  try {
-    listeners = pids.flatMap((pid) => listenersOf(proc, pid))
-  } catch (err) {
-    return fail(`cannot read the sockets of process ${pids.join(', ')}: ${String((err as NodeJS.ErrnoException).code)}`)
+  // An init started as `docker-init -- node dist/cli.js` names the script too: the
+  // processes whose sockets cannot be read are passed over while another one listens.
+  const listeners: Listener[] = []
+  const unreadable: string[] = []
+  for (const pid of pids) {
+    try {
+      listeners.push(...listenersOf(proc, pid))
+    } catch (err) {
+      unreadable.push(`${pid} (${String((err as NodeJS.ErrnoException).code)})`)
+    }
   }
   const first = listeners[0]
+  if (first === undefined && unreadable.length > 0) return fail(`cannot read the sockets of process ${unreadable.join(', ')}`)
   if (first === undefined) return fail(`process ${pids.join(', ')} does not listen yet`)
   const url = healthUrl(first)
   try {

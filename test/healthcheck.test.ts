@@ -106,14 +106,9 @@ t.test('main: healthy only when the server\'s own socket answers /healthz', asyn
     return { code, output }
   }
 
-  // Both pids match, and 50 has no fd folder: the check says which it could not read.
+  // Both pids match, and 50 has no fd folder (as an init naming the script may not).
   let result = await run(healthy)
-  t.equal(result.code, 1, 'unhealthy when a server\'s sockets cannot be read')
-  t.same(result.output.err, ['imagegate healthcheck: cannot read the sockets of process 50, 4242: ENOENT\n'], 'names the processes and the error')
-
-  writeFileSync(join(healthy, '50', 'cmdline'), 'node\0/app/dist/other.js\0')
-  result = await run(healthy)
-  t.equal(result.code, 0, 'exit 0 when /healthz answers 200')
+  t.equal(result.code, 0, 'exit 0 when /healthz answers 200, a process that cannot be read passed over')
   t.same(result.output.out, [`imagegate healthcheck: http://127.0.0.1:${port}/healthz ok\n`], 'says which URL answered')
   t.same(result.output.err, [], 'nothing on stderr')
 
@@ -133,6 +128,9 @@ t.test('main: healthy only when the server\'s own socket answers /healthz', asyn
   t.same(result.output.err, [`imagegate healthcheck: http://127.0.0.1:${port}/healthz failed: ECONNREFUSED\n`], 'refused')
 
   const starting = fakeProc(t)
+  result = await run(starting)
+  t.equal(result.code, 1, 'exit 1 when no socket can be read')
+  t.same(result.output.err, ['imagegate healthcheck: cannot read the sockets of process 50 (ENOENT)\n'], 'names the process that could not be read, and why')
   writeFileSync(join(starting, '50', 'cmdline'), '')
   result = await run(starting)
   t.equal(result.code, 1, 'exit 1 while the server does not listen yet')
