@@ -11,7 +11,7 @@ import net from 'node:net'
 import path from 'node:path'
 import t from 'tap'
 import { parse } from 'yaml'
-import { encodeName } from '../../src/files/names.js'
+import { folderId } from '../../src/files/names.js'
 import { createSigner } from '../../src/files/signing.js'
 import { contentOf, dataLines } from '../fixtures/gate.js'
 import { open, postJson, responseOf, send } from '../fixtures/http.js'
@@ -26,6 +26,8 @@ const NODE_UID = 1000
 const DOCKER_STOP_SECONDS = 10
 /** Where the agent believes its images are; the container finds them by name. */
 const AGENT_CACHE = '/home/agent/.hermes/cache/images'
+/** The id in links to files of the images folder, as mounted in the container. */
+const IMAGES_ID = folderId('/hermes/cache/images')
 const SHUTTING_DOWN = '{"error":{"message":"imagegate is shutting down; the answer was cut","type":"server_error","code":"server_shutting_down"}}'
 
 // debootstrap, the image store and files owned by another uid need root.
@@ -77,7 +79,7 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
     const answer = await postJson(url, '/v1/chat/completions', { model: 'hermes-agent', stream: true, messages: [{ role: 'user', content: 'draw' }] })
     t.equal(answer.status, 200, 'streamed')
     const text = contentOf(answer.text)
-    const found = /^Here: !\[chart\]\((http:\/\/127\.0\.0\.1:\d+\/images\/chart\.png\?sig=[\w-]+)\) done$/.exec(text)
+    const found = new RegExp(`^Here: !\\[chart\\]\\((http://127\\.0\\.0\\.1:${port}/images/${IMAGES_ID}/chart\\.png\\?sig=[\\w-]+)\\) done$`).exec(text)
     t.ok(found !== null, `the agent's path is rewritten into a signed link: ${text}`)
     link = found?.[1] ?? ''
     t.equal(dataLines(answer.text).at(-1), '[DONE]', 'the stream ends as the upstream\'s did')
@@ -227,10 +229,11 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
 
     upstream.handle(sse([...contentEvents([`![a](${AGENT_CACHE}/private.png) and ![b](${AGENT_CACHE}/public.png)`]), DONE]))
     const answer = await postJson(url, '/v1/chat/completions', { model: 'hermes-agent', stream: true, messages: [] })
-    const publicLink = `${url}/images/public.png?sig=${signer.sign(encodeName('public.png'))}`
+    const publicName = `${IMAGES_ID}/public.png`
+    const publicLink = `${url}/images/${publicName}?sig=${signer.sign(publicName)}`
     t.equal(contentOf(answer.text), `![a](${AGENT_CACHE}/private.png) and ![b](${publicLink})`, 'the unreadable file stays text; the readable one is linked')
 
-    const privateName = encodeName('private.png')
+    const privateName = `${IMAGES_ID}/private.png`
     const direct = await send(url, { path: `/images/${privateName}?sig=${signer.sign(privateName)}` })
     t.not(direct.status, 500, `a signed link to the unreadable file: ${direct.status}, not 500`)
     t.equal(direct.status, 404, 'not found, as for any file imagegate cannot deliver')
@@ -239,7 +242,7 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
     const publicFile = path.join(cache, 'images', 'public.png')
     chownSync(publicFile, 10000, 10000)
     chmodSync(publicFile, 0o600)
-    const later = await send(url, { path: `/images/public.png?sig=${signer.sign(encodeName('public.png'))}` })
+    const later = await send(url, { path: `/images/${publicName}?sig=${signer.sign(publicName)}` })
     t.equal(later.status, 404, `a file that became unreadable after it was linked: ${later.status}, not 500`)
   })
 
@@ -265,7 +268,7 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
 
     upstream.handle(sse([...contentEvents([`![chart](${AGENT_CACHE}/chart.png)`]), DONE]))
     const answer = await postJson(url, '/v1/chat/completions', { model: 'hermes-agent', stream: true, messages: [] })
-    const found = /^!\[chart\]\((http:\/\/127\.0\.0\.1:\d+\/images\/chart\.png\?sig=[\w-]+)\)$/.exec(contentOf(answer.text))
+    const found = new RegExp(`^!\\[chart\\]\\((http://127\\.0\\.0\\.1:${composePort}/images/${IMAGES_ID}/chart\\.png\\?sig=[\\w-]+)\\)$`).exec(contentOf(answer.text))
     t.ok(found !== null, 'the agent\'s image is found through the mounted cache and HERMES_HOME')
     const image = await send(url, { path: (found?.[1] ?? '').slice(url.length) })
     t.ok(image.status === 200 && image.body.equals(picture), 'and served byte for byte')
