@@ -138,9 +138,9 @@ t.test('the agent\'s cache folders, and only those, are mounted read-only where 
   const { resolved, home } = containerOptions(t)
   if (resolved.kind !== 'run') throw new Error('options do not resolve')
   t.same(resolved.options.cacheDirs, [
-    path.join(home, 'cache/images'), path.join(home, 'cache/screenshots'), path.join(home, 'cache/audio'),
+    path.join(home, 'cache/images'), path.join(home, 'cache/screenshots'), path.join(home, 'cache/audio'), path.join(home, 'cache/documents'),
     path.join(home, 'profiles/work/cache/images'), path.join(home, 'profiles/work/cache/audio')
-  ], 'imagegate finds images, screenshots and audio in the cache, and in each mounted profile\'s')
+  ], 'imagegate finds images, screenshots, audio and documents in the cache, and in each mounted profile\'s')
 })
 
 t.test('stopping: an init forwards SIGTERM, and the engine waits longer than imagegate\'s grace', async t => {
