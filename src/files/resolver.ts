@@ -84,6 +84,14 @@ interface Root {
   real: string | undefined
 }
 
+/** How many last segments the folder `dir` has in common with the segments `other` ends with. */
+function sharedTail (dir: string, other: readonly string[]): number {
+  const own = dir.split('/')
+  let shared = 0
+  while (shared < own.length && shared < other.length && own[own.length - 1 - shared] === other[other.length - 1 - shared]) shared++
+  return shared
+}
+
 /** The path of `target` below `base` as segments, or `undefined` when not inside it. */
 function segmentsBelow (base: string, target: string): string[] | undefined {
   const prefix = base + '/'
@@ -257,13 +265,19 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
   }
 
   /**
-   * By name only, for agents whose paths are not ours: the first cache dir, in lookup
-   * order, holding a deliverable file of that name directly. The reason given is the
+   * By name only, for agents whose paths are not ours: among the cache dirs holding a
+   * deliverable file of that name directly, the one whose path ends like the folder the
+   * agent named (`…/profiles/work/cache/images` for the agent's
+   * `/root/.hermes/profiles/work/cache/images/x.png`: hermes' profiles keep the same
+   * layout under another home), then the first in lookup order. Without that, a profile's
+   * reference would show another profile's file of the same name. The reason given is the
    * first one that is not 'missing'.
    */
-  function byBasename (basename: string): ResolveResult {
+  function byBasename (basename: string, agentDir: readonly string[]): ResolveResult {
     let reason: Rejection = 'missing'
-    for (const root of roots) {
+    // Array sort is stable: equal tails keep the lookup order.
+    const ordered = agentDir.length === 0 ? roots : [...roots].sort((a, b) => sharedTail(b.dir, agentDir) - sharedTail(a.dir, agentDir))
+    for (const root of ordered) {
       const result = check(root, [basename])
       if (result.ok) return result
       if (reason === 'missing') reason = result.reason
@@ -292,7 +306,8 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
         return narrow(check(root, segments), accept)
       }
     }
-    return narrow(byBasename(parsed.basename), accept)
+    const agentDir = parsed.kind === 'path' ? path.posix.dirname(parsed.path).split('/') : []
+    return narrow(byBasename(parsed.basename, agentDir), accept)
   }
 
   function resolveReference (dest: string, accept: Accept): ResolveResult {

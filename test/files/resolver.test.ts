@@ -321,11 +321,15 @@ t.test('two folders holding the same name give two names, each serving its own f
   t.not(one.delivery.name, two.delivery.name, 'two names')
   t.equal(fs.readFileSync(resolver.resolveName(two.delivery.name)?.realPath as string, 'utf8'), 'second', 'the second name serves the second file')
   t.equal(fs.readFileSync(resolver.resolveName(one.delivery.name)?.realPath as string, 'utf8'), 'first', 'the first name the first')
-  // An agent in a container: its path is not ours, so the name decides, in folder order.
-  const byName = resolver.resolveReference('/root/.hermes/profiles/work/cache/images/dup.png', 'image')
-  t.equal(byName.ok && byName.delivery.name, `${folderId(first)}/dup.png`, 'the container fallback picks the first folder')
+  // An agent in a container: its path is not ours, so the name decides, in the folder
+  // whose path ends like the agent's, else in folder order.
+  const read = (result: ReturnType<typeof resolver.resolveReference>): string => result.ok ? fs.readFileSync(result.delivery.realPath, 'utf8') : result.reason
+  t.equal(read(resolver.resolveReference('/root/.hermes/profiles/work/cache/images/dup.png', 'image')), 'second', 'a profile\'s path picks that profile\'s folder, not the first one holding the name')
+  t.equal(read(resolver.resolveReference('/root/.hermes/cache/images/dup.png', 'image')), 'first', 'the home\'s own path picks the home\'s folder')
+  t.equal(read(resolver.resolveReference('/root/.hermes/profiles/other/cache/images/dup.png', 'image')), 'first', 'a profile not mounted: equal tails, the folder order decides')
   const reversed = createFileResolver({ cacheDirs: [second, first] }).resolveReference('/elsewhere/dup.png', 'image')
-  t.equal(reversed.ok && reversed.delivery.name, `${folderId(second)}/dup.png`, 'and follows the folder order, nothing else')
+  t.equal(reversed.ok && reversed.delivery.name, `${folderId(second)}/dup.png`, 'a path that ends like no folder follows the folder order')
+  t.equal(read(createFileResolver({ cacheDirs: [second, first] }).resolveReference('C:\\Users\\u\\dup.png', 'image')), 'second', 'a Windows path is matched by name in folder order')
   const respelled = createFileResolver({ cacheDirs: [first + '/./'] }).resolveReference(path.join(first, 'dup.png'), 'image')
   t.equal(respelled.ok && respelled.delivery.name, `${folderId(first)}/dup.png`, 'the id comes from the normalized path: a trailing slash changes nothing')
   t.match(folderId(first), /^[0-9a-f]{10}$/, 'ten hex digits')

@@ -53,9 +53,13 @@ t.test('two profiles\' files of the same name get two links, each serving its ow
   const refused = await send(gate.url, { path: crossed })
   t.equal(refused.status, 404, 'a signature for one folder\'s name opens nothing in another')
 
-  // An agent in a container writes its own paths: the name decides, in folder order.
-  const [fallback] = linksIn(await ask('![c](/root/.hermes/profiles/work/cache/images/dup.png)'))
-  t.equal(fallback, first, 'the container fallback picks the first folder found (HERMES_HOME before profiles)')
+  // An agent in a container writes its own paths: the name decides, in the folder whose
+  // path ends like the agent's, so each profile keeps its own picture.
+  const [inProfile, inHome] = linksIn(await ask('![c](/root/.hermes/profiles/work/cache/images/dup.png) ![d](/root/.hermes/cache/images/dup.png)'))
+  t.equal(inProfile, second, 'the agent\'s profile path links the profile\'s file')
+  t.equal(inHome, first, 'the agent\'s home path links the home\'s file')
+  const [elsewhere] = linksIn(await ask('![e](/srv/pictures/dup.png)'))
+  t.equal(elsewhere, first, 'a path like no folder\'s: the first folder found (HERMES_HOME before profiles)')
 })
 
 t.test('a profile cache created after start is found when a reference to it misses', async (t) => {
