@@ -2,7 +2,8 @@ import type { EventSourceMessage } from 'eventsource-parser'
 import { isObject } from '../json.js'
 import type { JsonObject as Json } from '../json.js'
 import type { Rewriter } from '../rewrite/rewriter.js'
-import type { EventHandler } from './event-stream.js'
+import type { EventHandler, RawEvent } from './event-stream.js'
+import { createFinder, replaceData, replaceStrings } from './raw-json.js'
 import { serializeData, serializeEvent } from './serialize.js'
 
 /**
@@ -11,28 +12,28 @@ import { serializeData, serializeEvent } from './serialize.js'
  */
 export const MAX_CHOICES = 64
 
-/** The last chunk's fields, or a bare chunk when it was not a JSON object after all. */
-function parseTemplate (data: string): Json {
+/** The fields of a chunk that say which answer it belongs to; provider extras are not copied. */
+const IDENTITY = ['id', 'object', 'created', 'model', 'system_fingerprint'] as const
+
+/** The identity of the last chunk, for chunks of released text. */
+function identityOf (data: string): Json {
+  const identity: Json = {}
   try {
     const parsed: unknown = JSON.parse(data)
-    if (isObject(parsed)) return parsed
+    if (isObject(parsed)) for (const key of IDENTITY) if (key in parsed) identity[key] = parsed[key]
   } catch {
     // Not JSON: the fast path takes chunks by their shape, before anything parses them.
   }
-  return { object: 'chat.completion.chunk' }
+  if (identity.object === undefined) identity.object = 'chat.completion.chunk'
+  return identity
 }
 
 const isChoiceIndex = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0
 
-/** A `finish_reason` with a string value; `"finish_reason": null` is the common case. */
-const FINISH_SET = /"finish_reason"\s*:\s*"/
-
 /**
  * The common content chunk, in OpenAI's and hermes' field order: one choice,
- * `"delta": {"content": "…"}`, no finish. Its text is rewritten in place in the raw data
- * (the `d` flag gives the literal's exact offsets), so nothing is parsed or serialized
- * but the one string, and the rest of the event stays byte-identical. The benchmark's
- * profile showed whole-chunk JSON.parse and JSON.stringify as the largest cost per event.
+ * `"delta": {"content": "…"}`, no finish. Its text is taken from the raw data (the `d`
+ * flag gives the literal's exact offsets), so nothing is parsed but the one string.
  */
 // The string literal is written as an unrolled loop: an alternation repeated per
 // character recurses in V8's regex engine and overflows its stack on multi-megabyte
@@ -41,9 +42,13 @@ const CONTENT_CHUNK = /"choices":\s*\[\{"index":\s*(\d{1,9}),\s*"delta":\s*\{"co
 /** Past this, a chunk takes the general path; the fast path is for ordinary deltas. */
 const FAST_PATH_MAX = 64 * 1024
 
+const QUOTE = 0x22
+const isBlankByte = (c: number | undefined): boolean => c === 0x20 || c === 0x09 || c === 0x3a
+
 export interface ChatStreamOptions {
   /**
-   * Drop events with an `event:` field other than `message`. Chat completions streams
+   * Drop events with an `event:` field other than `message` (an upstream's `error` event
+   * excepted: it ends the answer and must reach the client). Chat completions streams
    * carry only unnamed chunks; strict clients (the Vercel AI SDK, LibreChat, opencode)
    * parse every event as one and fail on hermes' `event: hermes.tool.progress`.
    */
@@ -55,21 +60,64 @@ interface ChoiceState {
   finished: boolean
 }
 
+/** A choice's answer text in a delta: a string, or Mistral's array of parts (`text` parts only). */
+function textParts (delta: unknown): string[] | undefined {
+  if (!isObject(delta)) return undefined
+  const content = delta.content
+  if (typeof content === 'string') return [content]
+  if (!Array.isArray(content)) return undefined
+  const texts: string[] = []
+  for (const part of content) if (isObject(part) && part.type === 'text' && typeof part.text === 'string') texts.push(part.text)
+  return texts.length > 0 ? texts : undefined
+}
+
+/** Sets the rewritten texts back where `textParts` found them. */
+function setTextParts (delta: Json, texts: string[]): void {
+  if (typeof delta.content === 'string') {
+    delta.content = texts[0]
+    return
+  }
+  let i = 0
+  for (const part of delta.content as unknown[]) {
+    if (isObject(part) && part.type === 'text' && typeof part.text === 'string') part.text = texts[i++]
+  }
+}
+
 /**
- * Transforms a `/v1/chat/completions` event stream: `choices[].delta.content` goes through
- * one rewriter per `choices[].index`; every other event and field is forwarded as it came.
+ * Transforms a `/v1/chat/completions` event stream: the answer text of each
+ * `choices[].index` (`delta.content`, a string or Mistral's `text` parts) goes through
+ * one rewriter; every other event is forwarded as the upstream sent it, unparsed.
  *
- * Held text is released in a chunk of its own just before the chunk that carries the
- * choice's `finish_reason` (so clients see the whole answer before the finish), at
- * `[DONE]`, and when the upstream ends.
+ * Held text is released in a chunk of its own just before the event that ends the
+ * choice's text: its finish, a chunk of the choice without text (a tool call), a named
+ * event, an error, `[DONE]`, or the end of the stream. A reference never spans them.
  */
 export function createChatCompletionsHandler (newRewriter: () => Rewriter, options: ChatStreamOptions = {}): EventHandler {
   const dropNamedEvents = options.dropNamedEvents === true
   const choices = new Map<number, ChoiceState>()
   let holding = 0
   let done = false
-  /** The last chunk's data; its top-level fields are reused for chunks of released text. */
+  /** The upstream reported an error: its answer ends there, as the upstream meant. */
+  let errored = false
+  /** The last chunk's data; its identity fields are reused for chunks of released text. */
   let lastChunk = '{}'
+
+  const findContent = createFinder('"content"')
+  const findFinish = createFinder('"finish_reason"')
+  const findError = createFinder('"error"')
+  const findDone = createFinder('[DONE]')
+  const findName = createFinder('event:')
+
+  /** A `"finish_reason"` with a string value in the event; `null` is the common case. */
+  function finishSet (event: RawEvent): boolean {
+    const { buf, end } = event
+    for (let at = findFinish(event); at !== -1 && at < end; at = buf.indexOf('"finish_reason"', at + 1)) {
+      let j = at + 15
+      while (j < end && isBlankByte(buf[j])) j++
+      if (buf[j] === QUOTE) return true
+    }
+    return false
+  }
 
   function choiceState (index: number): ChoiceState | undefined {
     let state = choices.get(index)
@@ -81,10 +129,7 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter, optio
   }
 
   function releaseChunk (index: number, text: string): string {
-    const template = parseTemplate(lastChunk)
-    const chunk: Json = { ...template, choices: [{ index, delta: { content: text }, finish_reason: null }] }
-    delete chunk.usage
-    return serializeData(JSON.stringify(chunk))
+    return serializeData(JSON.stringify({ ...identityOf(lastChunk), choices: [{ index, delta: { content: text }, finish_reason: null }] }))
   }
 
   /** Pushes text through a choice's rewriter, keeping the count of holding choices. */
@@ -96,107 +141,127 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter, optio
     return out
   }
 
-  function rewriteChunk (chunk: Json, out: string[]): boolean {
+  function release (index: number, state: ChoiceState, out: string[]): void {
+    if (!state.rewriter.holding) return
+    const text = pass(state, '', true)
+    if (text.length > 0) out.push(releaseChunk(index, text))
+  }
+
+  function flushAll (out: string[]): void {
+    if (holding === 0) return
+    for (const [index, state] of choices) release(index, state, out)
+  }
+
+  /** Rewrites the chunk's texts in place; the changed texts, as [before, after], in order. */
+  function rewriteChunk (chunk: Json, before: string[]): Array<[string, string]> {
+    const changes: Array<[string, string]> = []
     const list = chunk.choices
-    if (!Array.isArray(list)) return false
-    let changed = false
+    if (!Array.isArray(list)) return changes
     for (const choice of list) {
       if (!isObject(choice) || !isChoiceIndex(choice.index)) continue
       const state = choiceState(choice.index)
       if (state === undefined) continue
-      const delta = choice.delta
-      const content = isObject(delta) && typeof delta.content === 'string' ? delta.content : undefined
+      const texts = textParts(choice.delta)
       const finishing = choice.finish_reason !== null && choice.finish_reason !== undefined
-      if (content === undefined && !finishing) continue
-      const text = pass(state, content ?? '', finishing)
+      if (texts === undefined) {
+        // The choice turns to something else (a tool call): its held text goes first.
+        release(choice.index, state, before)
+        if (finishing) state.finished = true
+        continue
+      }
+      const rewritten = texts.map((text, i) => pass(state, text, finishing && i === texts.length - 1))
       if (finishing) state.finished = true
-      if (content !== undefined) {
-        if (text !== content) {
-          (delta as Json).content = text
+      let changed = false
+      for (let i = 0; i < texts.length; i++) {
+        if (rewritten[i] !== texts[i]) {
+          changes.push([texts[i] as string, rewritten[i] as string])
           changed = true
         }
-      } else if (text.length > 0) {
-        out.push(releaseChunk(choice.index, text))
       }
+      if (changed) setTextParts(choice.delta as Json, rewritten)
     }
-    return changed
+    return changes
   }
 
-  /** The fast path for `CONTENT_CHUNK`; false sends the event down the general path. */
-  function rewriteInPlace (event: EventSourceMessage, match: RegExpExecArray, out: string[]): boolean {
+  /** The fast path for `CONTENT_CHUNK`; undefined sends the event down the general path. */
+  function rewriteInPlace (event: EventSourceMessage, raw: string, match: RegExpExecArray): { text: string | undefined } | undefined {
     const [start, end] = (match.indices as RegExpIndicesArray)[2] as [number, number]
     let content: unknown
     try {
       content = JSON.parse(event.data.slice(start, end))
     } catch {
-      return false
+      return undefined
     }
     const state = choiceState(Number(match[1]))
-    if (state === undefined) return false
+    if (state === undefined) return undefined
     lastChunk = event.data
     const text = pass(state, content as string, false)
-    out.push(serializeEvent(text === content
-      ? event
-      : { ...event, data: event.data.slice(0, start) + JSON.stringify(text) + event.data.slice(end) }))
-    return true
-  }
-
-  function flushAll (out: string[]): void {
-    if (holding === 0) return
-    for (const [index, state] of choices) {
-      const text = pass(state, '', true)
-      if (text.length > 0) out.push(releaseChunk(index, text))
-    }
+    if (text === content) return { text: undefined }
+    const data = event.data.slice(0, start) + JSON.stringify(text) + event.data.slice(end)
+    return { text: replaceData(raw, event.data, data) ?? serializeEvent({ ...event, data }) }
   }
 
   return {
-    onEvent (event: EventSourceMessage, out: string[]) {
-      // Named events (hermes.tool.progress …) are not chat chunks.
+    mayChange (event) {
+      return holding > 0 || findContent(event) !== -1 || findError(event) !== -1 || findDone(event) !== -1 || finishSet(event) ||
+        (dropNamedEvents && findName(event) !== -1)
+    },
+    onEvent (event, raw, before) {
+      // Named events (hermes.tool.progress …) are not chat chunks; an `error` event
+      // (Groq) ends the answer.
       if (event.event !== undefined && event.event !== 'message') {
-        if (!dropNamedEvents) out.push(serializeEvent(event))
-        return
+        flushAll(before)
+        if (event.event === 'error') {
+          errored = true
+          return undefined
+        }
+        return dropNamedEvents ? '' : undefined
       }
       const data = event.data
       if (data === '[DONE]') {
-        flushAll(out)
-        out.push(serializeEvent(event))
+        flushAll(before)
         done = true
-        return
-      }
-      // Fast path: a chunk without `"content"` (role, tool_calls, usage, reasoning) cannot
-      // change the text and, with nothing held and no finish, there is nothing to release.
-      if (holding === 0 && data.indexOf('"content"') === -1 && !FINISH_SET.test(data)) {
-        out.push(serializeEvent(event))
-        return
+        return undefined
       }
       // Only what looks like one JSON object: anything else goes to the general path,
       // which forwards what it cannot parse untouched.
       const fast = data.length <= FAST_PATH_MAX && data.charCodeAt(0) === 0x7b && data.charCodeAt(data.length - 1) === 0x7d
         ? CONTENT_CHUNK.exec(data)
         : null
-      if (fast !== null && rewriteInPlace(event, fast, out)) return
+      if (fast !== null) {
+        const result = rewriteInPlace(event, raw, fast)
+        if (result !== undefined) return result.text
+      }
       let chunk: unknown
       try {
         chunk = JSON.parse(data)
       } catch {
-        out.push(serializeEvent(event))
-        return
+        return undefined
       }
-      if (!isObject(chunk)) {
-        out.push(serializeEvent(event))
-        return
+      if (!isObject(chunk)) return undefined
+      // OpenRouter reports a failure mid-stream as a chunk with a top-level `error`.
+      if (chunk.error !== undefined && chunk.error !== null) {
+        flushAll(before)
+        errored = true
+        return undefined
       }
       lastChunk = data
-      const before: string[] = []
-      const changed = rewriteChunk(chunk, before)
-      out.push(...before)
-      out.push(changed ? serializeEvent({ ...event, data: JSON.stringify(chunk) }) : serializeEvent(event))
+      if (!Array.isArray(chunk.choices) || chunk.choices.length === 0) {
+        flushAll(before)
+        return undefined
+      }
+      const changes = rewriteChunk(chunk, before)
+      if (changes.length === 0) return undefined
+      const inPlace = replaceStrings(data, 'content', changes) ?? replaceStrings(data, 'text', changes)
+      const next = inPlace ?? JSON.stringify(chunk)
+      return replaceData(raw, data, next) ?? serializeEvent({ ...event, data: next })
     },
     flush: flushAll,
     get done () {
       return done
     },
     get complete () {
+      if (errored) return true
       if (choices.size === 0) return false
       for (const state of choices.values()) if (!state.finished) return false
       return true

@@ -1,33 +1,55 @@
 import { createParser } from 'eventsource-parser'
 import type { EventSourceMessage } from 'eventsource-parser'
-import { serializeComment } from './serialize.js'
 
 /**
- * The most an unterminated line or event may buffer, in characters. One SSE line of an
- * upstream can legitimately be several megabytes (inline base64 images); past this cap the
- * stream is ended with an error event rather than letting one response take the heap.
+ * The most an unterminated event may buffer, in bytes. One SSE line of an upstream can
+ * legitimately be several megabytes (inline base64 images); past this cap the stream is
+ * ended with an error event rather than letting one response take the heap.
  */
 export const DEFAULT_MAX_EVENT_SIZE = 32 * 1024 * 1024
 
+const LF = 0x0a
 const CR = 0x0d
+const BOM = '\ufeff'
+const EMPTY = Buffer.alloc(0)
 
-/** What a protocol (chat completions, responses) does with each parsed event. */
+/** One event as the upstream sent it: its bytes are `buf[start, end)`. */
+export interface RawEvent {
+  buf: Buffer
+  start: number
+  end: number
+}
+
+/** What a protocol (chat completions, responses) does with the upstream's events. */
 export interface EventHandler {
-  /** Append the SSE text to send for `event` (zero, one or several events) to `out`. */
-  onEvent: (event: EventSourceMessage, out: string[]) => void
+  /**
+   * A cheap look at an event's raw bytes, before anything decodes it: false when the
+   * event cannot change and releases nothing, so it goes out as it came, unparsed.
+   */
+  mayChange: (event: RawEvent) => boolean
+  /**
+   * An event `mayChange` let through, parsed by eventsource-parser; `raw` is its whole
+   * text (comments and all). Appends the text of events to send before it to `before`,
+   * and returns the event's new text, or undefined to send its bytes as they came.
+   */
+  onEvent: (event: EventSourceMessage, raw: string, before: string[]) => string | undefined
   /** The upstream ended: append whatever text is still held. */
   flush: (out: string[]) => void
   /** True once the terminal event (`[DONE]`) was seen: nothing after it is sent. */
   readonly done: boolean
-  /** True when the upstream's answer is whole even without a terminal event. */
+  /** True when the upstream's answer is whole (or ended by its error) without a terminal event. */
   readonly complete: boolean
 }
 
 export interface EventStream {
-  /** Feed raw upstream bytes; returns the SSE texts to write, one event per element. */
-  feed: (chunk: Uint8Array) => string[]
-  /** The upstream body ended: returns the final texts (held text first). */
-  end: () => string[]
+  /**
+   * Feed the bytes of one upstream read; returns the bytes to write now, in one buffer:
+   * every complete event of the read (and of the event that waited for it), changed or
+   * as it came. Only a trailing incomplete event waits for the next read.
+   */
+  feed: (chunk: Uint8Array) => Buffer
+  /** The upstream body ended: the held text, then (when the answer is whole) an unterminated last event. */
+  end: () => Buffer
   readonly done: boolean
   /** True once an event exceeded `maxEventSize`; the caller must stop reading. */
   readonly overflowed: boolean
@@ -38,63 +60,149 @@ export interface EventStreamOptions {
 }
 
 /**
- * Byte-level adapter around eventsource-parser: decodes UTF-8 across chunk boundaries
- * (TextDecoder in streaming mode also drops a leading BOM, as WHATWG SSE requires),
- * re-emits comments and `retry:` lines, and forwards lines the parser rejects as they
- * were, so nothing the upstream sent is silently lost.
+ * Frames an upstream event stream on its raw bytes and forwards each event's bytes as
+ * they came unless the handler changes it. Lines end in LF, CRLF or a lone CR (WHATWG
+ * HTML 9.2.6); an empty line ends an event. Bytes are split only at event ends, so a
+ * multi-byte character is never cut, and an event that is only forwarded is never
+ * decoded: nginx and the simplest Node proxies, which forward what they read in one
+ * write, cost a quarter of a proxy that parses and re-serializes every event.
+ *
+ * Events the handler may change are decoded and given to eventsource-parser, which stays
+ * the authority on SSE semantics (fields, multi-line data, a leading BOM).
  */
 export function createEventStream (handler: EventHandler, options: EventStreamOptions = {}): EventStream {
-  const decoder = new TextDecoder()
-  let out: string[] = []
+  const maxEventSize = options.maxEventSize ?? DEFAULT_MAX_EVENT_SIZE
+  /** An incomplete event: the reads it came in, and their total length. */
+  let pending: Buffer[] = []
+  let pendingSize = 0
+  /** Line state carried across reads: the current line is empty; the last byte was a CR. */
+  let lineEmpty = true
+  let afterCr = false
   let overflowed = false
-  // WHATWG SSE lets a lone CR end a line. The parser waits for the next character to tell
-  // CR from CRLF, so a CR-only stream's last line would wait forever at the end.
-  let endsWithCr = false
-  const parser = createParser({
-    maxBufferSize: options.maxEventSize ?? DEFAULT_MAX_EVENT_SIZE,
-    onEvent (event) {
-      if (!handler.done) handler.onEvent(event, out)
-    },
-    onComment (comment) {
-      if (!handler.done) out.push(serializeComment(comment))
-    },
-    onRetry (retry) {
-      if (!handler.done) out.push(`retry: ${retry}\n\n`)
-    },
-    onError (error) {
-      if (error.type === 'max-buffer-size-exceeded') overflowed = true
-      // A line the parser does not know (`foo: bar`, `retry: soon`) is ignored by every
-      // SSE reader; it goes out as its own block so the bytes still reach the client.
-      else if (error.line !== undefined && !handler.done) out.push(`${error.line}\n\n`)
-    }
-  })
+  /** No event was decoded yet: the first may start with the stream's BOM. */
+  let first = true
 
-  function take (): string[] {
-    const result = out
-    out = []
-    return result
+  let parsed: EventSourceMessage | undefined
+  const parser = createParser({ onEvent (event) { parsed = event } })
+
+  /** The ends (exclusive) of the events that complete in `buf[from…]`, updating the line state. */
+  function eventEnds (buf: Buffer, from: number): number[] {
+    const ends: number[] = []
+    let i = from
+    let nextLf = buf.indexOf(LF, i)
+    let nextCr = buf.indexOf(CR, i)
+    for (;;) {
+      // The LF of a CRLF (perhaps in the next read): part of the line end already counted.
+      if (afterCr && i < buf.length) {
+        afterCr = false
+        if (buf[i] === LF) {
+          i++
+          nextLf = buf.indexOf(LF, i)
+          if (lineEmpty && ends.length > 0 && ends[ends.length - 1] === i - 1) ends[ends.length - 1] = i
+        }
+      }
+      const at = nextLf === -1 ? nextCr : nextCr === -1 ? nextLf : Math.min(nextLf, nextCr)
+      if (at === -1) {
+        if (i < buf.length) lineEmpty = false
+        return ends
+      }
+      if (at > i) lineEmpty = false
+      if (lineEmpty) ends.push(at + 1)
+      lineEmpty = true
+      if (buf[at] === CR) {
+        afterCr = true
+        nextCr = buf.indexOf(CR, at + 1)
+      } else {
+        nextLf = buf.indexOf(LF, at + 1)
+      }
+      i = at + 1
+    }
   }
 
-  function feedText (text: string): void {
-    if (text.length === 0) return
-    endsWithCr = text.charCodeAt(text.length - 1) === CR
-    parser.feed(text)
+  /** The event's text for the parser (without the stream's BOM), and its result. */
+  function parse (raw: string): EventSourceMessage | undefined {
+    parsed = undefined
+    parser.feed(first && raw.startsWith(BOM) ? raw.slice(1) : raw)
+    // A lone CR may still be the first half of a CRLF for the parser: settle it.
+    if (raw.charCodeAt(raw.length - 1) === CR) parser.feed('\n')
+    return parsed
+  }
+
+  /** Appends what goes out for the event `buf[start, end)`; pieces of `buf` are merged later. */
+  function take (buf: Buffer, start: number, end: number, out: Array<Buffer | string>): void {
+    if (handler.done) return
+    const raw = { buf, start, end }
+    let changed: string | undefined
+    const before: string[] = []
+    if (handler.mayChange(raw)) {
+      const text = buf.toString('utf8', start, end)
+      const event = parse(text)
+      if (event !== undefined) changed = handler.onEvent(event, text, before)
+    }
+    first = false
+    for (const text of before) out.push(text)
+    if (changed !== undefined) {
+      out.push(changed)
+      return
+    }
+    // Consecutive events forwarded as they came stay one slice of the read.
+    const last = out[out.length - 1]
+    if (last instanceof Buffer && last.buffer === buf.buffer && last.byteOffset + last.length === buf.byteOffset + start) {
+      out[out.length - 1] = buf.subarray(last.byteOffset - buf.byteOffset, end)
+    } else {
+      out.push(buf.subarray(start, end))
+    }
+  }
+
+  function join (out: Array<Buffer | string>): Buffer {
+    if (out.length === 0) return EMPTY
+    if (out.length === 1 && out[0] instanceof Buffer) return out[0]
+    return Buffer.concat(out.map((piece) => typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece))
   }
 
   return {
     feed (chunk) {
-      if (overflowed || handler.done) return []
-      feedText(decoder.decode(chunk, { stream: true }))
-      return take()
+      if (overflowed || handler.done || chunk.length === 0) return EMPTY
+      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
+      const ends = eventEnds(buf, 0)
+      const out: Array<Buffer | string> = []
+      let from = 0
+      for (const end of ends) {
+        if (pendingSize > 0) {
+          // The event that waited: its bytes joined once, now that it is whole.
+          pending.push(buf.subarray(0, end))
+          const whole = Buffer.concat(pending, pendingSize + end)
+          pending = []
+          pendingSize = 0
+          take(whole, 0, whole.length, out)
+        } else {
+          take(buf, from, end, out)
+        }
+        from = end
+      }
+      if (from < buf.length && !handler.done) {
+        pendingSize += buf.length - from
+        pending.push(from === 0 ? buf : buf.subarray(from))
+        if (pendingSize > maxEventSize) {
+          overflowed = true
+          pending = []
+          pendingSize = 0
+        }
+      }
+      return join(out)
     },
     end () {
-      if (!overflowed && !handler.done) {
-        feedText(decoder.decode())
-        // Completes a final CR as a CRLF would: one line end, never an extra blank line.
-        if (endsWithCr && !overflowed) parser.feed('\n')
-      }
-      if (!handler.done) handler.flush(out)
-      return take()
+      if (handler.done) return EMPTY
+      const out: string[] = []
+      handler.flush(out)
+      const pieces: Array<Buffer | string> = out
+      // WHATWG SSE drops an event the stream ended inside. When the answer is whole its
+      // bytes still go out as they came (a last `data: [DONE]` with one line end); after
+      // a cut answer they would swallow the error event that follows.
+      if (pendingSize > 0 && !overflowed && handler.complete) pieces.push(...pending)
+      pending = []
+      pendingSize = 0
+      return join(pieces)
     },
     get done () {
       return handler.done

@@ -3,12 +3,18 @@ import { isObject } from '../json.js'
 import type { JsonObject } from '../json.js'
 import type { Rewriter } from '../rewrite/rewriter.js'
 import type { EventHandler } from './event-stream.js'
+import { createFinder, replaceData, replaceStrings } from './raw-json.js'
 import { serializeEvent } from './serialize.js'
 
 /** Each open text part holds at most one reference; past this many, parts pass through. */
 export const MAX_PARTS = 64
 
 const TERMINAL = new Set(['response.completed', 'response.failed', 'response.incomplete'])
+/** Events that end the answer with the upstream's own error. */
+const FAILED = new Set(['error', 'response.failed'])
+
+/** `"sequence_number": 12` at the top level of an event. */
+const SEQUENCE = /("sequence_number"\s*:\s*)(\d+)/
 
 /**
  * Texts up to this size are remembered with their rewrite, so that the full text repeated
@@ -142,20 +148,41 @@ export function createResponsesHandler (newRewriter: () => Rewriter, rewriteWhol
     parts.clear()
   }
 
+  const finders = ['output_text', '"error"', 'response.failed', 'response.incomplete', 'response.completed'].map(createFinder)
+
+  /** The event's data with its changed texts replaced where they are, else serialized again. */
+  function edit (event: EventSourceMessage, data: JsonObject, changes: Map<string, Array<[string, string]>>, sequence: unknown): string {
+    let text: string | undefined = event.data
+    for (const [key, pairs] of changes) if (text !== undefined && pairs.length > 0) text = replaceStrings(text, key, pairs)
+    if (text !== undefined && shift > 0 && typeof sequence === 'number') {
+      const found = SEQUENCE.exec(text)
+      text = found !== null && Number(found[2]) === sequence ? text.replace(SEQUENCE, `$1${sequence + shift}`) : undefined
+    }
+    return text ?? JSON.stringify(data)
+  }
+
   return {
-    onEvent (event: EventSourceMessage, out: string[]) {
+    mayChange (event) {
+      // Once events were inserted, every later one is renumbered.
+      if (shift > 0) return true
+      for (const find of finders) if (find(event) !== -1) return true
+      return false
+    },
+    onEvent (event: EventSourceMessage, raw: string, before: string[]) {
       let data: unknown
       try {
         data = JSON.parse(event.data)
       } catch {
-        out.push(serializeEvent(event))
-        return
+        return undefined
       }
-      if (!isObject(data) || typeof data.type !== 'string') {
-        out.push(serializeEvent(event))
-        return
-      }
+      if (!isObject(data) || typeof data.type !== 'string') return undefined
       const sequence = data.sequence_number
+      const changes = new Map<string, Array<[string, string]>>([['delta', []], ['text', []], ['output_text', []]])
+      const record = (key: string) => (text: string): string => {
+        const result = rewriteText(text)
+        if (result !== text) changes.get(key)?.push([text, result])
+        return result
+      }
       let changed = false
       switch (data.type) {
         case 'response.output_text.delta': {
@@ -163,16 +190,19 @@ export function createResponsesHandler (newRewriter: () => Rewriter, rewriteWhol
           if (found !== undefined) {
             const text = found.rewriter.push(data.delta as string)
             track(found, data.delta as string, text)
-            changed = text !== data.delta
-            data.delta = text
+            if (text !== data.delta) {
+              changes.get('delta')?.push([data.delta as string, text])
+              changed = true
+              data.delta = text
+            }
           }
           break
         }
         case 'response.output_text.done': {
           const found = part(data)
-          if (found !== undefined) release(found, sequence, out)
+          if (found !== undefined) release(found, sequence, before)
           if (typeof data.text === 'string') {
-            const text = rewriteText(data.text)
+            const text = record('text')(data.text)
             changed = text !== data.text
             data.text = text
           }
@@ -180,24 +210,33 @@ export function createResponsesHandler (newRewriter: () => Rewriter, rewriteWhol
         }
         case 'response.content_part.added':
         case 'response.content_part.done':
-          changed = isObject(data.part) && rewritePart(data.part, rewriteText)
+          changed = isObject(data.part) && rewritePart(data.part, record('text'))
           break
         case 'response.output_item.added':
         case 'response.output_item.done':
-          changed = isObject(data.item) && rewriteItem(data.item, rewriteText)
+          changed = isObject(data.item) && rewriteItem(data.item, record('text'))
           break
         default:
-          if (TERMINAL.has(data.type)) {
-            flushAll(sequence, out)
+          if (TERMINAL.has(data.type) || FAILED.has(data.type)) {
+            flushAll(sequence, before)
             complete = true
           }
-          changed = isObject(data.response) && rewriteResponseObject(data.response, rewriteText)
+          if (isObject(data.response)) {
+            const response = data.response
+            if (typeof response.output_text === 'string') {
+              const text = record('output_text')(response.output_text)
+              changed = text !== response.output_text
+              response.output_text = text
+            }
+            if (Array.isArray(response.output)) {
+              for (const item of response.output) if (isObject(item) && rewriteItem(item, record('text'))) changed = true
+            }
+          }
       }
-      if (shift > 0 && typeof sequence === 'number') {
-        data.sequence_number = sequence + shift
-        changed = true
-      }
-      out.push(changed ? serializeEvent({ ...event, data: JSON.stringify(data) }) : serializeEvent(event))
+      if (!changed && !(shift > 0 && typeof sequence === 'number')) return undefined
+      if (shift > 0 && typeof sequence === 'number') data.sequence_number = sequence + shift
+      const next = edit(event, data, changes, sequence)
+      return replaceData(raw, event.data, next) ?? serializeEvent({ ...event, data: next })
     },
     flush (out: string[]) {
       flushAll(undefined, out)

@@ -168,10 +168,10 @@ function check (bytes: Uint8Array, chunks: Uint8Array[], expected: string[]): st
     return undefined
   }
   for (const piece of chunks) {
-    const problem = take(stream.feed(piece))
+    const problem = take([stream.feed(piece).toString()])
     if (problem !== undefined) return problem
   }
-  const problem = take(stream.end())
+  const problem = take([stream.end().toString()])
   if (problem !== undefined) return problem
   for (const [index, text] of expected.entries()) {
     if (sent[index] !== text) return `choice ${index} ended as ${JSON.stringify(sent[index])}, not ${JSON.stringify(text)}`

@@ -30,8 +30,8 @@ function transform (chunks: Uint8Array[]): { out: string[], done: boolean } {
   const handler = createChatCompletionsHandler(() => createRewriter({ resolve: fakeResolve(DELIVERABLE) }))
   const stream = createEventStream(handler)
   const out: string[] = []
-  for (const piece of chunks) out.push(...stream.feed(piece))
-  out.push(...stream.end())
+  for (const piece of chunks) out.push(stream.feed(piece).toString())
+  out.push(stream.end().toString())
   return { out, done: handler.done }
 }
 

@@ -36,7 +36,8 @@ async function pump (t: Test, source: AsyncIterable<Uint8Array>, handler: EventH
 /** Passes every event through; `flush` fails as a broken handler would. */
 function failingFlush (error: Error): EventHandler {
   return {
-    onEvent: (event, out) => { out.push(serializeEvent(event)) },
+    mayChange: () => false,
+    onEvent: () => undefined,
     flush: () => { throw error },
     done: false,
     complete: false

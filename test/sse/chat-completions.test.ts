@@ -19,8 +19,8 @@ function transform (chunks: Array<string | Uint8Array>, options: { dropNamedEven
   const handler = createChatCompletionsHandler(() => createRewriter({ resolve }), options)
   const stream = createEventStream(handler)
   const out: string[] = []
-  for (const piece of chunks) out.push(...stream.feed(typeof piece === 'string' ? new TextEncoder().encode(piece) : piece))
-  out.push(...stream.end())
+  for (const piece of chunks) out.push(stream.feed(typeof piece === 'string' ? new TextEncoder().encode(piece) : piece).toString())
+  out.push(stream.end().toString())
   return { out, complete: handler.complete, done: handler.done }
 }
 

@@ -17,7 +17,7 @@ const FIXTURE = readFileSync(new URL('../fixtures/hermes/hermes-responses-stream
 function transform (input: string | Uint8Array[]): string[] {
   const stream = createEventStream(createResponsesHandler(() => createRewriter({ resolve }), whole))
   const chunks = typeof input === 'string' ? [new TextEncoder().encode(input)] : input
-  return [...chunks.flatMap((chunk) => stream.feed(chunk)), ...stream.end()]
+  return [...chunks.map((chunk) => stream.feed(chunk).toString()), stream.end().toString()]
 }
 
 type Event = Record<string, any>
@@ -110,7 +110,7 @@ t.test('texts repeated in the closing events reuse the rewrite of the deltas', a
   let wholeRewrites = 0
   const counting = (text: string): string => { wholeRewrites++; return whole(text) }
   const stream = createEventStream(createResponsesHandler(() => createRewriter({ resolve }), counting))
-  const out = [...stream.feed(new TextEncoder().encode(FIXTURE)), ...stream.end()]
+  const out = [stream.feed(new TextEncoder().encode(FIXTURE)).toString(), stream.end().toString()]
   const list = events(out)
   const expected = readFileSync(new URL('../fixtures/hermes/hermes-chat-stream.expected.txt', import.meta.url), 'utf8').replace(APPLE, APPLE_URL)
   t.equal(list.find((e) => e.type === 'response.completed')?.response.output[0].content[0].text, expected, 'the completed text is right')
@@ -120,7 +120,7 @@ t.test('texts repeated in the closing events reuse the rewrite of the deltas', a
     event('response.output_text.delta', 0, { ...ids, delta: 'a ![x](/c/x.png)' }),
     event('response.output_text.done', 1, { ...ids, text: 'other text ![x](/c/x.png)' })
   ].join('')
-  const second = events(createEventStream(createResponsesHandler(() => createRewriter({ resolve }), counting)).feed(new TextEncoder().encode(differing)))
+  const second = events([createEventStream(createResponsesHandler(() => createRewriter({ resolve }), counting)).feed(new TextEncoder().encode(differing)).toString()])
   t.equal(second[1]?.text, 'other text ![x](http://gate.test/images/x.png)', 'a done text that differs from its deltas is rewritten on its own')
   t.equal(wholeRewrites, 1, 'once')
   // Past 256 KiB a part's text is no longer kept: its done text is rewritten on its own.
@@ -130,7 +130,7 @@ t.test('texts repeated in the closing events reuse the rewrite of the deltas', a
     event('response.output_text.delta', 1, { ...ids, delta: long.slice(1000) }),
     event('response.output_text.done', 2, { ...ids, text: long })
   ].join('')
-  const third = events(createEventStream(createResponsesHandler(() => createRewriter({ resolve }), counting)).feed(new TextEncoder().encode(longInput)))
+  const third = events([createEventStream(createResponsesHandler(() => createRewriter({ resolve }), counting)).feed(new TextEncoder().encode(longInput)).toString()])
   const longUrl = long.replace('/c/x.png', 'http://gate.test/images/x.png')
   t.equal(deltas(third), longUrl, 'the deltas of a long part are rewritten')
   t.equal(third[2]?.text, longUrl, 'and so is its done text')
