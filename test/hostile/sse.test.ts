@@ -5,7 +5,7 @@ import type { Test } from 'tap'
 import { createChatCompletionsHandler } from '../../src/sse/chat-completions.js'
 import { createEventStream, DEFAULT_MAX_EVENT_SIZE } from '../../src/sse/event-stream.js'
 import { createRewriter } from '../../src/rewrite/rewriter.js'
-import { dataLines, eventBlocks, startGate } from '../fixtures/gate.js'
+import { dataLines, eventBlocks, rawEvents, startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
 import { IMAGE_NAME, IMAGE_PATH, cacheWithImage } from '../fixtures/hermes.js'
 import { hostileContent, hostileStream } from '../fixtures/hostile-sse.js'
@@ -32,7 +32,7 @@ function transform (chunks: Uint8Array[]): { out: string[], done: boolean } {
   const out: string[] = []
   for (const piece of chunks) out.push(stream.feed(piece).toString())
   out.push(stream.end().toString())
-  return { out, done: handler.done }
+  return { out: rawEvents(out.join('')), done: handler.done }
 }
 
 /** Content of choice 0 in an SSE text; events that are not chat chunks are skipped. */
@@ -85,10 +85,14 @@ const PASSTHROUGH = [
   'data: [DONE]'
 ]
 
-function assertHostileOutput (t: Test, body: string, url: string, imagePath: string, name: string, label: string): void {
+function assertHostileOutput (t: Test, body: string, url: string, imagePath: string, name: string, label: string, input: string = hostileStream(imagePath)): void {
   t.equal(contentOf(body), hostileContent(imagePath, url, name), `${label}: the text, with both references rewritten`)
-  const passthrough = eventBlocks(body).filter((block) => !isContentChunk(dataLines(block + '\n\n')[0] ?? ''))
-  t.same(passthrough, PASSTHROUGH, `${label}: every other event once, in order, unchanged`)
+  const others = (text: string): string[] => rawEvents(text).filter((block) => !isContentChunk(dataLines(block)[0] ?? ''))
+  const sent = others(input)
+  // Nothing after [DONE] is forwarded.
+  const upToDone = sent.slice(0, sent.findIndex((block) => dataLines(block)[0] === '[DONE]') + 1)
+  t.ok(upToDone.length >= PASSTHROUGH.length, `${label}: every kind of other event is there`)
+  t.same(others(body), upToDone, `${label}: every other event once, in order, byte for byte as the upstream sent it`)
 }
 
 t.test('the hostile stream at the unit level', async (t) => {
@@ -112,7 +116,7 @@ t.test('a stream whose lines end in a lone CR ends as cleanly as any other', asy
   for (const [label, chunks] of [['whole', [encode(text)]], ['split before the last CR', [encode(text.slice(0, -1)), encode('\r')]]] as const) {
     const { out, done } = transform([...chunks])
     t.ok(done, `${label}: the final [DONE] is seen at the end of the body`)
-    t.equal(out.at(-1), DONE, `${label}: and forwarded last`)
+    t.equal(out.at(-1), 'data: [DONE]\r\r', `${label}: and forwarded last, as it came`)
     t.equal(contentOf(out.join('')), `Here: ![a](${APPLE_URL})`, `${label}: the text is rewritten`)
   }
   const cut = transform([encode('data: {"a": 1}\r\rdata: [DONE]\r')])
@@ -144,7 +148,8 @@ t.test('the hostile stream through the proxy, whole and cut into pieces', async 
   assertHostileOutput(t, whole, proxy.gate.link(IMAGE_NAME), IMAGE_PATH, IMAGE_NAME, 'whole')
   t.equal(await chat(proxy, splitBytes(text)), whole, 'cut into 1 to 7 bytes: the same response')
   t.equal(await chat(proxy, [...bytes].map((byte) => Buffer.of(byte))), whole, 'one byte per write: the same response')
-  t.equal(await chat(proxy, [text.replace(/\r\n|\r|\n/g, '\r\n')]), whole, 'every line ending made CRLF: the same response')
+  const crlf = text.replace(/\r\n|\r|\n/g, '\r\n')
+  assertHostileOutput(t, await chat(proxy, [crlf]), proxy.gate.link(IMAGE_NAME), IMAGE_PATH, IMAGE_NAME, 'every line ending made CRLF', crlf)
 
   const crOnly = [ROLE, ...contentEvents(['Here: ', `![a](${IMAGE_PATH})`]), DONE].join('').replace(/\n/g, '\r')
   const answer = await chat(proxy, [crOnly])

@@ -6,7 +6,7 @@ import { createEventStream } from '../../src/sse/event-stream.js'
 import { createRewriter, rewriteText } from '../../src/rewrite/rewriter.js'
 import { fakeResolve } from '../fixtures/resolve.js'
 import { chunk, contentEvents, DONE } from '../fixtures/mock-upstream.js'
-import { dataLines } from '../fixtures/gate.js'
+import { dataLines, rawEvents } from '../fixtures/gate.js'
 
 const APPLE = '/root/.hermes/cache/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
 const resolve = fakeResolve({ [APPLE]: 'image', '/c/x.png': 'image' })
@@ -21,7 +21,7 @@ function transform (chunks: Array<string | Uint8Array>, options: { dropNamedEven
   const out: string[] = []
   for (const piece of chunks) out.push(stream.feed(typeof piece === 'string' ? new TextEncoder().encode(piece) : piece).toString())
   out.push(stream.end().toString())
-  return { out, complete: handler.complete, done: handler.done }
+  return { out: rawEvents(out.join('')), complete: handler.complete, done: handler.done }
 }
 
 /** Per choice index, the concatenated delta content. */

@@ -5,7 +5,7 @@ import { createResponsesHandler, rewriteResponseObject, MAX_PARTS } from '../../
 import { createEventStream } from '../../src/sse/event-stream.js'
 import { createRewriter, rewriteText } from '../../src/rewrite/rewriter.js'
 import { fakeResolve } from '../fixtures/resolve.js'
-import { dataLines } from '../fixtures/gate.js'
+import { dataLines, rawEvents } from '../fixtures/gate.js'
 import { pyJson } from '../fixtures/mock-upstream.js'
 
 const APPLE = '/root/.hermes/cache/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
@@ -17,7 +17,7 @@ const FIXTURE = readFileSync(new URL('../fixtures/hermes/hermes-responses-stream
 function transform (input: string | Uint8Array[]): string[] {
   const stream = createEventStream(createResponsesHandler(() => createRewriter({ resolve }), whole))
   const chunks = typeof input === 'string' ? [new TextEncoder().encode(input)] : input
-  return [...chunks.map((chunk) => stream.feed(chunk).toString()), stream.end().toString()]
+  return rawEvents([...chunks.map((chunk) => stream.feed(chunk).toString()), stream.end().toString()].join(''))
 }
 
 type Event = Record<string, any>
