@@ -1,0 +1,79 @@
+// Streams recorded from real backends (the shared corpus next to the repository), replayed
+// through a real imagegate from a real mock upstream, whole and cut into uneven reads.
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import t from 'tap'
+import { dataLines, rawEvents, startGate } from '../fixtures/gate.js'
+import { cacheWithImage } from '../fixtures/hermes.js'
+import { postJson } from '../fixtures/http.js'
+import { sse, startMockUpstream } from '../fixtures/mock-upstream.js'
+
+const CORPUS = new URL('../../../shared/corpus/', import.meta.url)
+
+/** Uneven reads, 1 to 997 bytes, the same for every run. */
+function unevenPieces (bytes: Buffer): Buffer[] {
+  const pieces: Buffer[] = []
+  for (let at = 0, size = 1; at < bytes.length; at += size, size = (size * 31 + 7) % 997 + 1) pieces.push(bytes.subarray(at, at + size))
+  return pieces
+}
+
+/** Answer text per choice (chat) or per part (Responses deltas), in order. */
+function texts (body: string): string {
+  const byChoice = new Map<unknown, string>()
+  const add = (index: unknown, piece: unknown): void => { byChoice.set(index, (byChoice.get(index) ?? '') + String(piece)) }
+  for (const data of dataLines(body)) {
+    let event: any
+    try {
+      event = JSON.parse(data)
+    } catch {
+      continue
+    }
+    if (event?.type === 'response.output_text.delta') add(`${String(event.item_id)}/${String(event.content_index)}`, event.delta)
+    for (const choice of Array.isArray(event?.choices) ? event.choices : []) {
+      const content = choice?.delta?.content
+      if (typeof content === 'string') add(choice.index, content)
+      if (Array.isArray(content)) for (const part of content) if (part?.type === 'text') add(choice.index, part.text)
+    }
+  }
+  return JSON.stringify([...byChoice])
+}
+
+/** Events with no answer text in them. */
+const others = (body: string): string[] => rawEvents(body).filter((block) => texts(block) === '[]' && !block.includes('output_text.delta'))
+
+if (!existsSync(CORPUS)) {
+  t.comment(`no corpus at ${CORPUS.pathname}: the recorded streams are not replayed`)
+  t.pass('skipped: the shared corpus is not there')
+} else {
+  t.test('recorded streams come out as the upstream sent them', async (t) => {
+    const { cache } = cacheWithImage(t)
+    const upstream = await startMockUpstream()
+    t.teardown(() => upstream.close())
+    const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
+    const files = readdirSync(CORPUS).filter((name) => name.endsWith('.sse')).sort()
+    t.ok(files.length > 0, 'the corpus has streams')
+    for (const name of files) {
+      const bytes = readFileSync(new URL(name, CORPUS))
+      const input = bytes.toString('utf8')
+      const path = /"type":\s*"response\./.test(input) ? '/v1/responses' : '/v1/chat/completions'
+      for (const [label, pieces] of [['whole', [bytes]], ['uneven reads', unevenPieces(bytes)]] as const) {
+        upstream.handle(sse([...pieces]))
+        const res = await postJson(gate.url, path, '{"model": "m", "stream": true, "input": "hi", "messages": []}')
+        t.equal(res.status, 200, `${name} (${label}): 200`)
+        t.equal(texts(res.text), texts(input), `${name} (${label}): the same answer text`)
+        // A body with no end of answer at all (decoder test cases) is a cut answer.
+        const cut = !/\[DONE\]|"finish_reason":\s*"|event: error|response\.(completed|failed)/.test(input)
+        if (cut) {
+          t.ok(res.text.startsWith(input) && res.text.slice(input.length).includes('upstream_stream_error'), `${name} (${label}): every byte, then the cut reported`)
+          continue
+        }
+        t.notOk(res.text.includes('upstream_stream_error') || res.text.includes('upstream_event_too_large'), `${name} (${label}): no error of imagegate's own`)
+        if (!input.includes('!')) {
+          t.ok(Buffer.from(res.text, 'utf8').equals(bytes), `${name} (${label}): byte for byte`)
+        } else if (path !== '/v1/responses') {
+          // A held `!` goes out with the next text: only text events differ, inside their text.
+          t.same(others(res.text), others(input), `${name} (${label}): every event without text byte for byte`)
+        }
+      }
+    }
+  })
+}
