@@ -84,7 +84,7 @@ t.test('the recorded stream cut at every byte boundary, with CRLF line endings, 
   t.equal(contentOf(res.text), expected, 'the content is rewritten')
   const untouched = (lines: string[]): string[] => lines.filter((data) => !data.includes('"content"'))
   t.same(untouched(dataLines(res.text)), untouched(dataLines(recorded)), 'every other payload is forwarded byte for byte')
-  t.ok(res.text.includes('\n\n: keepalive\n\n'), 'the keepalive comment is forwarded')
+  t.ok(res.text.includes('\r\n\r\n: keepalive\r\n\r\n'), 'the keepalive comment is forwarded with the upstream\'s own line ends')
   t.equal((res.text.match(/^event: hermes\.tool\.progress$/gm) ?? []).length, 2, 'both named events keep their name')
 })
 
