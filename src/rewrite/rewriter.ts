@@ -58,6 +58,9 @@ export interface Rewriter {
   readonly holding: boolean
 }
 
+/** Characters that can start a reference, change the code state or end a line. */
+const SPECIAL = /[!M`~\\\n\r]/
+
 const BACKTICK = 0x60
 const TILDE = 0x7e
 const NEWLINE = 0x0a
@@ -310,8 +313,27 @@ export function createRewriter (options: RewriterOptions): Rewriter {
     return out + buf.slice(from)
   }
 
+  /**
+   * The common delta: no character that can start a reference, open code or end a line.
+   * Only the first characters of a line (indent, list marker) need the per-character
+   * state; the rest leaves the state as its last character says, so a native regex test
+   * replaces the loop over every character.
+   */
+  function plain (text: string): string {
+    let i = 0
+    for (; !lineEntered && i < text.length; i++) advance(text.charCodeAt(i))
+    if (i < text.length) {
+      lineStart = false
+      lineBlank = false
+      escaped = false
+      prevWord = isWordChar(text.charCodeAt(text.length - 1))
+    }
+    return text
+  }
+
   return {
     push (text: string): string {
+      if (held.length === 0 && capture === undefined && run === 0 && !SPECIAL.test(text)) return plain(text)
       return scan(held.length === 0 ? text : held + text, false)
     },
     end (): string {
