@@ -23,6 +23,15 @@ const INLINE_TYPES: ReadonlyMap<string, string> = new Map([
 // escaped as `\/` by some serializers.
 const OWN_INLINE = /data:image\\?\/[a-z0-9.+-]+;imagegate=([A-Za-z0-9%._~!$&'()*+=:@\\/-]+?)(?:;sig=([A-Za-z0-9_-]+))?;base64,[A-Za-z0-9+\\/=]+/g
 
+/**
+ * How long a resolved destination is reused, in milliseconds. A model names the same
+ * image again and again within one answer (and the Responses API repeats whole texts);
+ * resolving and signing each time was a visible share of the benchmark's profile.
+ */
+export const DEFAULT_RESOLVE_TTL_MS = 5000
+/** Destinations remembered at once; the oldest is forgotten first. */
+export const MAX_RESOLVED = 1024
+
 export interface DeliveryOptions {
   files: FileResolver
   signer: Signer | undefined
@@ -33,6 +42,20 @@ export interface DeliveryOptions {
   store: DataStore | undefined
   /** Each reference `resolve` leaves alone (see `resolveFor`). */
   onReject?: OnReject
+  /** How long a resolution is reused (0: never); for tests. */
+  resolveTtlMs?: number
+  /** The clock for `resolveTtlMs`; for tests. */
+  now?: () => number
+}
+
+/** A destination resolved a moment ago, and the file as it was then. */
+interface Remembered {
+  resolved: Resolved
+  realPath: string
+  at: number
+  ino: number
+  size: number
+  mtimeMs: number
 }
 
 /** A reference left alone: why, and the file name it ends in (never the whole path). */
@@ -80,15 +103,48 @@ export function createDelivery (options: DeliveryOptions): Delivery {
     return `data:${type};imagegate=${name}${sig};base64,${bytes.toString('base64')}`
   }
 
+  const ttl = options.resolveTtlMs ?? DEFAULT_RESOLVE_TTL_MS
+  const now = options.now ?? Date.now
+  const remembered = new Map<string, Remembered>()
+
+  /**
+   * A link made a moment ago for the same destination, if the file is still the one it
+   * named (same inode, size and modification time) and the public URL did not change.
+   * Inline images are not kept: each can be large.
+   */
+  function recall (key: string): Resolved | undefined {
+    const found = remembered.get(key)
+    if (found === undefined) return undefined
+    let stat: fs.Stats | undefined
+    if (now() - found.at <= ttl) stat = fs.statSync(found.realPath, { throwIfNoEntry: false })
+    if (stat === undefined || stat.ino !== found.ino || stat.size !== found.size || stat.mtimeMs !== found.mtimeMs || !found.resolved.url.startsWith(options.publicUrl() + '/')) {
+      remembered.delete(key)
+      return undefined
+    }
+    return found.resolved
+  }
+
+  function keep (key: string, resolved: Resolved, realPath: string): void {
+    const stat = fs.statSync(realPath, { throwIfNoEntry: false })
+    if (stat === undefined) return
+    if (remembered.size >= MAX_RESOLVED) remembered.delete(remembered.keys().next().value as string)
+    remembered.set(key, { resolved, realPath, at: now(), ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs })
+  }
+
   const resolveFor = (onReject: OnReject | undefined): Resolve => (dest, accept) => {
+    const key = `${accept}\u0000${dest}`
+    const known = ttl > 0 ? recall(key) : undefined
+    if (known !== undefined) return known
     const result = files.resolveReference(dest, accept)
     if (!result.ok) {
       onReject?.({ reason: result.reason, fileName: fileNameOf(dest) })
       return undefined
     }
     const { name, kind, realPath } = result.delivery
-    const url = (options.mode === 'data-uri' && kind === 'image' ? inline(name, realPath) : undefined) ?? link(name)
-    return { url, name: displayName(name), kind }
+    const inlined = options.mode === 'data-uri' && kind === 'image' ? inline(name, realPath) : undefined
+    const resolved = { url: inlined ?? link(name), name: displayName(name), kind }
+    if (inlined === undefined && ttl > 0) keep(key, resolved, realPath)
+    return resolved
   }
 
   const storeDataImage = store === undefined

@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { createDelivery, fileNameOf } from '../src/delivery.js'
+import { createDelivery, fileNameOf, MAX_RESOLVED } from '../src/delivery.js'
 import type { DeliveryOptions } from '../src/delivery.js'
 import { createDataStore } from '../src/files/data-store.js'
 import { folderId } from '../src/files/names.js'
@@ -143,4 +143,59 @@ t.test('only the file name of a reference is reported, never its folders or quer
     [`/x/${'f'.repeat(300)}.png`, 'f'.repeat(200)]
   ]
   for (const [dest, name] of table) t.equal(fileNameOf(dest), name, JSON.stringify(dest.slice(0, 60)))
+})
+
+t.test('a destination resolved a moment ago is reused while its file is unchanged', async (t) => {
+  const dir = t.testdir({ cache: { 'a.png': SMALL, 'b.png': SMALL } })
+  const inner = createFileResolver({ cacheDirs: [path.join(dir, 'cache')], storeDir: path.join(dir, 'store'), allowSvg: false })
+  let lookups = 0
+  const files: FileResolver = { ...inner, resolveReference: (dest, accept) => { lookups++; return inner.resolveReference(dest, accept) } }
+  let clock = 1000
+  let publicUrl = 'http://gate.test'
+  const rejected: string[] = []
+  const delivery = createDelivery({ files, signer, publicUrl: () => publicUrl, mode: 'link', inlineMaxBytes: 1000, store: undefined, now: () => clock, onReject: ({ reason }) => rejected.push(reason) })
+  const a = path.join(dir, 'cache/a.png')
+  const first = delivery.resolve(a, 'image')
+  t.same(delivery.resolve(a, 'image'), first, 'the same link')
+  t.equal(lookups, 1, 'resolved and signed once')
+  delivery.resolve(a, 'media')
+  t.equal(lookups, 2, 'as a MEDIA tag it is looked up on its own')
+  clock += 5001
+  t.same(delivery.resolve(a, 'image'), first, 'after the reuse window: the same link')
+  t.equal(lookups, 3, 'looked up again')
+  fs.writeFileSync(a, BIG)
+  delivery.resolve(a, 'image')
+  t.equal(lookups, 4, 'a file that changed is looked up again')
+  publicUrl = 'http://other.test'
+  t.ok(delivery.resolve(a, 'image')?.url.startsWith('http://other.test/images/'), 'a new public URL makes new links')
+  t.equal(lookups, 5, 'looked up again')
+  fs.rmSync(a)
+  t.equal(delivery.resolve(a, 'image'), undefined, 'a file that is gone is not linked from memory')
+  t.same(rejected, ['missing'], 'and its reason is reported')
+  const noReuse = createDelivery({ files, signer, publicUrl: () => publicUrl, mode: 'link', inlineMaxBytes: 1000, store: undefined, resolveTtlMs: 0 })
+  const b = path.join(dir, 'cache/b.png')
+  noReuse.resolve(b, 'image')
+  noReuse.resolve(b, 'image')
+  t.equal(lookups, 8, 'with reuse off every reference is looked up')
+})
+
+t.test('inline images are not kept, and the memory of links is bounded', async (t) => {
+  const dir = t.testdir({ cache: {} })
+  const count = MAX_RESOLVED + 1
+  for (let i = 0; i < count; i++) fs.writeFileSync(path.join(dir, 'cache', `${i}.png`), SMALL)
+  const inner = createFileResolver({ cacheDirs: [path.join(dir, 'cache')], storeDir: path.join(dir, 'store'), allowSvg: false })
+  let lookups = 0
+  const files: FileResolver = { ...inner, resolveReference: (dest, accept) => { lookups++; return inner.resolveReference(dest, accept) } }
+  const inline = createDelivery({ files, signer, publicUrl: () => 'http://gate.test', mode: 'data-uri', inlineMaxBytes: 1000, store: undefined })
+  const first = path.join(dir, 'cache/0.png')
+  inline.resolve(first, 'image')
+  inline.resolve(first, 'image')
+  t.equal(lookups, 2, 'an inline image is read each time')
+  const links = createDelivery({ files, signer, publicUrl: () => 'http://gate.test', mode: 'link', inlineMaxBytes: 1000, store: undefined })
+  for (let i = 0; i < count; i++) links.resolve(path.join(dir, 'cache', `${i}.png`), 'image')
+  lookups = 0
+  links.resolve(path.join(dir, 'cache', `${count - 1}.png`), 'image')
+  t.equal(lookups, 0, 'the newest is remembered')
+  links.resolve(first, 'image')
+  t.equal(lookups, 1, `past ${MAX_RESOLVED} the oldest is forgotten`)
 })
