@@ -1,7 +1,7 @@
 /**
- * `npm run bench`: builds imagegate, then measures it side by side with the direct path
- * (the floor), nginx and @fastify/http-proxy, each in its own process, against a mock
- * hermes upstream, with the load generated from yet another process. Writes
+ * `npm run bench`: builds imagegate, then measures it side by side with the direct path,
+ * the floor proxy (node:http + undici, forwarding the bytes of each read), nginx and
+ * @fastify/http-proxy, each in its own process, against a mock hermes upstream, with the load generated from yet another process. Writes
  * bench/results/latest.md and prints it.
  *
  * Options:
@@ -23,7 +23,7 @@ import { cpuSeconds, createLoadMeter, loadAverage, machine, rssBytes } from './l
 import { CONCURRENCY, LABELS, PROXIES, RESPONSES_CONCURRENCY, formatReport } from './lib/report.mjs'
 import { RESPONSES_IMAGE_PIECES, responsesEventCount } from './lib/responses.mjs'
 import { median } from './lib/stats.mjs'
-import { ROOT, findNginx, startFastifyProxy, startImagegate, startLoadGenerator, startMock, startNginx } from './lib/systems.mjs'
+import { ROOT, findNginx, startFastifyProxy, startFloorProxy, startImagegate, startLoadGenerator, startMock, startNginx } from './lib/systems.mjs'
 
 const SCENARIOS = ['ttft', 'latency', 'events', 'responses', 'memory', 'images']
 const RESULTS_DIR = path.join(ROOT, 'bench', 'results')
@@ -158,6 +158,7 @@ async function main () {
     systems.imagegate = await startImagegate({ upstreamBase, cacheDir, stateDir, probeDir })
     if (nginxBinary.path !== undefined) systems.nginx = await startNginx({ binary: nginxBinary.path, dir: path.join(tmp, 'nginx'), upstreamOrigin: mock.origin, cacheDir })
     systems.fastify = await startFastifyProxy(mock.origin, { probeDir })
+    systems.floor = await startFloorProxy(mock.origin, { probeDir })
     const names = ['direct', ...PROXIES].filter((s) => systems[s] !== undefined)
     log(`systems: ${names.map((s) => `${LABELS[s]} ${systems[s].origin}`).join(', ')}; imagegate via ${systems.imagegate.via}`)
 
@@ -386,7 +387,9 @@ async function measureMemory (load, mock, name, { upstreamBase, cacheDir, stateD
     ? await startImagegate({ upstreamBase, cacheDir, stateDir, probeDir })
     : name === 'nginx'
       ? await startNginx({ binary: nginx, dir: path.join(tmp, `nginx-memory-${Date.now()}`), upstreamOrigin: mock.origin, cacheDir })
-      : await startFastifyProxy(mock.origin, { probeDir })
+      : name === 'floor'
+        ? await startFloorProxy(mock.origin, { probeDir })
+        : await startFastifyProxy(mock.origin, { probeDir })
   try {
     await load.call('latency', { origin: system.origin, concurrency: 4, durationMs: 500, bench: TTFT.bench })
     await load.call('closePools')

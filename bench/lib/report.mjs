@@ -2,8 +2,8 @@
  * Turns the collected numbers into the markdown report: targets first (PASS/FAIL), then
  * ratios to direct and to nginx, then absolute numbers as context.
  */
-export const LABELS = { direct: 'direct', imagegate: 'imagegate', nginx: 'nginx', fastify: '@fastify/http-proxy' }
-export const PROXIES = ['imagegate', 'nginx', 'fastify']
+export const LABELS = { direct: 'direct', imagegate: 'imagegate', floor: 'floor (node:http + undici)', nginx: 'nginx', fastify: '@fastify/http-proxy' }
+export const PROXIES = ['imagegate', 'floor', 'nginx', 'fastify']
 export const CONCURRENCY = [1, 16, 100, 500]
 /** Responses API latency runs at the concurrencies the targets and the UI care about. */
 export const RESPONSES_CONCURRENCY = [16, 100]
@@ -94,7 +94,8 @@ export function targets (results) {
   rows.push(['added per-event p99, 100 streams', num(event) ? `${ms(event)} ms` : 'n/a', '≤ 2 ms', verdict(num(event) ? event <= 2 : undefined), addedP50(added((s) => results.latency?.[100]?.[s]?.p50))])
 
   const e = (s, k) => results.events?.[s]?.[k]
-  for (const [other, limit] of [['fastify', 1], ['nginx', 0.5]]) {
+  // ≥ 0.8× the floor's events per CPU-second is at most 1.25× its CPU per event.
+  for (const [other, limit] of [['floor', 0.8], ['fastify', 1], ['nginx', 0.5]]) {
     const r = quotient(e('imagegate', 'perCpu'), e(other, 'perCpu'))
     const observed = quotient(e('imagegate', 'eps'), e(other, 'eps'))
     rows.push([`events per CPU-second vs ${LABELS[other]}`, times(r), `≥ ${limit.toFixed(1)}×`, verdict(num(r) ? r >= limit : undefined), times(observed)])
@@ -105,7 +106,7 @@ export function targets (results) {
     const rEvent = latency === undefined ? undefined : added((s) => latency[s]?.p99)
     rows.push(['Responses: added per-event p99, 100 streams', num(rEvent) ? `${ms(rEvent)} ms` : 'n/a', '≤ 2 ms', verdict(num(rEvent) ? rEvent <= 2 : undefined), addedP50(added((s) => latency?.[s]?.p50))])
     const re = (s, k) => results.responses.events?.[s]?.[k]
-    for (const [other, limit] of [['fastify', 1], ['nginx', 0.5]]) {
+    for (const [other, limit] of [['floor', 0.8], ['fastify', 1], ['nginx', 0.5]]) {
       const r = quotient(re('imagegate', 'perCpu'), re(other, 'perCpu'))
       const observed = quotient(re('imagegate', 'eps'), re(other, 'eps'))
       rows.push([`Responses: events per CPU-second vs ${LABELS[other]}`, times(r), `≥ ${limit.toFixed(1)}×`, verdict(num(r) ? r >= limit : undefined), times(observed)])
@@ -192,6 +193,18 @@ export function formatReport (results) {
   }
   out.push(table(ratioHeader, ratioRows))
   out.push('')
+  if (available.includes('floor')) {
+    // The floor is what any proxy that frames events must spend: node:http, an undici
+    // Pool, one write per upstream read, no parsing.
+    const floorRows = []
+    for (const [label, pick] of latency) floorRows.push([label.replace(' (ms)', ''), ratio(pick('imagegate'), pick('floor')), ratio(pick('fastify'), pick('floor'))])
+    for (const [label, set] of cpuMetrics(results)) floorRows.push([label, ratio(set.imagegate?.cpuUsPerEvent, set.floor?.cpuUsPerEvent), ratio(set.fastify?.cpuUsPerEvent, set.floor?.cpuUsPerEvent)])
+    for (const [prefix, set] of throughputSets(results)) floorRows.push([`${prefix}events per CPU-second`, ratio(set.imagegate?.perCpu, set.floor?.perCpu), ratio(set.fastify?.perCpu, set.floor?.perCpu)])
+    out.push('Against the floor proxy:')
+    out.push('')
+    out.push(table(['metric', 'imagegate ÷ floor', '@fastify/http-proxy ÷ floor'], floorRows))
+    out.push('')
+  }
   out.push('Latency ratios are of total latency (time from the upstream writing an event, or from sending the request for TTFT, to the client reading it), and CPU ratios of CPU time per event (stream set-up included): below 1× is better. Throughput ratios: above 1× is better.')
   out.push('')
 

@@ -115,6 +115,12 @@ export async function startFastifyProxy (upstreamOrigin, { probeDir } = {}) {
   return system('fastify', handle, await portOf(handle), probeDir)
 }
 
+export async function startFloorProxy (upstreamOrigin, { probeDir } = {}) {
+  const probe = probeSetup(probeDir)
+  const handle = track(fork(path.join(BENCH_DIR, 'floor-proxy.mjs'), [upstreamOrigin], { ...forkOptions, execArgv: probe.flags, env: probe.env }), 'floor proxy')
+  return system('floor', handle, await portOf(handle), probeDir)
+}
+
 export async function startLoadGenerator () {
   const child = fork(path.join(BENCH_DIR, 'load.mjs'), [], { ...forkOptions, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const handle = track(child, 'load generator')
