@@ -17,9 +17,8 @@ import type { Signer } from './files/signing.js'
 import { describeCause, logDestination, loggerOptions, pathOnly } from './log.js'
 import { METRICS_PATH, createMetrics, registerMetrics } from './metrics.js'
 import type { Metrics, ReferenceOutcome } from './metrics.js'
-import { createRewriter } from './rewrite/rewriter.js'
-import { createDelivery, fileNameOf } from './delivery.js'
-import type { OnReject } from './delivery.js'
+import { createRewriteSession } from './rewrite/session.js'
+import { createDelivery } from './delivery.js'
 import { createDataStore } from './files/data-store.js'
 import { createCompactor } from './files/compactor.js'
 import type { CompactorOptions } from './files/compactor.js'
@@ -27,7 +26,7 @@ import { findHermesCacheDirs } from './config/cache-dirs.js'
 import { HEALTH_PATHS, createReadiness, probeUpstream, registerHealth } from './routes/health.js'
 import { registerImages } from './routes/images.js'
 import { registerProxy } from './routes/proxy.js'
-import type { ActiveStream, AnswerSummary, ReferenceTally } from './routes/proxy.js'
+import type { ActiveStream, AnswerSummary } from './routes/proxy.js'
 import type { PumpEnd } from './routes/event-pump.js'
 import { CUT_FLUSH_MS, createDrain } from './shutdown.js'
 import { createUpstream } from './upstream/client.js'
@@ -172,8 +171,6 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     inlineMaxBytes: options.inlineMaxBytes,
     store
   })
-  // Text rewritten a second time is neither logged nor counted again.
-  const unreported: OnReject = () => {}
 
   app.setErrorHandler((error, request, reply) => {
     if (error instanceof ImagegateError) {
@@ -234,33 +231,13 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     rewriteRequestBody: options.mode === 'data-uri' ? delivery.shortenOwnInline : undefined,
     onUpstreamHeaders: (request, seconds) => { metrics.upstreamFirstByte(routeOf(request), seconds) },
     onAnswer: ({ request, summary }) => { answers.set(request, summary) },
-    newRewriter: ({ request, repeat, gate, tally }) => createRewriter({
-      captureGate: gate,
-      resolve: delivery.resolveFor(repeat
-        ? unreported
-        : ({ reason, fileName }) => {
-            onReference(reason)
-            tally.left++
-            request.log.debug({ reason, name: fileName }, 'reference left alone')
-          }),
+    newSession: (request) => createRewriteSession({
+      resolveFor: delivery.resolveFor,
       storeDataImage: delivery.storeDataImage,
       // Four base64 characters per three bytes.
       maxDataChars: Math.ceil(options.dataImageMaxBytes / 3) * 4,
-      // Text rewritten a second time is neither logged nor counted again.
-      ...(repeat
-        ? {}
-        : {
-            onRewrite: ({ resolved }) => {
-              onReference('rewritten')
-              tally.rewritten++
-              request.log.debug({ name: resolved.name }, 'reference rewritten')
-            },
-            onCodeReference: (dest) => {
-              onReference('in-code')
-              tally.left++
-              request.log.debug({ reason: 'in-code', name: fileNameOf(dest) }, 'reference left alone')
-            }
-          })
+      log: request.log,
+      onReference
     })
   })
 

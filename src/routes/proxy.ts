@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { ImagegateError, answerCutByShutdown, loopDetected, requestTooLarge, upstreamBroken } from '../errors.js'
 import { createEventStream } from '../sse/event-stream.js'
-import type { CaptureGate, Rewriter } from '../rewrite/rewriter.js'
+import type { ReferenceTally, RewriteSession } from '../rewrite/session.js'
 import { classifyUpstreamError } from '../upstream/client.js'
 import type { Upstream } from '../upstream/client.js'
 import { clientResponseHeaders, upstreamRequestHeaders, viaIncludes } from '../upstream/headers.js'
@@ -29,29 +29,10 @@ export interface ActiveStream {
   readonly done: Promise<PumpEnd>
 }
 
-/** References in one answer: rewritten, and left as the model wrote them. */
-export interface ReferenceTally {
-  rewritten: number
-  left: number
-}
-
 /** What became of one rewritten answer, for its request line. */
 export interface AnswerSummary extends ReferenceTally {
   /** How an event stream ended; absent for a JSON answer. */
   stream?: PumpEnd
-}
-
-export interface RewriterContext {
-  request: FastifyRequest
-  /**
-   * Text the stream already rewrote piece by piece (the Responses API's `*.done`
-   * objects), whose references must not be counted again.
-   */
-  repeat: boolean
-  /** Shared by the rewriters of one response (one inline image at a time). */
-  gate?: CaptureGate | undefined
-  /** The answer's counts, to add each reference to (unless `repeat`). */
-  tally: ReferenceTally
 }
 
 export interface ProxyOptions {
@@ -62,8 +43,8 @@ export interface ProxyOptions {
    * arrives with it already went round a loop and is refused with 508.
    */
   viaName: string
-  /** A fresh rewriter for one text stream. */
-  newRewriter: (context: RewriterContext) => Rewriter
+  /** The rewrite session of one request's answer. */
+  newSession: (request: FastifyRequest) => RewriteSession
   /** Each rewritten answer, with a summary that settles once the answer is complete. */
   onAnswer?: (answer: { request: FastifyRequest, summary: Promise<AnswerSummary> }) => void
   /** Seconds from sending a request upstream to its response head (metrics). */
@@ -127,13 +108,6 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
     }
     return forward(request, reply, undefined)
   })
-
-  function rewriteWhole (request: FastifyRequest, repeat: boolean, tally: ReferenceTally): (text: string) => string {
-    return (text) => {
-      const rewriter = options.newRewriter({ request, repeat, tally })
-      return rewriter.push(text) + rewriter.end()
-    }
-  }
 
   async function forward (request: FastifyRequest, reply: FastifyReply, protocol: Protocol | undefined): Promise<FastifyReply> {
     // Before anything else: a looping request must not reach the upstream once more.
@@ -212,9 +186,9 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
       if (read.whole) {
         const raw = Buffer.concat(read.chunks)
         const text = raw.toString('utf8')
-        const tally: ReferenceTally = { rewritten: 0, left: 0 }
-        const rewritten = protocol.rewriteBody(text, rewriteWhole(request, false, tally))
-        options.onAnswer?.({ request, summary: Promise.resolve(tally) })
+        const session = options.newSession(request)
+        const rewritten = protocol.rewriteBody(text, session)
+        options.onAnswer?.({ request, summary: Promise.resolve({ ...session.tally }) })
         // Bytes, not a string: Fastify would add `; charset=utf-8` to the upstream's
         // content-type, and an unchanged body keeps even bytes that are not UTF-8.
         const out = rewritten === text ? raw : Buffer.from(rewritten, 'utf8')
@@ -228,16 +202,12 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
   }
 
   /**
-   * The event stream goes out through the raw response (hijacked from Fastify) so that
-   * writes can be corked per upstream read; Fastify's onResponse hooks still run when it
-   * finishes.
+   * The event stream goes out through the raw response (hijacked from Fastify), one
+   * write per upstream read; Fastify's onResponse hooks still run when it finishes.
    */
   function streamEvents (request: FastifyRequest, reply: FastifyReply, protocol: Protocol, response: Dispatcher.ResponseData, controller: AbortController): FastifyReply {
-    // One inline image body at a time per response, whatever the number of choices.
-    const gate: CaptureGate = { busy: false }
-    const tally: ReferenceTally = { rewritten: 0, left: 0 }
-    // Repeated text is not counted: the tally it gets is thrown away.
-    const handler = protocol.newHandler(() => options.newRewriter({ request, repeat: false, gate, tally }), rewriteWhole(request, true, { rewritten: 0, left: 0 }), { dropNamedEvents: options.dropNamedEvents === true })
+    const session = options.newSession(request)
+    const handler = protocol.newHandler(session, { dropNamedEvents: options.dropNamedEvents === true })
     reply.hijack()
     reply.raw.writeHead(response.statusCode, { ...clientResponseHeaders(response.headers, true), ...SSE_HEADERS })
     const pump = pumpEvents(reply.raw, response.body, createEventStream(handler), {
@@ -247,7 +217,7 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
       complete: () => handler.complete,
       onUpstreamError: (err) => { request.log.warn({ cause: describeCause(err) }, 'upstream stream failed') }
     })
-    options.onAnswer?.({ request, summary: pump.done.then((stream) => ({ ...tally, stream })) })
+    options.onAnswer?.({ request, summary: pump.done.then((stream) => ({ ...session.tally, stream })) })
     const { streams } = options
     if (streams !== undefined) {
       streams.add(pump)

@@ -1,6 +1,7 @@
 import type { EventSourceMessage } from 'eventsource-parser'
 import { isObject } from '../json.js'
 import type { JsonObject } from '../json.js'
+import { rewriteItem, rewritePart, rewriteResponseObject } from '../rewrite/responses-body.js'
 import type { Rewriter } from '../rewrite/rewriter.js'
 import type { EventHandler } from './event-stream.js'
 import { createFinder, replaceData, replaceStrings } from './raw-json.js'
@@ -33,40 +34,6 @@ interface Part {
   itemId: unknown
   outputIndex: unknown
   contentIndex: unknown
-}
-
-/**
- * Rewrites text in a Responses API body: `output[].content[].text` of type `output_text`,
- * and the `output_text` convenience field. Returns true when anything changed.
- */
-export function rewriteResponseObject (response: JsonObject, rewrite: (text: string) => string): boolean {
-  let changed = false
-  if (typeof response.output_text === 'string') {
-    const text = rewrite(response.output_text)
-    if (text !== response.output_text) {
-      response.output_text = text
-      changed = true
-    }
-  }
-  if (Array.isArray(response.output)) {
-    for (const item of response.output) if (isObject(item) && rewriteItem(item, rewrite)) changed = true
-  }
-  return changed
-}
-
-function rewriteItem (item: JsonObject, rewrite: (text: string) => string): boolean {
-  if (!Array.isArray(item.content)) return false
-  let changed = false
-  for (const part of item.content) if (isObject(part) && rewritePart(part, rewrite)) changed = true
-  return changed
-}
-
-function rewritePart (part: JsonObject, rewrite: (text: string) => string): boolean {
-  if (part.type !== 'output_text' || typeof part.text !== 'string') return false
-  const text = rewrite(part.text)
-  if (text === part.text) return false
-  part.text = text
-  return true
 }
 
 /**

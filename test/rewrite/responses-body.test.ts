@@ -1,5 +1,5 @@
 import t from 'tap'
-import { rewriteResponsesBody } from '../../src/rewrite/responses-body.js'
+import { rewriteResponseObject, rewriteResponsesBody } from '../../src/rewrite/responses-body.js'
 
 // Stands in for a rewriter: every `PATH` becomes `URL`.
 const swap = (text: string): string => text.replaceAll('PATH', 'URL')
@@ -38,4 +38,13 @@ t.test('a body with nothing to rewrite comes back byte for byte', async t => {
     ['text without a reference, spacing kept', '{ "output_text" : "plain",\n  "output": [{"content": [{"type": "output_text", "text": "plain"}]}] }']
   ]
   for (const [label, body] of cases) t.equal(rewriteResponsesBody(body, swap), body, label)
+})
+
+t.test('response objects: output_text parts and the convenience field, nothing else', async (t) => {
+  const body = { id: 'r', output: [{ type: 'message', content: [{ type: 'output_text', text: 'PATH' }, { type: 'refusal', refusal: 'PATH' }] }, 'junk'], output_text: 'PATH' }
+  t.ok(rewriteResponseObject(body, swap), 'changed')
+  t.equal((body.output[0] as any).content[0].text, 'URL', 'output text part')
+  t.equal((body.output[0] as any).content[1].refusal, 'PATH', 'other part types untouched')
+  t.equal(body.output_text, 'URL', 'the convenience field')
+  t.notOk(rewriteResponseObject({ output: [{ content: 'x' }] }, swap), 'nothing to change')
 })

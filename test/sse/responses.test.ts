@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import fc from 'fast-check'
-import { createResponsesHandler, rewriteResponseObject, MAX_PARTS } from '../../src/sse/responses.js'
+import { createResponsesHandler, MAX_PARTS } from '../../src/sse/responses.js'
 import { createEventStream } from '../../src/sse/event-stream.js'
 import { createRewriter, rewriteText } from '../../src/rewrite/rewriter.js'
 import { fakeResolve } from '../fixtures/resolve.js'
@@ -76,14 +76,6 @@ t.test('content parts are rewritten when they are added and when they are done',
     event('response.content_part.done', 1, { ...ids, part: { type: 'output_text', text: 'see ![a](/c/x.png)' } })
   ].join('')
   t.same(events(transform(input)).map((e) => e.part.text), ['see ![a](http://gate.test/images/x.png)', 'see ![a](http://gate.test/images/x.png)'], 'both')
-})
-
-t.test('non-streaming objects', async (t) => {
-  const body = { id: 'r', output: [{ type: 'message', content: [{ type: 'output_text', text: '![a](/c/x.png)' }, { type: 'refusal', refusal: '![a](/c/x.png)' }] }, 'junk'], output_text: '![a](/c/x.png)' }
-  t.ok(rewriteResponseObject(body, whole), 'changed')
-  t.equal((body.output[0] as any).content[0].text, '![a](http://gate.test/images/x.png)', 'output text part')
-  t.equal((body.output[0] as any).content[1].refusal, '![a](/c/x.png)', 'other part types untouched')
-  t.notOk(rewriteResponseObject({ output: [{ content: 'x' }] }, whole), 'nothing to change')
 })
 
 t.test('parts past the cap pass through', async (t) => {
