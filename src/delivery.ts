@@ -27,6 +27,7 @@ const OWN_INLINE = /data:image\\?\/[a-z0-9.+-]+;imagegate=([A-Za-z0-9%._~!$&'()*
  * How long a resolved destination is reused, in milliseconds. A model names the same
  * image again and again within one answer (and the Responses API repeats whole texts);
  * resolving and signing each time was a visible share of the benchmark's profile.
+ * (A file that changes or goes within this time is caught when its link is served.)
  */
 export const DEFAULT_RESOLVE_TTL_MS = 5000
 /** Destinations remembered at once; the oldest is forgotten first. */
@@ -48,14 +49,10 @@ export interface DeliveryOptions {
   now?: () => number
 }
 
-/** A destination resolved a moment ago, and the file as it was then. */
+/** A destination resolved a moment ago. */
 interface Remembered {
   resolved: Resolved
-  realPath: string
   at: number
-  ino: number
-  size: number
-  mtimeMs: number
 }
 
 /** A reference left alone: why, and the file name it ends in (never the whole path). */
@@ -108,27 +105,24 @@ export function createDelivery (options: DeliveryOptions): Delivery {
   const remembered = new Map<string, Remembered>()
 
   /**
-   * A link made a moment ago for the same destination, if the file is still the one it
-   * named (same inode, size and modification time) and the public URL did not change.
-   * Inline images are not kept: each can be large.
+   * A link made a moment ago for the same destination, while the public URL is the same.
+   * The file is not looked at again here: serving a link checks it anew (inode, size,
+   * modification time), and a file gone by then is answered 404. Inline images are not
+   * kept: each can be large.
    */
   function recall (key: string): Resolved | undefined {
     const found = remembered.get(key)
     if (found === undefined) return undefined
-    let stat: fs.Stats | undefined
-    if (now() - found.at <= ttl) stat = fs.statSync(found.realPath, { throwIfNoEntry: false })
-    if (stat === undefined || stat.ino !== found.ino || stat.size !== found.size || stat.mtimeMs !== found.mtimeMs || !found.resolved.url.startsWith(options.publicUrl() + '/')) {
+    if (now() - found.at > ttl || !found.resolved.url.startsWith(options.publicUrl() + '/')) {
       remembered.delete(key)
       return undefined
     }
     return found.resolved
   }
 
-  function keep (key: string, resolved: Resolved, realPath: string): void {
-    const stat = fs.statSync(realPath, { throwIfNoEntry: false })
-    if (stat === undefined) return
+  function keep (key: string, resolved: Resolved): void {
     if (remembered.size >= MAX_RESOLVED) remembered.delete(remembered.keys().next().value as string)
-    remembered.set(key, { resolved, realPath, at: now(), ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs })
+    remembered.set(key, { resolved, at: now() })
   }
 
   const resolveFor = (onReject: OnReject | undefined): Resolve => (dest, accept) => {
@@ -143,7 +137,7 @@ export function createDelivery (options: DeliveryOptions): Delivery {
     const { name, kind, realPath } = result.delivery
     const inlined = options.mode === 'data-uri' && kind === 'image' ? inline(name, realPath) : undefined
     const resolved = { url: inlined ?? link(name), name: displayName(name), kind }
-    if (inlined === undefined && ttl > 0) keep(key, resolved, realPath)
+    if (inlined === undefined && ttl > 0) keep(key, resolved)
     return resolved
   }
 

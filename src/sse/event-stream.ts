@@ -128,30 +128,39 @@ export function createEventStream (handler: EventHandler, options: EventStreamOp
     return parsed
   }
 
-  /** Appends what goes out for the event `buf[start, end)`; pieces of `buf` are merged later. */
-  function take (buf: Buffer, start: number, end: number, out: Array<Buffer | string>): void {
-    if (handler.done) return
-    const raw = { buf, start, end }
-    let changed: string | undefined
-    const before: string[] = []
-    if (handler.mayChange(raw)) {
-      const text = buf.toString('utf8', start, end)
-      const event = parse(text)
-      if (event !== undefined) changed = handler.onEvent(event, text, before)
+  // One of each for every event: an event that is only forwarded allocates nothing.
+  const raw: RawEvent = { buf: EMPTY, start: 0, end: 0 }
+  const before: string[] = []
+
+  /** What goes out for an event that changed (inserted events first); reused. */
+  const changes: Array<Buffer | string> = []
+
+  /**
+   * Looks at the event `buf[start, end)`: false when it goes out as it came and nothing
+   * goes before it; else puts what goes out for it in `changes` and returns true.
+   */
+  function take (buf: Buffer, start: number, end: number): boolean {
+    raw.buf = buf
+    raw.start = start
+    raw.end = end
+    if (!handler.mayChange(raw)) {
+      first = false
+      return false
     }
+    const text = buf.toString('utf8', start, end)
+    const event = parse(text)
     first = false
-    for (const text of before) out.push(text)
-    if (changed !== undefined) {
-      out.push(changed)
-      return
-    }
-    // Consecutive events forwarded as they came stay one slice of the read.
-    const last = out[out.length - 1]
-    if (last instanceof Buffer && last.buffer === buf.buffer && last.byteOffset + last.length === buf.byteOffset + start) {
-      out[out.length - 1] = buf.subarray(last.byteOffset - buf.byteOffset, end)
-    } else {
-      out.push(buf.subarray(start, end))
-    }
+    const changed = event === undefined ? undefined : handler.onEvent(event, text, before)
+    if (changed === undefined && before.length === 0) return false
+    for (const inserted of before) changes.push(inserted)
+    before.length = 0
+    changes.push(changed ?? buf.subarray(start, end))
+    return true
+  }
+
+  function moveChanges (out: Array<Buffer | string>): void {
+    for (const piece of changes) out.push(piece)
+    changes.length = 0
   }
 
   function join (out: Array<Buffer | string>): Buffer {
@@ -167,19 +176,27 @@ export function createEventStream (handler: EventHandler, options: EventStreamOp
       const ends = eventEnds(buf, 0)
       const out: Array<Buffer | string> = []
       let from = 0
+      // The start of the events forwarded as they came since the last change: one slice.
+      let run = 0
       for (const end of ends) {
+        if (handler.done) break
         if (pendingSize > 0) {
           // The event that waited: its bytes joined once, now that it is whole.
           pending.push(buf.subarray(0, end))
           const whole = Buffer.concat(pending, pendingSize + end)
           pending = []
           pendingSize = 0
-          take(whole, 0, whole.length, out)
-        } else {
-          take(buf, from, end, out)
+          if (take(whole, 0, whole.length)) moveChanges(out)
+          else out.push(whole)
+          run = end
+        } else if (take(buf, from, end)) {
+          if (from > run) out.push(buf.subarray(run, from))
+          moveChanges(out)
+          run = end
         }
         from = end
       }
+      if (from > run) out.push(buf.subarray(run, from))
       if (from < buf.length && !handler.done) {
         pendingSize += buf.length - from
         pending.push(from === 0 ? buf : buf.subarray(from))
