@@ -159,3 +159,15 @@ t.test('through imagegate: no error of its own after an upstream error, bytes ke
     t.equal(answer(res.text), answer(whole({ ...stream, body: stream.body.replaceAll(IMAGE_PATH, '/c/x.png') }).text).replace(X_URL, gate.link(IMAGE_NAME)), `${name}: the same answer as the unit gives`)
   }
 })
+
+t.test('dropping named events keeps an upstream error event, and releases held text before a dropped one', async (t) => {
+  const run = (stream: ProviderStream): string => {
+    const events = createEventStream(createChatCompletionsHandler(() => createRewriter({ resolve }), { dropNamedEvents: true }))
+    return events.feed(Buffer.from(stream.body)).toString() + events.end().toString()
+  }
+  t.ok(run(GROQ_ERROR_EVENT).endsWith('event: error\ndata: {"error":{"message":"Failed to call a function.","type":"invalid_request_error","code":"tool_use_failed"}}\n\n'), 'the error event still ends the stream')
+  const media = rawEvents(run(MEDIA_THEN_NAMED_EVENT))
+  t.notOk(media.some((block) => block.includes('hermes.tool.progress')), 'the progress event is dropped')
+  t.equal(dataLines(media[2] ?? '')[0]?.includes('"content":"MEDIA"'), true, 'the held MEDIA is released where it was')
+  t.equal(answer(media.join('')), answer(whole(MEDIA_THEN_NAMED_EVENT).text), 'the same answer text')
+})
