@@ -155,9 +155,8 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter, optio
   /** Rewrites the chunk's texts in place; the changed texts, as [before, after], in order. */
   function rewriteChunk (chunk: Json, before: string[]): Array<[string, string]> {
     const changes: Array<[string, string]> = []
-    const list = chunk.choices
-    if (!Array.isArray(list)) return changes
-    for (const choice of list) {
+    // The caller took only chunks whose `choices` is a list.
+    for (const choice of chunk.choices as unknown[]) {
       if (!isObject(choice) || !isChoiceIndex(choice.index)) continue
       const state = choiceState(choice.index)
       if (state === undefined) continue

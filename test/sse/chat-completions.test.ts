@@ -163,3 +163,34 @@ t.test('chunk invariance over deltas and raw bytes', async (t) => {
   }), { numRuns: 1500 })
   t.pass('1500 random delta and byte splits agree with the whole-text rewrite')
 })
+
+t.test('a changed chunk the raw text cannot be edited in keeps its meaning', async (t) => {
+  // The key spelled with an escape: JSON.parse reads `content`, the raw text has no
+  // `"content"`. Such a chunk is looked at only while text is held (no provider writes it).
+  const escaped = 'data: {"id":"c","choices":[{"index":0,"delta":{"cont\\u0065nt":".png) done"},"finish_reason":null}]}\n\n'
+  const out = transform([...contentEvents(['see ![a](/c/x']), escaped, DONE]).out
+  t.same(JSON.parse(dataLines(out[1] ?? '')[0] ?? ''), { id: 'c', choices: [{ index: 0, delta: { content: '![a](http://gate.test/images/x.png) done' }, finish_reason: null }] }, 'serialized again, with the link')
+  t.equal(transform([escaped, DONE]).out[0], escaped, 'with nothing held it is not looked at')
+  // Data over two lines, with an id: written again as one event.
+  const split = 'id: 7\ndata: {"id":"c","choices":[{"index":0,"delta":{"content":"see ![a](/c/x.png)"},\ndata: "finish_reason":null}]}\n\n'
+  const again = transform([split, DONE]).out
+  t.equal(again[0]?.startsWith('id: 7\ndata: '), true, 'the id is kept')
+  t.equal(JSON.parse(dataLines(again[0] ?? '')[0] ?? '').choices[0].delta.content, 'see ![a](http://gate.test/images/x.png)', 'and the text rewritten')
+})
+
+t.test('a chunk of a holding choice without a delta object releases the held text', async (t) => {
+  const nothing = 'data: {"choices":[{"index":0,"delta":null,"finish_reason":null}]}\n\n'
+  const out = transform([...contentEvents(['Look !']), nothing, DONE]).out
+  t.equal(JSON.parse(dataLines(out[0] ?? '')[0] ?? '').choices[0].delta.content, 'Look ', 'the text without its !')
+  t.equal(JSON.parse(dataLines(out[1] ?? '')[0] ?? '').choices[0].delta.content, '!', 'the ! released before the chunk without a delta')
+  t.equal(out[2], nothing, 'which goes out as it came')
+})
+
+t.test('while text is held, a comment goes out as it came; a changed chunk over two data lines is written again', async (t) => {
+  const out = transform([...contentEvents(['Look !']), ': keepalive\n\n', DONE]).out
+  t.equal(out[1], ': keepalive\n\n', 'the comment, as it came')
+  const twoLines = 'data: {"choices":[{"delta":{"content":"see ![a](/c/x.png)"},"index":0,\ndata: "finish_reason":null}]}\n\n'
+  const again = transform([twoLines, DONE]).out
+  t.equal(JSON.parse(dataLines(again[0] ?? '')[0] ?? '').choices[0].delta.content, 'see ![a](http://gate.test/images/x.png)', 'rewritten')
+  t.equal(again[0]?.split('\n').filter((line) => line.startsWith('data: ')).length, 2, 'over two data lines again')
+})

@@ -143,3 +143,29 @@ t.test('remembered texts are bounded per stream', async (t) => {
   t.ok(wholeRewrites > 8, `texts past the bound are not kept, so they are rewritten again (${wholeRewrites} rewrites of 16 events)`)
   t.ok(wholeRewrites < 16, 'the first ones are kept and reused')
 })
+
+t.test('an event that may change but is no JSON object goes out as it came', async (t) => {
+  const odd = 'event: response.output_text.delta\ndata: {not json\n\nevent: response.output_text.delta\ndata: ["output_text"]\n\n'
+  t.equal(transform(odd).join(''), odd, 'byte for byte')
+})
+
+t.test('events the raw text cannot be edited in are written again, with the same meaning', async (t) => {
+  const ids = { item_id: 'm', output_index: 0, content_index: 0 }
+  const input = [
+    event('response.output_text.delta', 0, { ...ids, delta: 'see ![a](/c/x.png' }),
+    event('response.output_text.done', 1, { ...ids, text: 'see ![a](/c/x.png' }),
+    // A nested `sequence_number` first: the number is not edited in place.
+    'event: response.completed\ndata: {"type":"response.completed","response":{"sequence_number":99,"output":[]},"sequence_number":2}\n\n',
+    // Data over two lines.
+    'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":3,"item_id":"n","output_index":1,"content_index":0,\ndata: "delta":"![b](/c/x.png)"}\n\n',
+    // A part that is not an object.
+    'event: response.content_part.added\ndata: {"type":"response.content_part.added","sequence_number":4,"part":"output_text"}\n\n',
+    'event: response.output_item.added\ndata: {"type":"response.output_item.added","sequence_number":5,"item":"output_text"}\n\n'
+  ].join('')
+  const list = events(transform(input))
+  t.same(list.map((e) => e.sequence_number), [0, 1, 2, 3, 4, 5, 6], 'numbers shifted past the inserted delta')
+  t.same(list[3]?.response, { sequence_number: 99, output: [] }, 'the nested field untouched')
+  t.equal(list[4]?.delta, '![b](http://gate.test/images/x.png)', 'the two-line delta rewritten')
+  t.equal(list[5]?.part, 'output_text', 'the odd part kept')
+  t.equal(list[6]?.item, 'output_text', 'and the odd item')
+})
