@@ -39,25 +39,21 @@ export function pumpEvents (res: ServerResponse, source: AsyncIterable<Uint8Arra
   let stopped: ImagegateError | undefined
 
   /**
-   * Writes `texts` (the rare case of several pieces: held text and an error event);
-   * false when the client is behind and `drain` must be awaited. The socket is corked,
+   * Writes `texts` (the rare case of several pieces: held text and an error event, or
+   * a keep-alive comment); a response already destroyed takes nothing. The socket is corked,
    * not the response: from Node 22 a corked response keeps its chunks itself and answers
    * false past its high-water mark even when uncork() then hands them all to a socket
    * with room, and it emits no 'drain' afterwards, so the stream stopped for good. (A
    * response queued behind a pipelined one has no socket yet; Node buffers its writes
    * until it gets one.)
    */
-  function write (texts: readonly Piece[]): boolean {
-    if (res.destroyed) return true
+  function write (texts: readonly Piece[]): void {
     texts = texts.filter((text) => text.length > 0)
-    if (texts.length === 0) return true
-    if (texts.length === 1) return res.write(texts[0] as Piece)
+    if (texts.length === 0 || res.destroyed) return
     const { socket } = res
     socket?.cork()
-    let ok = true
-    for (const text of texts) ok = res.write(text)
+    for (const text of texts) res.write(text)
     socket?.uncork()
-    return ok
   }
 
   // Agent runs go quiet for minutes while tools work; idle proxies and Open WebUI's
