@@ -66,6 +66,8 @@ export interface Compactor {
    * is returned (HEAD requests).
    */
   rendering: (realPath: string, format: CompactFormat, options?: { encode?: boolean }) => Promise<Rendering | typeof LATER | undefined>
+  /** Encodes running or queued now. */
+  readonly encodes: number
   /** Waits for the encodes running or queued. */
   close: () => Promise<void>
 }
@@ -180,6 +182,7 @@ export function createCompactor (options: CompactorOptions): Compactor {
       /* c8 ignore next */
       return found() ?? LATER
     },
+    get encodes () { return running + queue.length },
     async close () {
       await Promise.allSettled([...inflight.values()])
     }
