@@ -48,7 +48,7 @@ export interface ServerSettings {
   compactor?: Pick<CompactorOptions, 'concurrency' | 'queueLimit' | 'waitMs'>
 }
 
-/** What happened to one reference; the server reports each one to `onReference`. */
+/** What happened to one reference; each one is counted in `imagegate_references_total`. */
 export type { ReferenceOutcome }
 
 export interface Server {

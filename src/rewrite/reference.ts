@@ -31,7 +31,7 @@ export type ParseResult =
 
 /**
  * The image types an inline `data:` image may be stored as; each must match its magic
- * bytes when decoded (see data-image.ts).
+ * bytes when decoded (see files/magic.ts, checked by files/data-store.ts).
  */
 export const DATA_IMAGE_PREFIXES: ReadonlyMap<string, string> = new Map(
   ['png', 'jpeg', 'jpg', 'gif', 'webp', 'avif', 'bmp'].map((type) => [`data:image/${type};base64,`, `image/${type === 'jpg' ? 'jpeg' : type}`])

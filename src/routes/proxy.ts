@@ -87,8 +87,9 @@ const isPlain = (encoding: string | string[] | undefined): boolean =>
   encoding === undefined || (typeof encoding === 'string' && encoding.trim().toLowerCase() === 'identity')
 
 /**
- * Everything between the client and the upstream: chat completions are rewritten, every
- * other path is passed through with bodies streamed both ways.
+ * Everything between the client and the upstream: answers of the protocols in
+ * `PROTOCOLS` (chat completions and the Responses API, streamed or not) are rewritten,
+ * every other path is passed through with bodies streamed both ways.
  */
 export async function registerProxy (app: FastifyInstance, options: ProxyOptions): Promise<void> {
   const maxBodySize = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE
