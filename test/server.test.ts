@@ -1,6 +1,7 @@
 import fs from 'node:fs'
 import { Writable } from 'node:stream'
 import t from 'tap'
+import type { Test } from 'tap'
 import { VERSION, buildServer, startServer } from '../src/server.js'
 import { createSigner } from '../src/files/signing.js'
 import type { Options } from '../src/config/options.js'
@@ -11,8 +12,8 @@ import { IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage } from './fixtures/hermes.j
 import { send } from './fixtures/http.js'
 import { DONE, contentEvents, sse, startMockUpstream } from './fixtures/mock-upstream.js'
 
-function options (upstream: string, cache: string, extra: Partial<Options> = {}): Options {
-  return testOptions({ upstream, cacheDirs: [cache], logLevel: 'info', ...extra })
+function options (t: Test, upstream: string, cache: string, extra: Partial<Options> = {}): Options {
+  return testOptions(t, { upstream, cacheDirs: [cache], logLevel: 'info', ...extra })
 }
 
 function sink (): { stream: Writable, lines: () => Array<Record<string, unknown>>, raw: string[] } {
@@ -64,7 +65,7 @@ t.test('errors that are not imagegate\'s are OpenAI-shaped too, and a failure do
   const upstream = await startMockUpstream()
   t.teardown(() => upstream.close())
   const logs = sink()
-  const server = await buildServer(options(upstream.url, cache), { logStream: logs.stream })
+  const server = await buildServer(options(t, upstream.url, cache), { logStream: logs.stream })
   t.teardown(() => server.close())
   // Stand-ins for a failure nobody foresaw: a bare error, and one with a code but a status
   // that is no number.
@@ -92,7 +93,7 @@ t.test('errors that are not imagegate\'s are OpenAI-shaped too, and a failure do
 t.test('startServer without warnings logs none', async t => {
   const { cache } = cacheWithImage(t)
   const logs = sink()
-  const server = await startServer(options('http://127.0.0.1:9/v1', cache), { logStream: logs.stream })
+  const server = await startServer(options(t, 'http://127.0.0.1:9/v1', cache), { logStream: logs.stream })
   t.teardown(() => server.close())
   t.same(logs.lines().filter((line) => line.level === 40), [], 'no warning lines')
   t.ok(logs.lines().some((line) => line.msg === `imagegate listening on http://${server.address}; image links start with ${server.url}`), 'the start line')
@@ -106,7 +107,7 @@ t.test('startServer listens, says where, and closes', async t => {
   const withCredentials = upstream.url.replace('http://', 'http://agent:pw-SECRET-7f@')
 
   const signingKey = 'server-test-signing-key-0123456789abcdef'
-  const server = await startServer(options(withCredentials, cache, { signingKey }), { logStream: logs.stream, warnings: ['unknown environment variable IMAGEGATE_NOPE ignored'] })
+  const server = await startServer(options(t, withCredentials, cache, { signingKey }), { logStream: logs.stream, warnings: ['unknown environment variable IMAGEGATE_NOPE ignored'] })
   t.teardown(() => server.close())
 
   t.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/, 'resolves with the URL it listens on')
@@ -151,7 +152,7 @@ t.test('a configured public URL is used in links', async t => {
 
 t.test('buildServer does not listen; the public URL is known once it does', async t => {
   const { cache } = cacheWithImage(t)
-  const settings = options('http://127.0.0.1:9/v1', cache, { logLevel: 'silent' })
+  const settings = options(t, 'http://127.0.0.1:9/v1', cache, { logLevel: 'silent' })
   const server = await buildServer(settings)
   t.teardown(() => server.close())
   t.equal(server.publicUrl, '', 'no public URL before listening')
@@ -175,7 +176,7 @@ t.test('the home folder setting is what ~/ stands for', async t => {
 t.test('the start line says the real bind address next to the public URL, once', async t => {
   const { cache } = cacheWithImage(t)
   const logs = sink()
-  const server = await startServer(options('http://127.0.0.1:9/v1', cache, { host: '0.0.0.0' }), { logStream: logs.stream })
+  const server = await startServer(options(t, 'http://127.0.0.1:9/v1', cache, { host: '0.0.0.0' }), { logStream: logs.stream })
   t.teardown(() => server.close())
   const port = new URL(server.url).port
   t.equal(server.address, `0.0.0.0:${port}`, 'the bind address')
@@ -194,14 +195,14 @@ t.test('the start line says the real bind address next to the public URL, once',
 t.test('--no-signing on an address other machines reach is warned about; on loopback it is not', async t => {
   const { cache } = cacheWithImage(t)
   const open = sink()
-  const wide = await startServer(options('http://127.0.0.1:9/v1', cache, { host: '0.0.0.0', noSigning: true }), { logStream: open.stream })
+  const wide = await startServer(options(t, 'http://127.0.0.1:9/v1', cache, { host: '0.0.0.0', noSigning: true }), { logStream: open.stream })
   t.teardown(() => wide.close())
   t.match(open.lines().filter((line) => line.level === 40), [{
     msg: `--no-signing on ${wide.address}: anyone who can reach this address can fetch every deliverable file by its name`,
     address: wide.address
   }], 'one warning naming the address')
   const local = sink()
-  const narrow = await startServer(options('http://127.0.0.1:9/v1', cache, { noSigning: true }), { logStream: local.stream })
+  const narrow = await startServer(options(t, 'http://127.0.0.1:9/v1', cache, { noSigning: true }), { logStream: local.stream })
   t.teardown(() => narrow.close())
   t.same(local.lines().filter((line) => line.level === 40), [], 'none on 127.0.0.1')
 })
@@ -210,7 +211,7 @@ t.test('a newly generated signing key is said at start; a kept one is not', asyn
   const { dir, cache } = cacheWithImage(t)
   const stateDir = `${dir}/state`
   const first = sink()
-  const server = await startServer(options('http://127.0.0.1:9/v1', cache, { stateDir }), { logStream: first.stream })
+  const server = await startServer(options(t, 'http://127.0.0.1:9/v1', cache, { stateDir }), { logStream: first.stream })
   await server.close()
   t.match(first.lines().filter((line) => String(line.msg).includes('signing key')), [{
     level: 30,
@@ -219,11 +220,11 @@ t.test('a newly generated signing key is said at start; a kept one is not', asyn
   }], 'the first start says so, and what it means for old links')
   t.notOk(first.raw.join('\n').includes(fs.readFileSync(`${stateDir}/signing-key`, 'utf8').trim()), 'without the key')
   const again = sink()
-  const restarted = await startServer(options('http://127.0.0.1:9/v1', cache, { stateDir }), { logStream: again.stream })
+  const restarted = await startServer(options(t, 'http://127.0.0.1:9/v1', cache, { stateDir }), { logStream: again.stream })
   t.teardown(() => restarted.close())
   t.same(again.lines().filter((line) => String(line.msg).includes('signing key')), [], 'a restart with the kept key says nothing')
   const configured = sink()
-  const withKey = await startServer(options('http://127.0.0.1:9/v1', cache, { stateDir: `${dir}/other-state`, signingKey: '9b1e4f0a6c2d8e73b5a1c9f04d6e2a87' }), { logStream: configured.stream })
+  const withKey = await startServer(options(t, 'http://127.0.0.1:9/v1', cache, { stateDir: `${dir}/other-state`, signingKey: '9b1e4f0a6c2d8e73b5a1c9f04d6e2a87' }), { logStream: configured.stream })
   t.teardown(() => withKey.close())
   t.same(configured.lines().filter((line) => String(line.msg).includes('signing key')), [], 'nor does a configured key')
 })

@@ -14,7 +14,7 @@ const UPSTREAM_KEY = 'sk-upstream-SECRET-loop-41a7'
 t.test('an upstream at imagegate\'s own address is refused once the port is known, and nothing keeps listening', async t => {
   const port = await freePort()
   for (const upstream of [`http://127.0.0.1:${port}/v1`, `http://localhost:${port}/v1`, `http://0.0.0.0:${port}/v1`]) {
-    const started = startServer(testOptions({ upstream, port, logLevel: 'silent' }))
+    const started = startServer(testOptions(t, { upstream, port, logLevel: 'silent' }))
     await t.rejects(started, new ConfigError(`upstream: "${upstream}" is imagegate's own address (it listens on 127.0.0.1:${port}), so every request would be forwarded to itself; give the agent backend's URL, e.g. "http://127.0.0.1:8642/v1"`), `${upstream}: refused`)
     const refused = await send(`http://127.0.0.1:${port}`, { path: '/healthz' }).then(() => false, () => true)
     t.ok(refused, `${upstream}: the port is closed again`)
