@@ -11,6 +11,7 @@ import { IMAGE_NAME, IMAGE_PATH, cacheWithImage } from './fixtures/hermes.js'
 import { open, postJson, responseOf, send, waitFor } from './fixtures/http.js'
 import { DONE, chunk, contentEvents, startMockUpstream } from './fixtures/mock-upstream.js'
 import type { MockHandler } from './fixtures/mock-upstream.js'
+import { SOON_MS, within } from './fixtures/within.js'
 
 const SHUTTING_DOWN = '{"error":{"message":"imagegate is shutting down; the answer was cut","type":"server_error","code":"server_shutting_down"}}'
 
@@ -99,7 +100,7 @@ t.test('a stream still running after the grace period ends with an error event',
   t.equal(events.at(-1), SHUTTING_DOWN, 'the last event is the whole shutdown error')
   t.notOk(events.includes('[DONE]'), 'no [DONE]: the client can tell the answer was cut')
   t.equal(contentOf(events.slice(0, -1).map((data) => `data: ${data}\n\n`).join('')), 'Still working on ![apple](/root/.hermes/cache/im', 'held text is sent before the error')
-  await upstreamClosed
+  await within(upstreamClosed, SOON_MS, 'the upstream request was stopped (the agent run ends)')
   t.pass('the upstream request was stopped (the agent run ends)')
   t.equal(gate.streams.size, 0, 'no stream left')
   t.match(gate.logs.find((line) => line.msg === 'shutting down: cutting streams still running'), { level: 40, streams: 1 }, 'the cut is logged as a warning')
@@ -206,7 +207,7 @@ t.test('the CLI with a keep-alive client: a stream cut at the grace gets the err
   const events = dataLines(reader.text())
   t.equal(events.at(-1), SHUTTING_DOWN, 'the client\'s last event is the whole shutdown error')
   t.notOk(events.includes('[DONE]'), 'no [DONE]: the client can tell the answer was cut')
-  await upstreamClosed
+  await within(upstreamClosed, SOON_MS, 'the upstream request was stopped (the agent run ends)')
   t.pass('the upstream request was stopped (the agent run ends)')
   t.equal(cli.stderr(), '', 'nothing on stderr')
   const logs = cli.logs()
@@ -322,6 +323,6 @@ t.test('a non-streaming request still waiting for the upstream at the grace gets
   const res = await response
   t.equal(res.status, 503, '503')
   t.equal(res.text, SHUTTING_DOWN, 'the whole error body')
-  await closed
+  await within(closed, SOON_MS, 'the upstream request was stopped')
   t.pass('the upstream request was stopped')
 })

@@ -9,6 +9,7 @@ import type { Gate } from '../fixtures/gate.js'
 import { DONE, chunk, contentEvents, pyJson, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
 import type { MockHandler, MockUpstream } from '../fixtures/mock-upstream.js'
 import { solidPng } from '../fixtures/png.js'
+import { SOON_MS, within } from '../fixtures/within.js'
 
 const IMAGE = solidPng(64, 48)
 const IMAGE_NAME = 'openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
@@ -183,7 +184,7 @@ t.test('breaking out of the SDK iterator stops the agent run upstream', async (t
     if (text === 'one two') break
   }
   t.equal(text, 'one two', 'the loop stopped after the second delta')
-  await closed
+  await within(closed, SOON_MS, 'the upstream saw its request closed')
   t.pass('the upstream saw its request closed')
 })
 

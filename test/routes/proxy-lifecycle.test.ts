@@ -10,6 +10,7 @@ import { IMAGE_NAME, IMAGE_PATH, cacheWithImage } from '../fixtures/hermes.js'
 import { open, postJson, responseOf, send, waitFor } from '../fixtures/http.js'
 import type { MockUpstream } from '../fixtures/mock-upstream.js'
 import { DONE, chunk, contentEvents, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
+import { SOON_MS, within } from '../fixtures/within.js'
 
 const CHAT = '{"model": "hermes-agent", "stream": true, "messages": [{"role": "user", "content": "draw"}]}'
 const ROLE = chunk({ role: 'assistant' })
@@ -57,7 +58,7 @@ t.test('a client that goes away mid-stream stops the upstream request', async t 
   res.on('error', () => {})
   req.destroy()
 
-  await closed
+  await within(closed, SOON_MS, 'the upstream saw its request close')
   t.pass('the upstream saw its request close')
   await waitFor(() => gate.logs.some((line) => line.msg === 'request'), 'the request line')
   const lines = gate.logs.filter((line) => line.msg === 'request')
@@ -75,7 +76,7 @@ t.test('a client that goes away before the first token stops the upstream reques
   await waitFor(() => upstream.requests.length === 1, 'the upstream to get the request')
   req.destroy()
 
-  await closed
+  await within(closed, SOON_MS, 'the upstream saw its request close')
   t.pass('the upstream saw its request close')
   await waitFor(() => gate.logs.some((line) => line.msg === 'request'), 'the request line')
   const lines = gate.logs.filter((line) => line.msg === 'request')
@@ -168,7 +169,7 @@ t.test('an upstream that does not send headers in time is a 504', async t => {
     t.equal(res.status, 504, `${method} ${path}: 504`)
     t.equal(res.text, TIMEOUT, `${method} ${path}: the whole body`)
   }
-  await closed
+  await within(closed, SOON_MS, 'the stalled upstream request was closed')
   t.pass('the stalled upstream request was closed')
 })
 
@@ -182,7 +183,7 @@ t.test('an upstream that goes silent mid-stream ends with an error event', async
   const data = dataLines(res.text)
   t.equal(contentOf(res.text.slice(0, res.text.lastIndexOf('data: {"error"'))), `Thinking ![${IMAGE_NAME}](${gate.link(IMAGE_NAME)})`, 'the held tag is released')
   t.equal(data.at(-1), BROKEN, 'then the error event')
-  await closed
+  await within(closed, SOON_MS, 'the silent upstream request was closed')
   t.pass('the silent upstream request was closed')
 })
 

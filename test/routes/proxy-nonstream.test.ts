@@ -8,6 +8,7 @@ import { IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage, hermesFixture } from '../f
 import { open, postJson, send, waitFor } from '../fixtures/http.js'
 import type { MockHandler, MockUpstream } from '../fixtures/mock-upstream.js'
 import { startMockUpstream } from '../fixtures/mock-upstream.js'
+import { SOON_MS, within } from '../fixtures/within.js'
 
 const CHAT = '{"model": "hermes-agent", "stream": false, "messages": [{"role": "user", "content": "draw an apple"}]}'
 
@@ -171,7 +172,7 @@ t.test('a client that leaves while a non-streaming answer is read closes the ups
   // Give the proxy a moment to receive the headers and start reading the body.
   await new Promise((resolve) => setTimeout(resolve, 50))
   req.destroy()
-  await closed
+  await within(closed, SOON_MS, 'the upstream saw its request closed')
   t.pass('the upstream saw its request closed')
   await waitFor(() => gate.logs.some((line) => line.msg === 'request' && line.aborted === true), 'the aborted request line')
   t.notOk(gate.logs.some((line) => line.level === 50), 'no internal error logged')

@@ -7,6 +7,7 @@ import { CONTAINER_DIR, IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage, hermesFixtu
 import { postJson, send } from '../fixtures/http.js'
 import { DONE, chunk, contentEvents, sse, splitBytes, startMockUpstream } from '../fixtures/mock-upstream.js'
 import type { MockUpstream } from '../fixtures/mock-upstream.js'
+import { SOON_MS, within } from '../fixtures/within.js'
 
 const CHAT = '{"model": "hermes-agent", "stream": true, "messages": [{"role": "user", "content": "draw an apple"}]}'
 const ROLE = chunk({ role: 'assistant' })
@@ -257,7 +258,7 @@ t.test('a stream the upstream keeps open after [DONE] still ends', async t => {
   const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
 
   t.equal(dataLines(res.text).at(-1), '[DONE]', 'the response ends at [DONE]')
-  await closed
+  await within(closed, SOON_MS, 'the upstream response is released')
   t.pass('the upstream response is released')
 })
 
