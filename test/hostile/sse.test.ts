@@ -5,11 +5,11 @@ import type { Test } from 'tap'
 import { createChatCompletionsHandler } from '../../src/sse/chat-completions.js'
 import { createEventStream, DEFAULT_MAX_EVENT_SIZE } from '../../src/sse/event-stream.js'
 import { createRewriter } from '../../src/rewrite/rewriter.js'
-import { dataLines, eventBlocks, rawEvents, startGate } from '../fixtures/gate.js'
+import { dataLines, rawEvents, startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
 import { IMAGE_NAME, IMAGE_PATH, cacheWithImage } from '../fixtures/hermes.js'
 import { hostileContent, hostileStream } from '../fixtures/hostile-sse.js'
-import { postJson, waitFor } from '../fixtures/http.js'
+import { postJson } from '../fixtures/http.js'
 import { DONE, chunk, contentEvents, sse, splitBytes, startMockUpstream } from '../fixtures/mock-upstream.js'
 import type { MockUpstream } from '../fixtures/mock-upstream.js'
 import { DELIVERABLE, fakeResolve } from '../fixtures/resolve.js'
@@ -216,7 +216,6 @@ t.test('invalid JSON shaped like content chunks in two choices passes through, a
   }
   t.equal((await postJson(proxy.gate.url, '/v1/chat/completions', CHAT)).status, 200, 'the next request is served')
 })
-
 
 t.test('invalid JSON shaped like a content chunk loses no held text', async (t) => {
   const input = 'data: x{"choices": [{"index": 0, "delta": {"content": "![a](/c/x"}, "finish_reason": null}]\n\ndata: [DONE]\n\n'
