@@ -90,11 +90,27 @@ const PROBE_ROUTES: ReadonlySet<string> = new Set([...HEALTH_PATHS, METRICS_PATH
 function signerFor (options: Options, log: FastifyBaseLogger): Signer | undefined {
   if (options.noSigning) return undefined
   if (options.signingKey !== undefined) return createSigner(options.signingKey)
-  const { key, created } = loadOrCreateKey(options.stateDir)
+  const { key, created } = keyIn(options.stateDir)
   if (created) {
     log.info({ stateDir: options.stateDir }, `generated a new signing key in ${options.stateDir}: image links made with an earlier key no longer work`)
   }
   return createSigner(key)
+}
+
+/**
+ * The key kept in the state folder. A folder this user may not create or write (the
+ * default under a home folder of another user, a read-only mount) is the most common
+ * failure at first start; the message names the option to change rather than the
+ * system call that failed. A corrupt key file already says what to do.
+ */
+function keyIn (stateDir: string): ReturnType<typeof loadOrCreateKey> {
+  try {
+    return loadOrCreateKey(stateDir)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === undefined) throw err
+    throw new Error(`--state-dir: cannot keep the signing key in "${stateDir}" (${code}); give a folder this user may write with --state-dir, or a key of your own with --signing-key`, { cause: err })
+  }
 }
 
 /** Builds the whole application without listening (routes, upstream pool, resolver). */

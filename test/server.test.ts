@@ -228,3 +228,16 @@ t.test('a newly generated signing key is said at start; a kept one is not', asyn
   t.teardown(() => withKey.close())
   t.same(configured.lines().filter((line) => String(line.msg).includes('signing key')), [], 'nor does a configured key')
 })
+
+t.test('a state folder that cannot hold the key stops the start with a message naming the option', async t => {
+  const { dir, cache } = cacheWithImage(t)
+  // A path below a regular file fails for root too (ENOTDIR), as a folder of another
+  // user fails for an unprivileged one (EACCES).
+  fs.writeFileSync(`${dir}/plain-file`, 'x')
+  const stateDir = `${dir}/plain-file/imagegate`
+  await t.rejects(buildServer(options(t, 'http://127.0.0.1:9/v1', cache, { stateDir })), {
+    message: `--state-dir: cannot keep the signing key in "${stateDir}" (ENOTDIR); give a folder this user may write with --state-dir, or a key of your own with --signing-key`
+  }, 'the option, the folder, the cause and what to do')
+  fs.writeFileSync(`${dir}/signing-key`, 'not a key\n')
+  await t.rejects(buildServer(options(t, 'http://127.0.0.1:9/v1', cache, { stateDir: dir })), { message: /does not hold a signing key .* remove it to generate a new one/ }, 'a corrupt key file keeps its own message')
+})
