@@ -13,6 +13,14 @@ import { DONE, chunk, contentEvents, startMockUpstream } from './fixtures/mock-u
 import type { MockHandler } from './fixtures/mock-upstream.js'
 import { SOON_MS, within } from './fixtures/within.js'
 
+/**
+ * What "at once" means for the CLI in a child process: shutdown never waits for the
+ * keep-alive timeout (72 s) and ends well within Docker's stop timeout (10 s). On an idle
+ * machine it takes 2–300 ms; on a loaded 2-core CI machine a child's exit alone has
+ * taken over a second, so the bound is the property, not the idle timing.
+ */
+const PROMPT_MS = 5000
+
 const SHUTTING_DOWN = '{"error":{"message":"imagegate is shutting down; the answer was cut","type":"server_error","code":"server_shutting_down"}}'
 
 /** A stream client: what arrived so far, and a promise for the end of the response. */
@@ -168,7 +176,7 @@ t.test('the CLI with keep-alive clients: idle connections close at once, the pro
   const signalled = Date.now()
   cli.kill('SIGTERM')
   const idleClosed = await idle.closed
-  t.ok(idleClosed - signalled < 1000, `the idle keep-alive connection is closed at once (${idleClosed - signalled} ms)`)
+  t.ok(idleClosed - signalled < PROMPT_MS, `the idle keep-alive connection is closed at once (${idleClosed - signalled} ms)`)
   const refused = await send(cli.url, { path: '/healthz' }).then(() => false, () => true)
   t.ok(refused, 'no new connection is accepted')
   t.equal(reader.text().includes('done'), false, 'the stream is still running')
@@ -177,7 +185,7 @@ t.test('the CLI with keep-alive clients: idle connections close at once, the pro
   const ended = await reader.ended
   const exit = await cli.exited
   t.same([exit.code, exit.signal], [0, null], 'exit 0')
-  t.ok(exit.at - ended < 1000, `the process exits well under a second after the last stream ends (${exit.at - ended} ms)`)
+  t.ok(exit.at - ended < PROMPT_MS, `the process exits as soon as the last stream ends (${exit.at - ended} ms)`)
   t.equal(contentOf(reader.text()), 'Working and done.', 'the whole answer')
   t.equal(dataLines(reader.text()).at(-1), '[DONE]', 'ending with [DONE]')
   t.equal(cli.stderr(), '', 'nothing on stderr')
@@ -203,7 +211,7 @@ t.test('the CLI with a keep-alive client: a stream cut at the grace gets the err
 
   t.same([exit.code, exit.signal], [0, null], 'exit 0, not killed')
   t.ok(ended - signalled >= 250, `the stream had its grace (${ended - signalled} ms)`)
-  t.ok(exit.at - ended < 1000, `the process exits well under a second after the cut (${exit.at - ended} ms)`)
+  t.ok(exit.at - ended < PROMPT_MS, `the process exits right after the cut (${exit.at - ended} ms)`)
   const events = dataLines(reader.text())
   t.equal(events.at(-1), SHUTTING_DOWN, 'the client\'s last event is the whole shutdown error')
   t.notOk(events.includes('[DONE]'), 'no [DONE]: the client can tell the answer was cut')
@@ -235,7 +243,7 @@ for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
     cli.kill(signal)
     const exit = await cli.exited
     t.same([exit.code, exit.signal], [code, null], `exit ${code}, through imagegate's own handler`)
-    t.ok(exit.at - again < 1000, `at once (${exit.at - again} ms)`)
+    t.ok(exit.at - again < PROMPT_MS, `at once (${exit.at - again} ms)`)
     t.equal(cli.stderr(), `imagegate: ${signal} again: exiting without waiting for running streams\n`, 'one line on stderr says why')
     await t.rejects(reader.ended, { message: 'terminated' }, 'the client sees its stream cut')
   })
@@ -259,7 +267,7 @@ t.test('as PID 1 of its namespace (a container without init), the first SIGTERM 
   cli.kill('SIGTERM')
   const exit = await cli.exited
   t.same([exit.code, exit.signal], [143, null], 'exit 143 (unshare passes on the code of its child)')
-  t.ok(exit.at - again < 1000, `at once (${exit.at - again} ms)`)
+  t.ok(exit.at - again < PROMPT_MS, `at once (${exit.at - again} ms)`)
   await t.rejects(reader.ended, { message: 'terminated' }, 'the client sees its stream cut')
 })
 

@@ -209,7 +209,9 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
     const seconds = (Date.now() - started) / 1000
     t.comment(`exited ${seconds.toFixed(2)} s after the second SIGTERM`)
     t.equal(waited.code, 0, 'podman wait saw it end')
-    t.ok(seconds < 2, `ended ${seconds.toFixed(2)} s after the second signal, without waiting for the stream`)
+    // Waiting for the stream would take the default grace (8 s); podman's own kill and
+    // wait take a good part of a second on a loaded machine.
+    t.ok(seconds < 4, `ended ${seconds.toFixed(2)} s after the second signal, without waiting for the stream's grace`)
   })
 
   t.test('a cache file the container\'s user cannot read is never linked, and /images never fails with 500', async t => {
