@@ -9,15 +9,10 @@
 import fs from 'node:fs'
 import type { Mode } from './config/options.js'
 import type { DataStore } from './files/data-store.js'
-import { extensionOf } from './files/extensions.js'
+import { extensionOf, inlineType } from './files/file-types.js'
 import type { FileResolver, Rejection } from './files/resolver.js'
 import type { Signer } from './files/signing.js'
 import type { Resolve, Resolved } from './rewrite/reference.js'
-
-const INLINE_TYPES: ReadonlyMap<string, string> = new Map([
-  ['png', 'image/png'], ['jpg', 'image/jpeg'], ['jpeg', 'image/jpeg'], ['gif', 'image/gif'],
-  ['webp', 'image/webp'], ['avif', 'image/avif'], ['bmp', 'image/bmp']
-])
 
 // One inline image imagegate wrote, as it appears in a JSON request body: `/` may be
 // escaped as `\/` by some serializers.
@@ -85,7 +80,7 @@ export function createDelivery (options: DeliveryOptions): Delivery {
   }
 
   function inline (name: string, realPath: string): string | undefined {
-    const type = INLINE_TYPES.get(extensionOf(realPath))
+    const type = inlineType(extensionOf(realPath))
     if (type === undefined) return undefined
     let bytes: Buffer
     try {

@@ -20,6 +20,7 @@ import type { Metrics, ReferenceOutcome } from './metrics.js'
 import { createRewriteSession } from './rewrite/session.js'
 import { createDelivery } from './delivery.js'
 import { createDataStore } from './files/data-store.js'
+import { base64Length } from './files/file-types.js'
 import { createCompactor } from './files/compactor.js'
 import type { CompactorOptions } from './files/compactor.js'
 import { findHermesCacheDirs } from './config/cache-dirs.js'
@@ -250,8 +251,7 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     newSession: (request) => createRewriteSession({
       resolveFor: delivery.resolveFor,
       storeDataImage: delivery.storeDataImage,
-      // Four base64 characters per three bytes.
-      maxDataChars: Math.ceil(options.dataImageMaxBytes / 3) * 4,
+      maxDataChars: base64Length(options.dataImageMaxBytes),
       log: request.log,
       onReference
     })

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { extensionFor, sniffImageType } from './magic.js'
+import { base64Length, extensionFor, sniffImageType } from './file-types.js'
 
 export type StoreRejection = 'too-large' | 'type-mismatch' | 'write-failed'
 
@@ -94,8 +94,8 @@ export function createDataStore (options: DataStoreOptions): DataStore {
     dir,
     save (mime, base64) {
       const maxBytes = Math.min(options.maxBytes, maxTotalBytes)
-      // Four base64 characters carry three bytes; check before decoding anything.
-      if (Math.floor(base64.length * 3 / 4) - 2 > maxBytes) return { ok: false, reason: 'too-large' }
+      // Checked before decoding anything: longer text cannot decode to maxBytes or fewer.
+      if (base64.length > base64Length(maxBytes)) return { ok: false, reason: 'too-large' }
       const bytes = Buffer.from(base64, 'base64')
       if (bytes.length > maxBytes) return { ok: false, reason: 'too-large' }
       if (sniffImageType(bytes) !== mime) return { ok: false, reason: 'type-mismatch' }

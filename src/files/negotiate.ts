@@ -8,18 +8,13 @@
  * must get the file that was linked.
  */
 
+import { COMPACTABLE_EXTENSIONS } from './file-types.js'
+
 /** A compact format imagegate encodes to. */
 export type CompactFormat = 'webp' | 'avif'
 
 /** What `--compact-images` asks for; `avif` means AVIF where accepted, WebP elsewhere. */
 export type CompactSetting = CompactFormat | 'off'
-
-/**
- * Still pictures in formats much larger than WebP. WebP and AVIF are compact already, SVG
- * is text (and served sandboxed as it is), BMP is not read by libvips; an animated GIF is
- * found out only when decoding and then sent as it is.
- */
-export const COMPACTABLE_EXTENSIONS: ReadonlySet<string> = new Set(['png', 'jpg', 'jpeg', 'gif'])
 
 const MEDIA_TYPES: ReadonlyMap<string, CompactFormat> = new Map([['image/webp', 'webp'], ['image/avif', 'avif']])
 

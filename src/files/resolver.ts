@@ -8,7 +8,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseDestination } from './destination.js'
-import { extensionOf, isDocumentExtension, isImageExtension, isMediaExtension, SVG_EXTENSION } from './extensions.js'
+import { extensionOf, isDocumentExtension, isImageExtension, isMediaExtension, SVG_EXTENSION } from './file-types.js'
+import type { FileKind } from './file-types.js'
 import { decodeName, encodeName, folderId } from './names.js'
 
 /** What the caller can show: `'media'` (a `MEDIA:` tag) accepts images and documents too. */
@@ -25,8 +26,6 @@ export interface Delivery {
   /** Images are shown, audio and video played, documents downloaded. */
   kind: FileKind
 }
-
-export type FileKind = 'image' | 'media' | 'document'
 
 /** Why a destination is not deliverable; stable strings, safe to log and count. */
 export type Rejection = 'not-a-path' | 'outside-roots' | 'missing' | 'not-a-file' | 'extension' | 'hostile' | 'symlink-escape' | 'unreadable'

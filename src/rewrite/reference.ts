@@ -7,6 +7,7 @@
  * on a prefix is the answer it would give on the whole text, so the rewriter can hold
  * a candidate across deltas and decide later without ever changing text it already sent.
  */
+import { DATA_IMAGE_SUBTYPES } from '../files/file-types.js'
 
 export type Accept = 'image' | 'media'
 
@@ -30,11 +31,12 @@ export type ParseResult =
   | { kind: 'data', destStart: number, bodyStart: number, mime: string }
 
 /**
- * The image types an inline `data:` image may be stored as; each must match its magic
- * bytes when decoded (see files/magic.ts, checked by files/data-store.ts).
+ * The `data:` prefixes of inline images that may be stored, each with its MIME type; the
+ * decoded bytes must match that type's magic bytes (see files/file-types.ts, checked by
+ * files/data-store.ts).
  */
 export const DATA_IMAGE_PREFIXES: ReadonlyMap<string, string> = new Map(
-  ['png', 'jpeg', 'jpg', 'gif', 'webp', 'avif', 'bmp'].map((type) => [`data:image/${type};base64,`, `image/${type === 'jpg' ? 'jpeg' : type}`])
+  [...DATA_IMAGE_SUBTYPES].map(([subtype, mime]) => [`data:image/${subtype};base64,`, mime])
 )
 const LONGEST_DATA_PREFIX = Math.max(...[...DATA_IMAGE_PREFIXES.keys()].map((prefix) => prefix.length))
 

@@ -2,29 +2,11 @@ import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { createDataStore } from '../../src/files/data-store.js'
-import { extensionFor, sniffImageType } from '../../src/files/magic.js'
+import { base64Length } from '../../src/files/file-types.js'
 import { createHash } from 'node:crypto'
 import { solidPng } from '../fixtures/png.js'
 
 const PNG = solidPng(4, 3)
-
-t.test('magic bytes', async (t) => {
-  const table: Array<[string, Buffer, string | undefined]> = [
-    ['png', PNG, 'image/png'],
-    ['jpeg', Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0]), 'image/jpeg'],
-    ['gif87a', Buffer.from('GIF87a....'), 'image/gif'],
-    ['gif89a', Buffer.from('GIF89a....'), 'image/gif'],
-    ['webp', Buffer.from('RIFF\0\0\0\0WEBPVP8 '), 'image/webp'],
-    ['avif', Buffer.from('\0\0\0\x1cftypavif\0\0\0\0'), 'image/avif'],
-    ['bmp', Buffer.concat([Buffer.from('BM'), Buffer.alloc(30)]), 'image/bmp'],
-    ['short bmp', Buffer.from('BM'), undefined],
-    ['html', Buffer.from('<html><script>alert(1)</script>'), undefined],
-    ['empty', Buffer.alloc(0), undefined]
-  ]
-  for (const [name, bytes, expected] of table) t.equal(sniffImageType(bytes), expected, name)
-  t.equal(extensionFor('image/jpeg'), 'jpg', 'jpeg files end in .jpg')
-  t.equal(extensionFor('image/webp'), 'webp', 'others by subtype')
-})
 
 t.test('stores by content hash, once, readable, and refuses what it should', async (t) => {
   const dir = path.join(t.testdir(), 'store')
@@ -45,13 +27,42 @@ t.test('stores by content hash, once, readable, and refuses what it should', asy
 
 t.test('the decoded size decides where the length of the text cannot', async (t) => {
   const dir = t.testdir()
-  // Unpadded base64 of a body one byte over the cap passes the estimate from the length.
+  // Unpadded base64 of a body one byte over the cap: refused, whether by its length or
+  // after decoding (73 bytes: by its length).
   const unpadded = PNG.toString('base64').replace(/=+$/, '')
   const tight = createDataStore({ dir: path.join(dir, 'tight'), maxBytes: PNG.length - 1 })
-  t.same(tight.save('image/png', unpadded), { ok: false, reason: 'too-large' }, 'one byte over, refused after decoding')
+  t.same(tight.save('image/png', unpadded), { ok: false, reason: 'too-large' }, 'one byte over, refused')
   t.same(fs.readdirSync(path.join(dir, 'tight')), [], 'nothing written')
   const exact = createDataStore({ dir: path.join(dir, 'exact'), maxBytes: PNG.length })
   t.match(exact.save('image/png', unpadded), { ok: true, name: /\.png$/ }, 'exactly at the cap, stored')
+
+  // Each body length modulo 3 (so 0, 1 or 2 padding characters), at the cap and one byte
+  // over, padded and unpadded. A PNG with bytes after its end is still a PNG.
+  // [body bytes, cap, padded, passes the length check, stored]
+  const table: Array<[bytes: number, cap: number, padded: boolean, byLength: boolean, stored: boolean]> = [
+    [300, 300, true, true, true],
+    [300, 300, false, true, true],
+    [301, 301, true, true, true],
+    [301, 301, false, true, true],
+    [302, 302, true, true, true],
+    [302, 302, false, true, true],
+    [301, 300, true, false, false],
+    [301, 300, false, false, false],
+    [302, 301, true, true, false],
+    [302, 301, false, true, false],
+    [303, 302, true, true, false],
+    [303, 302, false, true, false]
+  ]
+  for (const [i, [bytes, cap, padded, byLength, stored]] of table.entries()) {
+    const body = Buffer.concat([PNG, Buffer.alloc(bytes - PNG.length, i)])
+    const text = padded ? body.toString('base64') : body.toString('base64').replace(/=+$/, '')
+    const label = `${bytes} bytes ${padded ? 'padded' : 'unpadded'} (${text.length} characters), cap ${cap}`
+    t.equal(text.length <= base64Length(cap), byLength, `${label}: ${byLength ? 'passes' : 'fails'} the length check`)
+    const store = createDataStore({ dir: path.join(dir, `edge-${i}`), maxBytes: cap })
+    const saved = store.save('image/png', text)
+    t.equal(saved.ok, stored, `${label}: ${stored ? 'stored' : 'refused'}`)
+    if (!saved.ok) t.equal(saved.reason, 'too-large', `${label}: as too large`)
+  }
 })
 
 t.test('a failed write is reported, not thrown, and leaves nothing behind', async (t) => {
