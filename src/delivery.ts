@@ -10,9 +10,9 @@ import fs from 'node:fs'
 import type { Mode } from './config/options.js'
 import type { DataStore } from './files/data-store.js'
 import { extensionOf, inlineType } from './files/file-types.js'
-import type { FileResolver, Rejection } from './files/resolver.js'
+import type { FileResolver } from './files/resolver.js'
 import type { Signer } from './files/signing.js'
-import type { Resolve, Resolved } from './rewrite/reference.js'
+import type { OnReject, Resolve, ResolveFor, Resolved, StoreDataImage } from './rewrite/ports.js'
 
 // One inline image imagegate wrote, as it appears in a JSON request body: `/` may be
 // escaped as `\/` by some serializers.
@@ -50,21 +50,14 @@ interface Remembered {
   at: number
 }
 
-/** A reference left alone: why, and the file name it ends in (never the whole path). */
-export interface Rejected {
-  reason: Rejection
-  fileName: string
-}
-
-export type OnReject = (rejected: Rejected) => void
-
+/** The shell's side of the rewrite ports (see rewrite/ports.ts), and the links they make. */
 export interface Delivery {
   /** Resolves a destination the model wrote (for the rewriter). */
   resolve: Resolve
   /** The same, telling `onReject` about each reference left alone (per request). */
-  resolveFor: (onReject: OnReject) => Resolve
+  resolveFor: ResolveFor
   /** Stores an inline upstream image (for the rewriter); undefined without a store. */
-  storeDataImage: ((mime: string, base64: string) => Resolved | undefined) | undefined
+  storeDataImage: StoreDataImage | undefined
   /** The signed link for an encoded name. */
   link: (name: string) => string
   /** Replaces inline images imagegate wrote by their links (request histories). */

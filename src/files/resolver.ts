@@ -10,13 +10,11 @@ import path from 'node:path'
 import { parseDestination } from './destination.js'
 import { extensionOf, isDocumentExtension, isImageExtension, isMediaExtension, SVG_EXTENSION } from './file-types.js'
 import type { FileKind } from './file-types.js'
+import type { Accept } from '../rewrite/ports.js'
 import { decodeName, encodeName, folderId } from './names.js'
 
-/** What the caller can show: `'media'` (a `MEDIA:` tag) accepts images and documents too. */
-export type Accept = 'image' | 'media'
-
 /** A file that may be served, and the one name it is served under. */
-export interface Delivery {
+export interface DeliverableFile {
   /** URL-safe `<folder-id>/<path>`, see `encodeName`; `/images/<name>` serves this file. */
   name: string
   /** Real path (symlinks resolved) of the cache dir holding the file. */
@@ -30,7 +28,7 @@ export interface Delivery {
 /** Why a destination is not deliverable; stable strings, safe to log and count. */
 export type Rejection = 'not-a-path' | 'outside-roots' | 'missing' | 'not-a-file' | 'extension' | 'hostile' | 'symlink-escape' | 'unreadable'
 
-export type ResolveResult = { ok: true, delivery: Delivery } | { ok: false, reason: Rejection }
+export type ResolveResult = { ok: true, delivery: DeliverableFile } | { ok: false, reason: Rejection }
 
 export interface FileResolver {
   /** The cache dirs, normalized, in lookup order (the store last); grows on rediscovery. */
@@ -38,13 +36,13 @@ export interface FileResolver {
   /** dest as the model wrote it (markdown `<>` already stripped, MEDIA quotes stripped) */
   resolveReference (dest: string, accept: Accept): ResolveResult
   /** raw name from the URL path after `/images/` (still percent-encoded, may be hostile) */
-  resolveName (rawName: string): Delivery | undefined
+  resolveName (rawName: string): DeliverableFile | undefined
   /**
    * A name as releases before folder ids wrote it (`sub/a.png`, no id), looked up as they
    * did it: the first folder, in lookup order, holding a deliverable file at that path.
    * The delivery carries the file's one current name; the old name never serves it.
    */
-  resolveLegacyName (rawName: string): Delivery | undefined
+  resolveLegacyName (rawName: string): DeliverableFile | undefined
   /** The public name of a file directly in `dir` (one of the roots), e.g. the store. */
   nameIn (dir: string, fileName: string): string
 }
@@ -318,7 +316,7 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
     return result
   }
 
-  function resolveName (rawName: string): Delivery | undefined {
+  function resolveName (rawName: string): DeliverableFile | undefined {
     const relative = decodeName(rawName)
     if (relative === undefined) return undefined
     const [id = '', ...segments] = relative.split('/')
@@ -330,7 +328,7 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
     return result.ok && result.delivery.name === rawName ? result.delivery : undefined
   }
 
-  function resolveLegacyName (rawName: string): Delivery | undefined {
+  function resolveLegacyName (rawName: string): DeliverableFile | undefined {
     const relative = decodeName(rawName)
     if (relative === undefined) return undefined
     const segments = relative.split('/')

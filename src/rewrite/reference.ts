@@ -8,20 +8,7 @@
  * a candidate across deltas and decide later without ever changing text it already sent.
  */
 import { DATA_IMAGE_SUBTYPES } from '../files/file-types.js'
-
-export type Accept = 'image' | 'media'
-
-/** What the caller's resolver returns for a deliverable destination. */
-export interface Resolved {
-  /** Absolute URL the browser loads. */
-  url: string
-  /** Display name, used as link text for `MEDIA:` tags. */
-  name: string
-  /** Images become markdown images; audio, video and documents links. */
-  kind: 'image' | 'media' | 'document'
-}
-
-export type Resolve = (dest: string, accept: Accept) => Resolved | undefined
+import type { Resolve, Resolved } from './ports.js'
 
 export type ParseResult =
   | { kind: 'need' }

@@ -1,7 +1,8 @@
 import { createDataCapture } from './data-capture.js'
 import type { DataCapture } from './data-capture.js'
 import { isWordChar, parseMarkdownImage, parseMediaTag } from './reference.js'
-import type { ParseResult, Resolve, Resolved } from './reference.js'
+import type { ParseResult } from './reference.js'
+import type { Resolve, Resolved } from './ports.js'
 
 /**
  * How many characters a possible reference may be held back before it is released

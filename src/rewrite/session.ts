@@ -1,7 +1,6 @@
-import type { OnReject } from '../delivery.js'
 import { fileNameOf } from '../delivery.js'
 import type { ReferenceOutcome } from '../metrics.js'
-import type { Resolve, Resolved } from './reference.js'
+import type { OnReject, Resolve, Resolved } from './ports.js'
 import { createRewriter } from './rewriter.js'
 import type { CaptureGate, Rewriter } from './rewriter.js'
 

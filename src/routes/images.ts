@@ -17,7 +17,7 @@ import { attachmentDisposition } from '../files/disposition.js'
 import { extensionOf } from '../files/file-types.js'
 import { chooseFormat } from '../files/negotiate.js'
 import type { CompactSetting } from '../files/negotiate.js'
-import type { Delivery, FileResolver } from '../files/resolver.js'
+import type { DeliverableFile, FileResolver } from '../files/resolver.js'
 import type { Signer } from '../files/signing.js'
 import { createFileCache } from '../files/file-cache.js'
 
@@ -26,7 +26,7 @@ export interface ImagesOptions {
   /** When set, a name is served only with its valid `?sig=`. */
   signer?: Signer | undefined
   /** Told about each file about to be sent (the store keeps its recently used files). */
-  onDeliver?: (delivery: Delivery) => void
+  onDeliver?: (delivery: DeliverableFile) => void
   /** Compact renderings for browsers that accept them; the files as they are without. */
   compact?: { setting: CompactSetting, compactor: Compactor } | undefined
 }

@@ -2,8 +2,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { folderId } from '../../src/files/names.js'
-import { createFileResolver, DEFAULT_REDISCOVER_MS, type Accept, type Rejection } from '../../src/files/resolver.js'
+import { createFileResolver, DEFAULT_REDISCOVER_MS, type Rejection } from '../../src/files/resolver.js'
 import type { FileKind } from '../../src/files/file-types.js'
+import type { Accept } from '../../src/rewrite/ports.js'
 import { buildTree } from '../fixtures/files/tree.js'
 
 const tree = buildTree(t)

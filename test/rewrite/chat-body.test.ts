@@ -1,7 +1,7 @@
 import t from 'tap'
 import { rewriteChatCompletionBody } from '../../src/rewrite/chat-body.js'
 import { rewriteText } from '../../src/rewrite/rewriter.js'
-import type { Resolve } from '../../src/rewrite/reference.js'
+import type { Resolve } from '../../src/rewrite/ports.js'
 
 // Stands in for a rewriter: every `PATH` becomes `URL`.
 const swap = (text: string): string => text.replaceAll('PATH', 'URL')

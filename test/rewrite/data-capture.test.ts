@@ -2,7 +2,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { createRewriter, rewriteText } from '../../src/rewrite/rewriter.js'
 import type { RewriterOptions } from '../../src/rewrite/rewriter.js'
-import type { Resolved } from '../../src/rewrite/reference.js'
+import type { Resolved } from '../../src/rewrite/ports.js'
 import { DELIVERABLE, fakeResolve } from '../fixtures/resolve.js'
 
 // A store that accepts PNG bodies starting with the PNG signature in base64 ("iVBOR").

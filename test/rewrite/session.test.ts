@@ -1,7 +1,6 @@
 import t from 'tap'
 import { createRewriteSession } from '../../src/rewrite/session.js'
-import type { OnReject } from '../../src/delivery.js'
-import type { Resolve } from '../../src/rewrite/reference.js'
+import type { OnReject, Resolve } from '../../src/rewrite/ports.js'
 import { fakeResolve } from '../fixtures/resolve.js'
 
 const known = fakeResolve({ '/c/x.png': 'image' })
