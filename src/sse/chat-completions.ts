@@ -2,6 +2,9 @@ import type { EventSourceMessage } from 'eventsource-parser'
 import { isObject } from '../json.js'
 import type { JsonObject as Json } from '../json.js'
 import type { Rewriter } from '../rewrite/rewriter.js'
+import { findContentSlot } from './content-slot.js'
+import { readString } from './raw-bytes.js'
+import type { ContentSlot } from './content-slot.js'
 import type { EventHandler, RawEvent } from './event-stream.js'
 import { createFinder, replaceData, replaceStrings } from './raw-json.js'
 import { serializeData, serializeEvent } from './serialize.js'
@@ -107,6 +110,8 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter, optio
   const findError = createFinder('"error"')
   const findDone = createFinder('[DONE]')
   const findName = createFinder('event:')
+  const findChoices = createFinder('"choices"')
+  const slot: ContentSlot = { index: 0, from: 0, to: 0 }
 
   /** A `"finish_reason"` with a string value in the event; `null` is the common case. */
   function finishSet (event: RawEvent): boolean {
@@ -200,10 +205,38 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter, optio
     return { text: replaceData(raw, event.data, data) ?? serializeEvent({ ...event, data }) }
   }
 
+  /**
+   * The common content chunk, taken on its bytes: only its text is decoded and pushed
+   * through the choice's rewriter. Text that changes nothing (a few words, no reference)
+   * leaves the event as it came; changed text replaces the string literal, every other
+   * byte staying as the upstream sent it. Undefined sends the event to the parser.
+   */
+  function takeContent (event: RawEvent, out: Array<Buffer | string>): 'forward' | 'replaced' | undefined {
+    const choicesAt = findChoices(event)
+    if (choicesAt === -1 || findError(event) !== -1 || !findContentSlot(event, choicesAt, slot)) return undefined
+    const { buf, start, end } = event
+    const text = readString(buf, slot.from, slot.to)
+    if (text === undefined) return undefined
+    const state = choiceState(slot.index)
+    if (state === undefined) return 'forward'
+    const rewritten = pass(state, text, false)
+    if (rewritten === text) return 'forward'
+    // Chunks of released text copy the identity of the chunk that held it.
+    if (state.rewriter.holding) lastChunk = buf.toString('utf8', start + 5, end).trim()
+    out.push(buf.subarray(start, slot.from), JSON.stringify(rewritten), buf.subarray(slot.to, end))
+    return 'replaced'
+  }
+
   return {
-    mayChange (event) {
+    inspect (event, out) {
+      if (holding === 0 && findContent(event) !== -1 && event.lines === 1) {
+        const taken = takeContent(event, out)
+        if (taken !== undefined) return taken
+      }
       return holding > 0 || findContent(event) !== -1 || findError(event) !== -1 || findDone(event) !== -1 || finishSet(event) ||
         (dropNamedEvents && findName(event) !== -1)
+        ? 'decode'
+        : 'forward'
     },
     onEvent (event, raw, before) {
       // Named events (hermes.tool.progress …) are not chat chunks; an `error` event

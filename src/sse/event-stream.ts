@@ -18,17 +18,27 @@ export interface RawEvent {
   buf: Buffer
   start: number
   end: number
+  /** Its lines that are not empty: 1 for the common `data: …` event. */
+  lines: number
 }
+
+/**
+ * What a handler does with an event it looked at on its raw bytes: send it as it came,
+ * send what it put in the output instead, or have it decoded and parsed (`onEvent`).
+ */
+export type Verdict = 'forward' | 'replaced' | 'decode'
 
 /** What a protocol (chat completions, responses) does with the upstream's events. */
 export interface EventHandler {
   /**
-   * A cheap look at an event's raw bytes, before anything decodes it: false when the
-   * event cannot change and releases nothing, so it goes out as it came, unparsed.
+   * A cheap look at an event's raw bytes, before anything decodes it: `forward` when the
+   * event cannot change and releases nothing, so it goes out as it came, unparsed;
+   * `replaced` when the handler changed it on its bytes and appended what goes out in its
+   * place (and before it) to `out`; `decode` when it needs `onEvent`.
    */
-  mayChange: (event: RawEvent) => boolean
+  inspect: (event: RawEvent, out: Array<Buffer | string>) => Verdict
   /**
-   * An event `mayChange` let through, parsed by eventsource-parser; `raw` is its whole
+   * An event `inspect` sent on to be decoded, parsed by eventsource-parser; `raw` is its whole
    * text (comments and all). Appends the text of events to send before it to `before`,
    * and returns the event's new text, or undefined to send its bytes as they came.
    */
@@ -81,13 +91,22 @@ export function createEventStream (handler: EventHandler, options: EventStreamOp
   let overflowed = false
   /** No event was decoded yet: the first may start with the stream's BOM. */
   let first = true
+  /** Lines that are not empty in the event being framed. */
+  let lines = 0
+  // Reused by every read: the ends of its events, and each one's count of lines.
+  const ends: number[] = []
+  const lineCounts: number[] = []
 
   let parsed: EventSourceMessage | undefined
   const parser = createParser({ onEvent (event) { parsed = event } })
 
-  /** The ends (exclusive) of the events that complete in `buf[from…]`, updating the line state. */
-  function eventEnds (buf: Buffer, from: number): number[] {
-    const ends: number[] = []
+  /**
+   * Fills `ends` with the ends (exclusive) of the events that complete in `buf[from…]`
+   * and `lineCounts` with their lines, updating the line state.
+   */
+  function frame (buf: Buffer, from: number): void {
+    ends.length = 0
+    lineCounts.length = 0
     let i = from
     let nextLf = buf.indexOf(LF, i)
     let nextCr = buf.indexOf(CR, i)
@@ -104,10 +123,16 @@ export function createEventStream (handler: EventHandler, options: EventStreamOp
       const at = nextLf === -1 ? nextCr : nextCr === -1 ? nextLf : Math.min(nextLf, nextCr)
       if (at === -1) {
         if (i < buf.length) lineEmpty = false
-        return ends
+        return
       }
       if (at > i) lineEmpty = false
-      if (lineEmpty) ends.push(at + 1)
+      if (lineEmpty) {
+        ends.push(at + 1)
+        lineCounts.push(lines)
+        lines = 0
+      } else {
+        lines++
+      }
       lineEmpty = true
       if (buf[at] === CR) {
         afterCr = true
@@ -129,7 +154,7 @@ export function createEventStream (handler: EventHandler, options: EventStreamOp
   }
 
   // One of each for every event: an event that is only forwarded allocates nothing.
-  const raw: RawEvent = { buf: EMPTY, start: 0, end: 0 }
+  const raw: RawEvent = { buf: EMPTY, start: 0, end: 0, lines: 0 }
   const before: string[] = []
 
   /** What goes out for an event that changed (inserted events first); reused. */
@@ -139,13 +164,15 @@ export function createEventStream (handler: EventHandler, options: EventStreamOp
    * Looks at the event `buf[start, end)`: false when it goes out as it came and nothing
    * goes before it; else puts what goes out for it in `changes` and returns true.
    */
-  function take (buf: Buffer, start: number, end: number): boolean {
+  function take (buf: Buffer, start: number, end: number, eventLines: number): boolean {
     raw.buf = buf
     raw.start = start
     raw.end = end
-    if (!handler.mayChange(raw)) {
+    raw.lines = eventLines
+    const verdict = handler.inspect(raw, changes)
+    if (verdict !== 'decode') {
       first = false
-      return false
+      return verdict === 'replaced'
     }
     const text = buf.toString('utf8', start, end)
     const event = parse(text)
@@ -173,12 +200,14 @@ export function createEventStream (handler: EventHandler, options: EventStreamOp
     feed (chunk) {
       if (overflowed || handler.done || chunk.length === 0) return EMPTY
       const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
-      const ends = eventEnds(buf, 0)
+      frame(buf, 0)
       const out: Array<Buffer | string> = []
       let from = 0
       // The start of the events forwarded as they came since the last change: one slice.
       let run = 0
-      for (const end of ends) {
+      for (let e = 0; e < ends.length; e++) {
+        const end = ends[e] as number
+        const eventLines = lineCounts[e] as number
         if (handler.done) break
         if (pendingSize > 0) {
           // The event that waited: its bytes joined once, now that it is whole.
@@ -186,10 +215,10 @@ export function createEventStream (handler: EventHandler, options: EventStreamOp
           const whole = Buffer.concat(pending, pendingSize + end)
           pending = []
           pendingSize = 0
-          if (take(whole, 0, whole.length)) moveChanges(out)
+          if (take(whole, 0, whole.length, eventLines)) moveChanges(out)
           else out.push(whole)
           run = end
-        } else if (take(buf, from, end)) {
+        } else if (take(buf, from, end, eventLines)) {
           if (from > run) out.push(buf.subarray(run, from))
           moveChanges(out)
           run = end

@@ -3,7 +3,10 @@ import { isObject } from '../json.js'
 import type { JsonObject } from '../json.js'
 import { rewriteItem, rewritePart, rewriteResponseObject } from '../rewrite/responses-body.js'
 import type { Rewriter } from '../rewrite/rewriter.js'
-import type { EventHandler } from './event-stream.js'
+import { DELTA_KEYS, findDeltaSlot } from './delta-slot.js'
+import { readString } from './raw-bytes.js'
+import type { DeltaFinders, DeltaSlot } from './delta-slot.js'
+import type { EventHandler, RawEvent } from './event-stream.js'
 import { createFinder, replaceData, replaceStrings } from './raw-json.js'
 import { serializeEvent } from './serialize.js'
 
@@ -67,12 +70,27 @@ export function createResponsesHandler (newRewriter: () => Rewriter, rewriteWhol
     return result
   }
 
+  /**
+   * The part the last delta went to, by the raw bytes of its `item_id` literal and its
+   * indices: the next delta of the same part is matched on its bytes, with no key built.
+   */
+  let lastPart: Part | undefined
+  let lastItem: Buffer = Buffer.alloc(0)
+  let lastOutput = -1
+  let lastContent = -1
+
   function part (event: JsonObject): Part | undefined {
     const key = `${String(event.item_id)}\u0000${String(event.output_index)}\u0000${String(event.content_index)}`
     let found = parts.get(key)
     if (found === undefined && parts.size < MAX_PARTS) {
       found = { rewriter: newRewriter(), original: '', rewritten: '', itemId: event.item_id, outputIndex: event.output_index, contentIndex: event.content_index }
       parts.set(key, found)
+    }
+    if (found !== undefined && typeof event.item_id === 'string' && Number.isSafeInteger(event.output_index) && Number.isSafeInteger(event.content_index)) {
+      lastPart = found
+      lastItem = Buffer.from(JSON.stringify(event.item_id))
+      lastOutput = event.output_index as number
+      lastContent = event.content_index as number
     }
     return found
   }
@@ -113,9 +131,38 @@ export function createResponsesHandler (newRewriter: () => Rewriter, rewriteWhol
   function flushAll (sequence: unknown, out: string[]): void {
     for (const found of parts.values()) release(found, sequence, out)
     parts.clear()
+    lastPart = undefined
   }
 
   const finders = ['output_text', '"error"', 'response.failed', 'response.incomplete', 'response.completed'].map(createFinder)
+  const find: DeltaFinders = {
+    type: createFinder(DELTA_KEYS.type),
+    itemId: createFinder(DELTA_KEYS.itemId),
+    outputIndex: createFinder(DELTA_KEYS.outputIndex),
+    contentIndex: createFinder(DELTA_KEYS.contentIndex),
+    delta: createFinder(DELTA_KEYS.delta)
+  }
+  const slot: DeltaSlot = { itemFrom: 0, itemTo: 0, outputIndex: 0, contentIndex: 0, from: 0, to: 0 }
+
+  /**
+   * A text delta of the part the last one went to, taken on its bytes: only its text is
+   * decoded and pushed through the part's rewriter. Text that changes nothing leaves the
+   * event as it came; changed text replaces the string literal. Undefined sends the
+   * event to the parser (another part, another shape, or numbers to shift).
+   */
+  function takeDelta (event: RawEvent, out: Array<Buffer | string>): 'forward' | 'replaced' | undefined {
+    if (lastPart === undefined || shift > 0 || !findDeltaSlot(event, find, slot)) return undefined
+    const { buf, start, end } = event
+    if (slot.outputIndex !== lastOutput || slot.contentIndex !== lastContent ||
+      buf.compare(lastItem, 0, lastItem.length, slot.itemFrom, slot.itemTo) !== 0) return undefined
+    const text = readString(buf, slot.from, slot.to)
+    if (text === undefined) return undefined
+    const rewritten = lastPart.rewriter.push(text)
+    track(lastPart, text, rewritten)
+    if (rewritten === text) return 'forward'
+    out.push(buf.subarray(start, slot.from), JSON.stringify(rewritten), buf.subarray(slot.to, end))
+    return 'replaced'
+  }
 
   /** The event's data with its changed texts replaced where they are, else serialized again. */
   function edit (event: EventSourceMessage, data: JsonObject, changes: Map<string, Array<[string, string]>>, sequence: unknown): string {
@@ -129,11 +176,13 @@ export function createResponsesHandler (newRewriter: () => Rewriter, rewriteWhol
   }
 
   return {
-    mayChange (event) {
+    inspect (event, out) {
       // Once events were inserted, every later one is renumbered.
-      if (shift > 0) return true
-      for (const find of finders) if (find(event) !== -1) return true
-      return false
+      if (shift > 0) return 'decode'
+      const taken = takeDelta(event, out)
+      if (taken !== undefined) return taken
+      for (const finder of finders) if (finder(event) !== -1) return 'decode'
+      return 'forward'
     },
     onEvent (event: EventSourceMessage, raw: string, before: string[]) {
       let data: unknown

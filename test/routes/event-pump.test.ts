@@ -35,7 +35,7 @@ async function pump (t: Test, source: AsyncIterable<Uint8Array>, handler: EventH
 /** Passes every event through; `flush` fails as a broken handler would. */
 function failingFlush (error: Error): EventHandler {
   return {
-    mayChange: () => false,
+    inspect: () => 'forward',
     onEvent: () => undefined,
     flush: () => { throw error },
     done: false,
@@ -77,7 +77,7 @@ t.test('a read whose events overflow the response buffer in one write does not s
     for (const read of reads) yield new TextEncoder().encode(read)
   }
   const passThrough: EventHandler = {
-    mayChange: () => false,
+    inspect: () => 'forward',
     onEvent: () => undefined,
     flush: () => {},
     done: false,
@@ -96,7 +96,7 @@ t.test('a client that stops reading holds the upstream read until the response d
   async function * source (): AsyncGenerator<Uint8Array> {
     for (; pulled < reads; pulled++) yield new TextEncoder().encode(read)
   }
-  const handler: EventHandler = { mayChange: () => false, onEvent: () => undefined, flush: () => {}, done: false, complete: true }
+  const handler: EventHandler = { inspect: () => 'forward', onEvent: () => undefined, flush: () => {}, done: false, complete: true }
   let end: Promise<PumpEnd> | undefined
   const server = http.createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' })

@@ -194,3 +194,45 @@ t.test('while text is held, a comment goes out as it came; a changed chunk over 
   t.equal(JSON.parse(dataLines(again[0] ?? '')[0] ?? '').choices[0].delta.content, 'see ![a](http://gate.test/images/x.png)', 'rewritten')
   t.equal(again[0]?.split('\n').filter((line) => line.startsWith('data: ')).length, 2, 'over two data lines again')
 })
+
+t.test('the common content chunk is taken on its bytes: forwarded unparsed, or changed only inside its text', async (t) => {
+  const handler = createChatCompletionsHandler(() => createRewriter({ resolve }))
+  const out: Array<Buffer | string> = []
+  const inspect = (event: string, lines = 1): string => {
+    const buf = Buffer.from(event)
+    return handler.inspect({ buf, start: 0, end: buf.length, lines }, out)
+  }
+  const hermes = (text: string): string => `data: {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"content": ${JSON.stringify(text)}}, "finish_reason": null}]}\n\n`
+  t.equal(inspect(chunk({ role: 'assistant' })), 'forward', 'a role chunk')
+  t.equal(inspect(hermes('Here you go')), 'forward', 'plain words')
+  t.equal(inspect(hermes('line\nbreak \u2014 "quoted"')), 'forward', 'escaped text that changes nothing')
+  t.equal(out.length, 0, 'nothing written for them')
+
+  t.equal(inspect(hermes(' see ![an apple](/c/x.png) here')), 'replaced', 'a whole reference')
+  t.equal(out.map(String).join(''), hermes(' see ![an apple](http://gate.test/images/x.png) here'), 'the event with only its text changed')
+  out.length = 0
+
+  t.equal(inspect(hermes('Look ![')), 'replaced', 'a reference that starts')
+  t.equal(out.map(String).join(''), hermes('Look '), 'its start is held')
+  out.length = 0
+  t.equal(inspect(hermes('a](/c/x.png)')), 'decode', 'while text is held every content chunk is parsed')
+  t.equal(out.length, 0, 'and nothing is written by the look')
+
+  const fresh = createChatCompletionsHandler(() => createRewriter({ resolve }))
+  const buf = Buffer.from(hermes('x'))
+  t.equal(fresh.inspect({ buf, start: 0, end: buf.length, lines: 2 }, out), 'decode', 'an event of two lines is parsed')
+  const error = Buffer.from('data: {"error": {"message": "m"}, "choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": null}]}\n\n')
+  t.equal(fresh.inspect({ buf: error, start: 0, end: error.length, lines: 1 }, out), 'decode', 'a chunk with an error is parsed')
+  const bad = Buffer.from('data: {"choices": [{"index": 0, "delta": {"content": "bad \\x escape"}, "finish_reason": null}]}\n\n')
+  t.equal(fresh.inspect({ buf: bad, start: 0, end: bad.length, lines: 1 }, out), 'decode', 'a text that is no JSON string is parsed')
+})
+
+t.test('choices past the cap are forwarded on their bytes too', async (t) => {
+  const handler = createChatCompletionsHandler(() => createRewriter({ resolve }))
+  const out: Array<Buffer | string> = []
+  for (let index = 0; index <= MAX_CHOICES; index++) {
+    const buf = Buffer.from(`data: {"choices": [{"index": ${index}, "delta": {"content": "![a](/c/x.png)"}, "finish_reason": null}]}\n\n`)
+    const verdict = handler.inspect({ buf, start: 0, end: buf.length, lines: 1 }, out)
+    t.equal(verdict, index < MAX_CHOICES ? 'replaced' : 'forward', `choice ${index}`)
+  }
+})

@@ -2,18 +2,29 @@ import t from 'tap'
 import fc from 'fast-check'
 import type { EventSourceMessage } from 'eventsource-parser'
 import { createEventStream } from '../../src/sse/event-stream.js'
-import type { EventHandler } from '../../src/sse/event-stream.js'
+import type { EventHandler, RawEvent, Verdict } from '../../src/sse/event-stream.js'
 
 /**
- * A handler that looks at events holding `x` (`mayChange`), records what it parsed, and
- * changes events whose data is `change` (with one event inserted before).
+ * A handler that sends events holding `x` to be decoded (`inspect`), records what it
+ * parsed and each inspected event's bytes and line count, changes events whose data is
+ * `change` (with one event inserted before), and replaces events holding `swap` on their
+ * bytes, without decoding them.
  */
-function recorder (options: { complete?: boolean, held?: boolean } = {}): EventHandler & { seen: EventSourceMessage[], flushed: number } {
+function recorder (options: { complete?: boolean, held?: boolean } = {}): EventHandler & { seen: EventSourceMessage[], flushed: number, inspected: Array<[string, number]> } {
   let done = false
   const handler = {
     seen: [] as EventSourceMessage[],
     flushed: 0,
-    mayChange: ({ buf, start, end }: { buf: Buffer, start: number, end: number }) => buf.subarray(start, end).includes('x') || buf.subarray(start, end).includes('DONE') || buf.subarray(start, end).includes('change'),
+    inspected: [] as Array<[string, number]>,
+    inspect: ({ buf, start, end, lines }: RawEvent, out: Array<Buffer | string>): Verdict => {
+      const event = buf.subarray(start, end)
+      handler.inspected.push([event.toString(), lines])
+      if (event.includes('swap')) {
+        out.push('data: before\n\n', buf.subarray(start, start + 6), 'swapped', buf.subarray(end - 2, end))
+        return 'replaced'
+      }
+      return event.includes('x') || event.includes('DONE') || event.includes('change') ? 'decode' : 'forward'
+    },
     onEvent (event: EventSourceMessage, _raw: string, before: string[]) {
       handler.seen.push(event)
       if (event.data === '[DONE]') done = true
@@ -71,6 +82,32 @@ t.test('an event that changes is replaced where it was; others are sliced around
   const { writes, text } = run([bytes('data: a\n\ndata: change\n\ndata: b\n\n')])
   t.equal(text, 'data: a\n\ndata: inserted\n\ndata: changed\n\ndata: b\n\n', 'inserted and changed text in place')
   t.equal(writes.length, 2, 'still one write for the read')
+})
+
+t.test('an event the handler replaces on its bytes goes out as the pieces it gave, in place', async (t) => {
+  const { writes, text, handler } = run([bytes('data: a\n\ndata: swap\n\ndata: b\n\n')])
+  t.equal(text, 'data: a\n\ndata: before\n\ndata: swapped\n\ndata: b\n\n', 'the pieces replace the event, the others sliced around it')
+  t.equal(writes.length, 2, 'still one write for the read')
+  t.equal(handler.seen.length, 0, 'nothing was decoded')
+})
+
+t.test('each event is inspected with its count of lines that are not empty, whatever the line ends and reads', async (t) => {
+  const input = 'data: a\n\nevent: e\r\ndata: b\r\n\r\n: c\rid: 1\rdata: d\r\r\n\ndata: e\n\n'
+  const expected: Array<[string, number]> = [
+    ['data: a\n\n', 1], ['event: e\r\ndata: b\r\n\r\n', 2], [': c\rid: 1\rdata: d\r\r\n', 3], ['\n', 0], ['data: e\n\n', 1]
+  ]
+  t.same(run([bytes(input)]).handler.inspected, expected, 'one read')
+  const whole = bytes(input)
+  // A read that ends between a CR and its LF ends the event at the CR (nothing waits for
+  // a later read): the LF then comes with what follows, so compare the events with lines.
+  const withLines = (events: Array<[string, number]>): Array<[string, number]> =>
+    events.filter(([, lines]) => lines > 0).map(([text, lines]) => [text.replace(/^[\r\n]+|[\r\n]+$/g, ''), lines])
+  fc.assert(fc.property(fc.array(fc.integer({ min: 0, max: whole.length }), { maxLength: 8 }), (cuts) => {
+    const seen = run(splitAt(whole, cuts)).handler.inspected
+    t.same(withLines(seen), withLines(expected), `cut at ${cuts.join(',')}: the same events and lines`)
+    t.equal(seen.map(([text]) => text).join(''), input, `cut at ${cuts.join(',')}: every byte inspected once`)
+    return true
+  }), { numRuns: 200 })
 })
 
 t.test('nothing after [DONE] is forwarded', async (t) => {

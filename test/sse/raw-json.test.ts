@@ -23,8 +23,8 @@ t.test('a finder scans a read once for all its events', async (t) => {
   const find = createFinder('"content"')
   const buf = Buffer.from('data: {"role": 1}\n\ndata: {"content": 2}\n\ndata: {}\n\n')
   const events = [[0, 19], [19, 42], [42, 52]] as const
-  t.same(events.map(([start, end]) => find({ buf, start, end })), [-1, 26, -1], 'found only inside the event that holds it')
+  t.same(events.map(([start, end]) => find({ buf, start, end, lines: 1 })), [-1, 26, -1], 'found only inside the event that holds it')
   const other = Buffer.from('data: {"content": 3}\n\n')
-  t.equal(find({ buf: other, start: 0, end: other.length }), 7, 'a new read is searched anew')
-  t.equal(find({ buf, start: 0, end: 19 }), -1, 'and an earlier event of an older read too')
+  t.equal(find({ buf: other, start: 0, end: other.length, lines: 1 }), 7, 'a new read is searched anew')
+  t.equal(find({ buf, start: 0, end: 19, lines: 1 }), -1, 'and an earlier event of an older read too')
 })

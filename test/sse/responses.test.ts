@@ -169,3 +169,22 @@ t.test('events the raw text cannot be edited in are written again, with the same
   t.equal(list[5]?.part, 'output_text', 'the odd part kept')
   t.equal(list[6]?.item, 'output_text', 'and the odd item')
 })
+
+t.test('text deltas of the part the last one went to are taken on their bytes', async (t) => {
+  const handler = createResponsesHandler(() => createRewriter({ resolve }), whole)
+  const out: Array<Buffer | string> = []
+  const inspect = (text: string): string => {
+    const buf = Buffer.from(text)
+    return handler.inspect({ buf, start: 0, end: buf.length, lines: text.split('\n').filter((line) => line !== '').length }, out)
+  }
+  const delta = (sequence: number, text: string, item = 'msg_1'): string => event('response.output_text.delta', sequence, { item_id: item, output_index: 0, content_index: 0, delta: text, logprobs: [] })
+  t.equal(inspect(delta(3, 'Here')), 'decode', 'the first delta of a part is parsed')
+  handler.onEvent({ event: 'response.output_text.delta', data: dataLines(delta(3, 'Here'))[0] ?? '', id: undefined }, delta(3, 'Here'), [])
+  t.equal(inspect(delta(4, ' you go \u2014 ')), 'forward', 'the next, plain, goes as it came')
+  t.equal(out.length, 0, 'nothing written for it')
+  t.equal(inspect(delta(5, 'a ![b](/c/x.png) c')), 'replaced', 'a delta with a whole reference')
+  t.equal(out.map(String).join(''), delta(5, 'a ![b](http://gate.test/images/x.png) c'), 'changed only inside its text')
+  out.length = 0
+  t.equal(inspect(delta(6, 'x', 'msg_2')), 'decode', 'a delta of another part is parsed')
+  t.equal(inspect(delta(7, 'y').replace('"delta": "y"', '"delta": "bad \\x escape"')), 'decode', 'a text that is no JSON string is parsed')
+})

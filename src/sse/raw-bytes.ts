@@ -1,0 +1,110 @@
+/**
+ * Reading JSON and SSE on raw bytes, for the events the streaming path takes without
+ * decoding them: each helper looks at a few bytes where a field is expected, and says
+ * "not here" (-1) for anything else, so the caller can hand the event to the parser.
+ */
+
+export const QUOTE = 0x22
+export const BACKSLASH = 0x5c
+export const COLON = 0x3a
+export const COMMA = 0x2c
+export const OPEN_BRACE = 0x7b
+export const CLOSE_BRACE = 0x7d
+export const OPEN_BRACKET = 0x5b
+export const CLOSE_BRACKET = 0x5d
+const LF = 0x0a
+const CR = 0x0d
+const SPACE = 0x20
+const TAB = 0x09
+const ZERO = 0x30
+const NINE = 0x39
+
+/** Digits of a number read as an index (a choice, a part), not one to compute with. */
+const MAX_INDEX_DIGITS = 9
+
+const isBlank = (c: number | undefined): boolean => c === SPACE || c === TAB
+
+export function skipBlanks (buf: Buffer, at: number, end: number): number {
+  while (at < end && isBlank(buf[at])) at++
+  return at
+}
+
+/** The position after `word` at `buf[at]` (blanks skipped first), or -1. */
+export function expect (buf: Buffer, at: number, end: number, word: Buffer): number {
+  if (at === -1) return -1
+  at = skipBlanks(buf, at, end)
+  if (at + word.length > end) return -1
+  for (let k = 0; k < word.length; k++) if (buf[at + k] !== word[k]) return -1
+  return at + word.length
+}
+
+/** The position after the byte `c` at `buf[at]` (blanks skipped first), or -1. */
+export function expectByte (buf: Buffer, at: number, end: number, c: number): number {
+  if (at === -1) return -1
+  at = skipBlanks(buf, at, end)
+  return at < end && buf[at] === c ? at + 1 : -1
+}
+
+/** The position just past the JSON string literal that opens at `at`, or -1. */
+export function stringEnd (buf: Buffer, at: number, end: number): number {
+  if (at === -1 || buf[at] !== QUOTE) return -1
+  for (let q = buf.indexOf(QUOTE, at + 1); q !== -1 && q < end; q = buf.indexOf(QUOTE, q + 1)) {
+    let slashes = 0
+    while (buf[q - 1 - slashes] === BACKSLASH) slashes++
+    if (slashes % 2 === 0) return q + 1
+  }
+  return -1
+}
+
+/** Where the unsigned integer at `buf[at]` (blanks skipped first) ends, or -1. */
+export function indexEnd (buf: Buffer, at: number, end: number): number {
+  if (at === -1) return -1
+  at = skipBlanks(buf, at, end)
+  const from = at
+  while (at < end && (buf[at] as number) >= ZERO && (buf[at] as number) <= NINE) at++
+  return at > from && at - from <= MAX_INDEX_DIGITS ? at : -1
+}
+
+/** The value of the digits `buf[from, to)`. */
+export function readIndex (buf: Buffer, from: number, to: number): number {
+  let value = 0
+  for (let at = skipBlanks(buf, from, to); at < to; at++) value = value * 10 + (buf[at] as number) - ZERO
+  return value
+}
+
+/**
+ * True when `buf[key]` starts a key of an object, not text inside a string: the byte
+ * before it (blanks skipped) opens the object or follows a value.
+ */
+export function isKeyStart (buf: Buffer, key: number, start: number): boolean {
+  let before = key - 1
+  while (before > start && isBlank(buf[before])) before--
+  return buf[before] === OPEN_BRACE || buf[before] === COMMA
+}
+
+/**
+ * The position of the `{` that opens the JSON object of the data line at `buf[line]`
+ * (`data:` and its optional space), when that line holds one object (its last byte
+ * before the line end is `}`); else -1. `lineEnd` is where the line's bytes end.
+ */
+export function objectOfDataLine (buf: Buffer, line: number, lineEnd: number, data: Buffer): number {
+  for (let k = 0; k < data.length; k++) if (buf[line + k] !== data[k]) return -1
+  const open = line + data.length + (buf[line + data.length] === SPACE ? 1 : 0)
+  let last = lineEnd - 1
+  while (last > open && (buf[last] === LF || buf[last] === CR)) last--
+  return buf[open] === OPEN_BRACE && buf[last] === CLOSE_BRACE ? open : -1
+}
+
+/**
+ * The text of the JSON string literal `buf[from, to)` (quotes included), or undefined
+ * when it is not valid JSON. Without escapes its bytes are the text, decoded once.
+ */
+export function readString (buf: Buffer, from: number, to: number): string | undefined {
+  const text = buf.toString('utf8', from + 1, to - 1)
+  if (text.indexOf('\\') === -1) return text
+  try {
+    return JSON.parse(buf.toString('utf8', from, to)) as string
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,89 @@
+import t from 'tap'
+import {
+  CLOSE_BRACE, COLON, expect, expectByte, indexEnd, isKeyStart, objectOfDataLine, readIndex, readString, skipBlanks, stringEnd
+} from '../../src/sse/raw-bytes.js'
+
+const b = (text: string): Buffer => Buffer.from(text, 'utf8')
+
+t.test('blanks are spaces and tabs, never line ends', async (t) => {
+  const rows: Array<[string, number, number]> = [['  \tx', 0, 3], ['x', 0, 0], ['\nx', 0, 0], ['   ', 1, 3]]
+  for (const [text, at, expected] of rows) t.equal(skipBlanks(b(text), at, text.length), expected, JSON.stringify(text))
+  t.equal(skipBlanks(b('    x'), 0, 2), 2, 'never past the end given')
+})
+
+t.test('expect and expectByte: the position after a word or byte, blanks first, or -1', async (t) => {
+  const buf = b('  "key" :  {')
+  const key = expect(buf, 0, buf.length, b('"key"'))
+  t.equal(key, 7, 'after the word')
+  t.equal(expectByte(buf, key, buf.length, COLON), 9, 'after the colon')
+  t.equal(expect(buf, 0, buf.length, b('"kex"')), -1, 'another word')
+  t.equal(expect(buf, 0, 5, b('"key"')), -1, 'a word cut by the end')
+  t.equal(expect(buf, -1, buf.length, b('"key"')), -1, 'a failed step stays failed')
+  t.equal(expectByte(buf, 9, buf.length, CLOSE_BRACE), -1, 'another byte')
+  t.equal(expectByte(buf, 9, 10, 0x7b), -1, 'the byte past the end')
+  t.equal(expectByte(buf, -1, buf.length, COLON), -1, 'a failed step stays failed')
+})
+
+t.test('stringEnd finds the quote that ends a JSON string, not an escaped one', async (t) => {
+  const rows: Array<[string, number]> = [
+    ['"abc" x', 5],
+    ['"a\\"b" x', 6],
+    ['"a\\\\" x', 5],
+    ['"a\\\\\\"b" x', 8],
+    ['"" x', 2],
+    ['"unterminated', -1],
+    ['x"abc"', -1]
+  ]
+  for (const [text, expected] of rows) t.equal(stringEnd(b(text), 0, text.length), expected, text)
+  t.equal(stringEnd(b('"abc"'), 0, 4), -1, 'a quote past the end given does not count')
+  t.equal(stringEnd(b('"abc"'), -1, 5), -1, 'a failed step stays failed')
+})
+
+t.test('indexEnd and readIndex: 1 to 9 digits', async (t) => {
+  const rows: Array<[string, number, number | undefined]> = [
+    ['0,', 1, 0], [' 42}', 3, 42], ['123456789,', 9, 123456789], ['1234567890,', -1, undefined], ['-1', -1, undefined], [',', -1, undefined]
+  ]
+  for (const [text, end, value] of rows) {
+    const buf = b(text)
+    t.equal(indexEnd(buf, 0, buf.length), end, `${text}: ends at ${end}`)
+    if (value !== undefined) t.equal(readIndex(buf, 0, end), value, `${text}: reads ${value}`)
+  }
+  t.equal(indexEnd(b('12'), -1, 2), -1, 'a failed step stays failed')
+})
+
+t.test('isKeyStart: a key follows an object\'s opening brace or a comma, not text in a string', async (t) => {
+  const buf = b('{"a": "x\\"b", "b": 1, \t"c": 2}')
+  t.ok(isKeyStart(buf, 1, 0), 'first key')
+  t.ok(isKeyStart(buf, buf.lastIndexOf('"b"'), 0), 'after a comma')
+  t.ok(isKeyStart(buf, buf.indexOf('"c"'), 0), 'after a comma and blanks')
+  t.notOk(isKeyStart(buf, buf.indexOf('"b"'), 0), '"b" that starts at an escaped quote inside a string')
+})
+
+t.test('objectOfDataLine: a data line holding one JSON object', async (t) => {
+  const data = b('data:')
+  const rows: Array<[string, number]> = [
+    ['data: {"a":1}\n\n', 6],
+    ['data:{"a":1}\r\n\r\n', 5],
+    ['data: {"a":1}\r\r', 6],
+    ['data:  {"a":1}\n\n', -1],
+    [' data: {"a":1}\n\n', -1],
+    ['data: [1]\n\n', -1],
+    ['data: {"a":1} x\n\n', -1],
+    ['event: {"a":1}\n\n', -1]
+  ]
+  for (const [text, expected] of rows) t.equal(objectOfDataLine(b(text), 0, text.length, data), expected, JSON.stringify(text))
+})
+
+t.test('readString: the text of a literal, decoded once, escapes by JSON\'s rules', async (t) => {
+  const rows: Array<[string, string | undefined]> = [
+    ['"plain words"', 'plain words'],
+    ['"caf\u00e9 \ud83c\udf4e"', 'caf\u00e9 \ud83c\udf4e'],
+    ['"a\\nb \\u2014 \\"q\\""', 'a\nb \u2014 "q"'],
+    ['""', ''],
+    ['"bad \\x escape"', undefined]
+  ]
+  for (const [literal, expected] of rows) {
+    const buf = b(`x${literal}y`)
+    t.equal(readString(buf, 1, buf.length - 1), expected, literal)
+  }
+})
