@@ -2,8 +2,8 @@ import type { EventSourceMessage } from 'eventsource-parser'
 import { isObject } from '../json.js'
 import type { JsonObject as Json } from '../json.js'
 import type { Rewriter } from '../rewrite/rewriter.js'
-import { findContentSlot } from './content-slot.js'
-import { readString } from './raw-bytes.js'
+import { CHOICES, findContentSlot } from './content-slot.js'
+import { bytesAt, readString } from './raw-bytes.js'
 import type { ContentSlot } from './content-slot.js'
 import type { EventHandler, RawEvent } from './event-stream.js'
 import { createFinder, replaceData, replaceStrings } from './raw-json.js'
@@ -112,6 +112,17 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter, optio
   const findName = createFinder('event:')
   const findChoices = createFinder('"choices"')
   const slot: ContentSlot = { index: 0, from: 0, to: 0 }
+  /**
+   * Where the last content chunk had its `"choices"` key, from the event's start. The
+   * fields before it (id, object, created, model) are the same in every chunk of an
+   * answer, so the next chunk is looked at there first, without a search.
+   */
+  let choicesOffset = -1
+
+  function choicesOf (event: RawEvent): number {
+    const guess = event.start + choicesOffset
+    return choicesOffset !== -1 && bytesAt(event.buf, guess, CHOICES) ? guess : findChoices(event)
+  }
 
   /** A `"finish_reason"` with a string value in the event; `null` is the common case. */
   function finishSet (event: RawEvent): boolean {
@@ -212,9 +223,10 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter, optio
    * byte staying as the upstream sent it. Undefined sends the event to the parser.
    */
   function takeContent (event: RawEvent, out: Array<Buffer | string>): 'forward' | 'replaced' | undefined {
-    const choicesAt = findChoices(event)
+    const choicesAt = choicesOf(event)
     if (choicesAt === -1 || findError(event) !== -1 || !findContentSlot(event, choicesAt, slot)) return undefined
     const { buf, start, end } = event
+    choicesOffset = choicesAt - start
     const text = readString(buf, slot.from, slot.to)
     if (text === undefined) return undefined
     const state = choiceState(slot.index)
@@ -229,7 +241,7 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter, optio
 
   return {
     inspect (event, out) {
-      if (holding === 0 && findContent(event) !== -1 && event.lines === 1) {
+      if (event.lines === 1) {
         const taken = takeContent(event, out)
         if (taken !== undefined) return taken
       }

@@ -21,7 +21,7 @@ export interface ContentSlot {
 }
 
 const DATA = Buffer.from('data:')
-const CHOICES = Buffer.from('"choices"')
+export const CHOICES = Buffer.from('"choices"')
 const INDEX = Buffer.from('"index"')
 const DELTA = Buffer.from('"delta"')
 const CONTENT = Buffer.from('"content"')

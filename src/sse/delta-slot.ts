@@ -1,5 +1,5 @@
 import type { RawEvent } from './event-stream.js'
-import { COLON, expect, expectByte, indexEnd, isKeyStart, objectOfDataLine, readIndex, skipBlanks, stringEnd } from './raw-bytes.js'
+import { COLON, bytesAt, expect, expectByte, indexEnd, isKeyStart, objectOfDataLine, readIndex, skipBlanks, stringEnd } from './raw-bytes.js'
 
 /**
  * Finds, on an event's raw bytes, the text of a Responses API text delta: the two-line
@@ -38,9 +38,6 @@ const DATA = Buffer.from('data:')
 const LF = 0x0a
 const CR = 0x0d
 const SPACE = 0x20
-
-const bytesAt = (buf: Buffer, at: number, word: Buffer): boolean =>
-  at + word.length <= buf.length && buf.compare(word, 0, word.length, at, at + word.length) === 0
 
 /** The position of the value of the key found at `key` (its colon skipped), or -1. */
 function valueOf (event: RawEvent, key: number, keyLength: number): number {

@@ -138,7 +138,8 @@ export function createEventStream (handler: EventHandler, options: EventStreamOp
         afterCr = true
         nextCr = buf.indexOf(CR, at + 1)
       } else {
-        nextLf = buf.indexOf(LF, at + 1)
+        // An event's data line is followed by the blank line that ends it: one look, no search.
+        nextLf = buf[at + 1] === LF ? at + 1 : buf.indexOf(LF, at + 1)
       }
       i = at + 1
     }

@@ -19,6 +19,9 @@ const TAB = 0x09
 const ZERO = 0x30
 const NINE = 0x39
 
+/** Bytes of a string literal looked at one by one before a native search takes over. */
+const SHORT_STRING = 64
+
 /** Digits of a number read as an index (a choice, a part), not one to compute with. */
 const MAX_INDEX_DIGITS = 9
 
@@ -27,6 +30,13 @@ const isBlank = (c: number | undefined): boolean => c === SPACE || c === TAB
 export function skipBlanks (buf: Buffer, at: number, end: number): number {
   while (at < end && isBlank(buf[at])) at++
   return at
+}
+
+/** True when `word`'s bytes are at `buf[at]`: a few compares, cheaper than a native call. */
+export function bytesAt (buf: Buffer, at: number, word: Buffer): boolean {
+  if (at < 0 || at + word.length > buf.length) return false
+  for (let k = 0; k < word.length; k++) if (buf[at + k] !== word[k]) return false
+  return true
 }
 
 /** The position after `word` at `buf[at]` (blanks skipped first), or -1. */
@@ -48,7 +58,13 @@ export function expectByte (buf: Buffer, at: number, end: number, c: number): nu
 /** The position just past the JSON string literal that opens at `at`, or -1. */
 export function stringEnd (buf: Buffer, at: number, end: number): number {
   if (at === -1 || buf[at] !== QUOTE) return -1
-  for (let q = buf.indexOf(QUOTE, at + 1); q !== -1 && q < end; q = buf.indexOf(QUOTE, q + 1)) {
+  // Most literals are a few words: looking at their bytes costs less than a native
+  // search's call; a long one (an inline image) is searched natively.
+  const near = Math.min(end, at + SHORT_STRING)
+  let q = at + 1
+  while (q < near && buf[q] !== QUOTE) q++
+  if (q === near) q = buf.indexOf(QUOTE, near)
+  for (; q !== -1 && q < end; q = buf.indexOf(QUOTE, q + 1)) {
     let slashes = 0
     while (buf[q - 1 - slashes] === BACKSLASH) slashes++
     if (slashes % 2 === 0) return q + 1
@@ -88,7 +104,7 @@ export function isKeyStart (buf: Buffer, key: number, start: number): boolean {
  * before the line end is `}`); else -1. `lineEnd` is where the line's bytes end.
  */
 export function objectOfDataLine (buf: Buffer, line: number, lineEnd: number, data: Buffer): number {
-  for (let k = 0; k < data.length; k++) if (buf[line + k] !== data[k]) return -1
+  if (!bytesAt(buf, line, data)) return -1
   const open = line + data.length + (buf[line + data.length] === SPACE ? 1 : 0)
   let last = lineEnd - 1
   while (last > open && (buf[last] === LF || buf[last] === CR)) last--

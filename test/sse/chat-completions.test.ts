@@ -215,8 +215,12 @@ t.test('the common content chunk is taken on its bytes: forwarded unparsed, or c
   t.equal(inspect(hermes('Look ![')), 'replaced', 'a reference that starts')
   t.equal(out.map(String).join(''), hermes('Look '), 'its start is held')
   out.length = 0
-  t.equal(inspect(hermes('a](/c/x.png)')), 'decode', 'while text is held every content chunk is parsed')
-  t.equal(out.length, 0, 'and nothing is written by the look')
+  t.equal(inspect(hermes('a](/c/x.png) ok')), 'replaced', 'the chunk that completes it is taken on its bytes too')
+  t.equal(out.map(String).join(''), hermes('![a](http://gate.test/images/x.png) ok'), 'with the held start and the link')
+  out.length = 0
+  t.equal(inspect(hermes('Look !')), 'replaced', 'text held again')
+  out.length = 0
+  t.equal(inspect(chunk({ tool_calls: [{ index: 0, id: 't', type: 'function', function: { name: 'f', arguments: '' } }] })), 'decode', 'while text is held, a chunk without text is parsed: it may release it')
 
   const fresh = createChatCompletionsHandler(() => createRewriter({ resolve }))
   const buf = Buffer.from(hermes('x'))
