@@ -11,9 +11,7 @@ export interface Output {
   stderr: { write: (text: string) => unknown }
 }
 
-/** Exit code for a user mistake in flags, environment or config file (as in getopt tools). */
-export const EXIT_USAGE = 2
-/** Exit code for anything else that went wrong. */
+/** Exit code for anything that went wrong but a ConfigError (which has its own). */
 export const EXIT_FAILURE = 1
 
 /**
@@ -55,7 +53,7 @@ async function run (argv: string[], env: NodeJS.ProcessEnv, output: Output, stop
 function report (err: unknown, output: Output): number {
   const message = err instanceof Error ? err.message : String(err)
   output.stderr.write(`imagegate: ${message.split('\n')[0]}\n`)
-  return err instanceof ConfigError ? EXIT_USAGE : EXIT_FAILURE
+  return err instanceof ConfigError ? err.exitCode : EXIT_FAILURE
 }
 
 /**

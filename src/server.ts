@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { STATUS_CODES } from 'node:http'
 import type { IncomingMessage } from 'node:http'
 import path from 'node:path'
 import type { AddressInfo } from 'node:net'
@@ -9,7 +10,7 @@ import type { DestinationStream } from 'pino'
 import { defaultPublicUrl, isImageLink, publicPath, redactUrl, unmount } from './config/urls.js'
 import { formatAddress, isLoopbackHost, machineAddresses, reachesListener, selfUpstreamMessage } from './config/self-address.js'
 import type { Options } from './config/options.js'
-import { ConfigError, ImagegateError, answerCutByShutdown, refusedByShutdown } from './errors.js'
+import { ConfigError, errorBody, malformedRequest, serverShuttingDown, toHttpError } from './errors.js'
 import { createFileResolver } from './files/resolver.js'
 import type { FileResolver } from './files/resolver.js'
 import { createSigner, loadOrCreateKey } from './files/signing.js'
@@ -146,9 +147,19 @@ export async function buildServer (options: Options, settings: ServerSettings = 
       // Fastify's option type is generic over route schemas this server does not use.
       const plain = reply as unknown as FastifyReply
       observeOnClose(request as unknown as FastifyRequest, plain, metrics, answers)
-      // Every error Fastify hands over here carries its status; the fallback is for the type.
-      /* c8 ignore next */
-      plain.code(error.statusCode ?? 400).send({ error: { message: 'the request URL is malformed', type: 'invalid_request_error', code: error.code } })
+      return sendError(error, request as unknown as FastifyRequest, plain)
+    },
+    // A request Node's HTTP parser refuses (a bad request line, a head too large or too
+    // slow) never becomes a request: the answer is written to the socket, in the same
+    // shape as every other error instead of Fastify's own.
+    clientErrorHandler: (err, socket) => {
+      const error = toHttpError(err, malformedRequest)
+      const body = JSON.stringify(error.toBody())
+      // A reset or closing connection takes nothing more (Fastify's default does the same).
+      if (socket.writable && err.code !== 'ECONNRESET') {
+        socket.write(`HTTP/1.1 ${error.statusCode} ${STATUS_CODES[error.statusCode] as string}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`)
+      }
+      socket.destroy(err)
     }
   })
 
@@ -189,19 +200,10 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     store
   })
 
-  app.setErrorHandler((error, request, reply) => {
-    if (error instanceof ImagegateError) {
-      // A client mistake is already visible as the status of the request line. Expected
-      // failures are one line with their cause: a stack would only point into undici.
-      const cause = error.cause === undefined ? {} : { cause: describeCause(error.cause) }
-      request.log[error.statusCode >= 500 ? 'warn' : 'debug']({ code: error.code, ...cause }, error.message)
-      return reply.code(error.statusCode).send(error.toBody())
-    }
-    const status = typeof (error as { statusCode?: unknown }).statusCode === 'number' ? (error as { statusCode: number }).statusCode : 500
-    if (status >= 500) request.log.error({ err: error }, 'request failed')
-    const message = status >= 500 ? 'internal error' : (error as Error).message
-    return reply.code(status).send({ error: { message, type: status >= 500 ? 'server_error' : 'invalid_request_error', code: (error as { code?: string }).code ?? 'error' } })
-  })
+  app.setErrorHandler((error, request, reply) => sendError(error, request, reply))
+  // Methods the router has no route for (PROPFIND, LOCK…): Fastify's own 404 body
+  // would echo the URL, query string included.
+  app.setNotFoundHandler((_request, reply) => reply.code(404).header('cache-control', 'no-store').send(NOT_FOUND_BODY))
 
   app.addHook('onRequest', async (request, reply) => {
     observeOnClose(request, reply, metrics, answers)
@@ -210,7 +212,7 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     // one whose head was still arriving). Served, it would start an agent run the grace
     // may cut; refused, it never reaches the upstream and the client can send it again,
     // as the OpenAI SDK does on a 503.
-    if (drain.draining) return reply.code(503).header('connection', 'close').send(refusedByShutdown().toBody())
+    if (drain.draining) return reply.code(503).header('connection', 'close').send(serverShuttingDown('not-forwarded').toBody())
   })
 
   const { timeoutMs, ...cache } = settings.readiness ?? {}
@@ -270,7 +272,7 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     }
     if (await within(closing, options.shutdownGrace * 1000)) return
     if (streams.size > 0) app.log.warn({ streams: streams.size }, 'shutting down: cutting streams still running')
-    for (const stream of streams) stream.stop(answerCutByShutdown())
+    for (const stream of streams) stream.stop(serverShuttingDown('answer-cut'))
     graceOver.abort()
     // Whatever is still open now (a client that does not read, a request head that never
     // ends) would hold the process past the grace.
@@ -328,6 +330,28 @@ export async function startServer (options: Options, extra: { warnings?: string[
     server.app.log.warn({ address: server.address }, `--no-signing on ${server.address}: anyone who can reach this address can fetch every deliverable file by its name`)
   }
   return { url, publicUrl: server.publicUrl, address: server.address, close: server.close }
+}
+
+const NOT_FOUND_BODY = errorBody('not_found')
+
+/**
+ * Answers `error` with its row of the error table. A client mistake is already visible
+ * as the status of the request line: its debug line has the code only, since the cause
+ * of one Fastify found may quote the URL. Expected failures are one line with their
+ * cause: a stack would only point into undici. An error nobody foresaw is logged whole,
+ * and its client gets `internal_error`, never its message.
+ */
+function sendError (error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const answer = toHttpError(error)
+  if (answer.code === 'internal_error') {
+    request.log.error({ err: answer.cause }, 'request failed')
+  } else if (answer.statusCode >= 500) {
+    const cause = answer.cause === undefined ? {} : { cause: describeCause(answer.cause) }
+    request.log.warn({ code: answer.code, ...cause }, answer.message)
+  } else {
+    request.log.debug({ code: answer.code }, answer.message)
+  }
+  return reply.code(answer.statusCode).send(answer.toBody())
 }
 
 /** Whether `promise` settles within `ms`. */

@@ -1,4 +1,6 @@
+import { once } from 'node:events'
 import fs from 'node:fs'
+import net from 'node:net'
 import { Writable } from 'node:stream'
 import t from 'tap'
 import type { Test } from 'tap'
@@ -9,7 +11,9 @@ import { folderId } from '../src/files/names.js'
 import { contentOf, startGate } from './fixtures/gate.js'
 import { testOptions } from './fixtures/options.js'
 import { IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage } from './fixtures/hermes.js'
-import { send } from './fixtures/http.js'
+import { send, waitFor } from './fixtures/http.js'
+import { rawRequest } from './fixtures/raw-socket.js'
+import { ERRORS, errorBody } from '../src/errors.js'
 import { DONE, contentEvents, sse, startMockUpstream } from './fixtures/mock-upstream.js'
 
 function options (t: Test, upstream: string, cache: string, extra: Partial<Options> = {}): Options {
@@ -51,7 +55,7 @@ t.test('a URL the router cannot decode is an OpenAI-shaped 400, logged once', as
   for (const path of ['/v1/%zz', '/v1/models%?key=hidden-query', '/images/%E0%A4%A']) {
     const res = await send(gate.url, { path })
     t.equal(res.status, 400, `${path}: 400`)
-    t.equal(res.text, '{"error":{"message":"the request URL is malformed","type":"invalid_request_error","code":"FST_ERR_BAD_URL"}}', `${path}: the whole body`)
+    t.equal(res.text, JSON.stringify(errorBody('malformed_url')), `${path}: the whole body`)
   }
   t.equal(upstream.requests.length, 0, 'nothing is forwarded')
   const lines = gate.logs.filter((line) => line.msg === 'request')
@@ -75,19 +79,90 @@ t.test('errors that are not imagegate\'s are OpenAI-shaped too, and a failure do
 
   const bare = await send(url, { path: '/fail/bare' })
   t.equal(bare.status, 500, 'bare: 500')
-  t.equal(bare.text, '{"error":{"message":"internal error","type":"server_error","code":"error"}}', 'bare: the whole body, without the message')
+  t.equal(bare.text, JSON.stringify(errorBody('internal_error')), 'bare: the whole body, without the message')
   const coded = await send(url, { path: '/fail/coded' })
   t.equal(coded.status, 500, 'a status that is no number: 500')
-  t.equal(coded.text, '{"error":{"message":"internal error","type":"server_error","code":"E_ODD"}}', 'with the error\'s code')
+  t.equal(coded.text, JSON.stringify(errorBody('internal_error')), 'the same body: the error\'s own code is not imagegate\'s')
   const failures = logs.lines().filter((line) => line.msg === 'request failed')
   t.same(failures.map((line) => [line.level, (line.err as { message: string }).message]), [[50, 'cannot read /srv/secret/path'], [50, 'odd']], 'each logged as an error, with the message')
 
   // A client mistake Fastify finds before any route runs.
   const media = await send(url, { method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'not a type' }, body: '{}' })
   t.equal(media.status, 415, 'an invalid content type: 415')
-  t.equal(media.text, '{"error":{"message":"Unsupported Media Type","type":"invalid_request_error","code":"FST_ERR_CTP_INVALID_MEDIA_TYPE"}}', 'with its message, as a client error')
+  t.equal(media.text, JSON.stringify(errorBody('unsupported_media_type')), 'imagegate\'s code and message for it, as a client error')
   t.equal(logs.lines().filter((line) => line.msg === 'request failed').length, 2, 'and not logged as a failure')
   t.equal(upstream.requests.length, 0, 'nothing is forwarded')
+})
+
+t.test('a method no route takes gets the fixed 404 body, never Fastify\'s, which echoes the URL', async t => {
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url })
+  for (const method of ['PROPFIND', 'LOCK', 'PURGE']) {
+    const res = await send(gate.url, { method, path: '/v1/models?key=hidden-query' })
+    t.equal(res.status, 404, `${method}: 404`)
+    t.equal(res.headers['cache-control'], 'no-store', `${method}: not cached`)
+    t.equal(res.text, JSON.stringify(errorBody('not_found')), `${method}: the whole body`)
+  }
+  t.equal(upstream.requests.length, 0, 'nothing is forwarded')
+})
+
+t.test('a QUERY request without a Content-Type is refused with imagegate\'s body (RFC 10008)', async t => {
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url })
+  const res = await send(gate.url, { method: 'QUERY', path: '/v1/models', body: 'q' })
+  t.equal(res.status, 400, '400')
+  t.equal(res.text, JSON.stringify(errorBody('missing_content_type')), 'the whole body')
+  t.equal(upstream.requests.length, 0, 'nothing is forwarded')
+})
+
+t.test('a request the HTTP parser refuses gets imagegate\'s body, then the connection closes', async t => {
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url })
+  const cases: Array<[string, Promise<Awaited<ReturnType<typeof rawRequest>>>, 'malformed_request' | 'request_header_too_large']> = [
+    ['a request line that is not HTTP', rawRequest(gate.url, '/v1/models', { method: 'NOT A METHOD' }), 'malformed_request'],
+    ['a head past the size limit', rawRequest(gate.url, '/v1/models', { headers: [`x-big: ${'a'.repeat(20_000)}`] }), 'request_header_too_large']
+  ]
+  for (const [label, answer, code] of cases) {
+    const res = await answer
+    const body = JSON.stringify(errorBody(code))
+    t.equal(res.status, ERRORS[code].status, `${label}: ${ERRORS[code].status}`)
+    t.match(res.head, /\r\ncontent-type: application\/json; charset=utf-8\r\n/i, `${label}: JSON`)
+    t.match(res.head, new RegExp(`\\r\\ncontent-length: ${Buffer.byteLength(body)}\\r\\n`, 'i'), `${label}: its length`)
+    t.equal(res.body.toString('utf8'), body, `${label}: the whole body`)
+  }
+  t.equal(upstream.requests.length, 0, 'nothing is forwarded')
+})
+
+t.test('a request head that does not arrive in time gets imagegate\'s 408 body; a socket already gone or closing gets nothing', async t => {
+  const upstream = await startMockUpstream()
+  t.teardown(() => upstream.close())
+  const gate = await startGate(t, { upstream: upstream.url })
+  // Node reports a slow head only after its headers timeout (a minute) on its own timer:
+  // the error it would give is handed to the server's real socket here.
+  const sockets: net.Socket[] = []
+  gate.app.server.on('connection', (socket: net.Socket) => { sockets.push(socket) })
+  const clientError = (code: string, prepare: (socket: net.Socket) => void = () => {}) => async (): Promise<string> => {
+    const client = net.connect(Number(new URL(gate.url).port), '127.0.0.1')
+    t.teardown(() => { client.destroy() })
+    const chunks: Buffer[] = []
+    client.on('data', (chunk: Buffer) => chunks.push(chunk))
+    client.on('error', () => {})
+    await once(client, 'connect')
+    await waitFor(() => sockets.length > 0, 'the server side of the connection')
+    const socket = sockets.shift() as net.Socket
+    prepare(socket)
+    gate.app.server.emit('clientError', Object.assign(new Error(code), { code }), socket)
+    await once(client, 'close')
+    return Buffer.concat(chunks).toString('utf8')
+  }
+  const timedOut = await clientError('ERR_HTTP_REQUEST_TIMEOUT')()
+  t.match(timedOut, /^HTTP\/1\.1 408 Request Timeout\r\n/, '408')
+  t.ok(timedOut.endsWith(`\r\n\r\n${JSON.stringify(errorBody('request_timeout'))}`), 'the whole body')
+  t.equal(await clientError('ECONNRESET')(), '', 'a reset connection: nothing is written')
+  t.equal(await clientError('HPE_INVALID_METHOD', (socket) => { socket.end() })(), '', 'a socket that no longer writes: nothing more is written')
 })
 
 t.test('startServer without warnings logs none', async t => {

@@ -1,6 +1,7 @@
 import { once } from 'node:events'
 import type { ServerResponse } from 'node:http'
-import { ImagegateError, upstreamBroken } from '../errors.js'
+import { upstreamEventTooLarge, upstreamStreamError } from '../errors.js'
+import type { HttpError } from '../errors.js'
 import type { EventStream } from '../sse/event-stream.js'
 import { serializeComment, serializeData } from '../sse/serialize.js'
 
@@ -24,7 +25,7 @@ export type PumpEnd = 'done' | 'eof' | 'aborted' | 'upstream-error' | 'too-large
 const KEEPALIVE = serializeComment('keepalive')
 
 /** An SSE `data:` event carrying an OpenAI-shaped error body. */
-export function errorEvent (error: ImagegateError): string {
+export function errorEvent (error: HttpError): string {
   return serializeData(JSON.stringify(error.toBody()))
 }
 
@@ -35,8 +36,8 @@ export function errorEvent (error: ImagegateError): string {
  * but an event the read cut. Backpressure from a slow client pauses the upstream read.
  * `stop()` ends the stream early with an error event (shutdown).
  */
-export function pumpEvents (res: ServerResponse, source: AsyncIterable<Uint8Array>, events: EventStream, options: PumpOptions): { done: Promise<PumpEnd>, stop: (error: ImagegateError) => void } {
-  let stopped: ImagegateError | undefined
+export function pumpEvents (res: ServerResponse, source: AsyncIterable<Uint8Array>, events: EventStream, options: PumpOptions): { done: Promise<PumpEnd>, stop: (error: HttpError) => void } {
+  let stopped: HttpError | undefined
 
   /**
    * Writes `texts` (the rare case of several pieces: held text and an error event, or
@@ -88,14 +89,14 @@ export function pumpEvents (res: ServerResponse, source: AsyncIterable<Uint8Arra
         const writable = bytes.length === 0 || res.destroyed || res.write(bytes)
         if (events.done) return 'done'
         if (events.overflowed) {
-          write([events.end(), errorEvent(new ImagegateError('upstream_event_too_large', 502, 'upstream_error', 'the upstream sent an event larger than imagegate accepts'))])
+          write([events.end(), errorEvent(upstreamEventTooLarge())])
           return 'too-large'
         }
         if (!writable) await once(res, 'drain', { signal: options.signal })
       }
       // EOF without [DONE] and without a finish is a cut answer, never a clean one.
       const rest: Piece[] = [events.end()]
-      if (!events.done && !options.complete()) rest.push(errorEvent(upstreamBroken(undefined)))
+      if (!events.done && !options.complete()) rest.push(errorEvent(upstreamStreamError()))
       write(rest)
       return 'eof'
     } catch (err) {
@@ -105,7 +106,7 @@ export function pumpEvents (res: ServerResponse, source: AsyncIterable<Uint8Arra
       }
       if (options.signal.aborted) return 'aborted'
       options.onUpstreamError(err)
-      write([...heldOnError(), errorEvent(upstreamBroken(err))])
+      write([...heldOnError(), errorEvent(upstreamStreamError(err))])
       return 'upstream-error'
       // Try and catch both return: V8 still counts the gap before `finally` as a branch.
       /* c8 ignore next */

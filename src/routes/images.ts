@@ -20,6 +20,8 @@ import type { CompactSetting } from '../files/negotiate.js'
 import type { DeliverableFile, FileResolver } from '../files/resolver.js'
 import type { Signer } from '../files/signing.js'
 import { createFileCache } from '../files/file-cache.js'
+import { ERRORS, errorBody } from '../errors.js'
+import type { ErrorBody } from '../errors.js'
 
 export interface ImagesOptions {
   files: FileResolver
@@ -37,10 +39,6 @@ export const IMAGES_PREFIX = '/images'
 /** One day: names are stable, but a regenerated file keeps its name, so not `immutable`. */
 const MAX_AGE_MS = 86_400_000
 
-function errorBody (message: string, type: string, code: string): { readonly error: { message: string, type: string, code: string } } {
-  return Object.freeze({ error: Object.freeze({ message, type, code }) })
-}
-
 // Headers that make a request more than "send me the file".
 const CONDITIONAL = ['range', 'if-range', 'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since']
 
@@ -53,12 +51,13 @@ const REVALIDATE = 'no-cache'
 const contentType = (file: string): string => send.mime.getType(file) ?? 'application/octet-stream'
 
 /** The whole 404 body, the same for every miss so it can never echo the request. */
-export const NOT_FOUND_BODY = errorBody('not found', 'not_found', 'not_found')
+const NOT_FOUND_BODY = errorBody('not_found')
 
-// Answers to a valid file but an impossible Range or If-Match; fixed for the same reason.
-const CLIENT_ERROR_BODIES = new Map([
-  [412, errorBody('precondition failed', 'invalid_request_error', 'precondition_failed')],
-  [416, errorBody('range not satisfiable', 'invalid_request_error', 'range_not_satisfiable')]
+// Answers to a valid file but an impossible Range or If-Match, by the status
+// @fastify/send reports them with; fixed for the same reason.
+const SEND_ERROR_BODIES: ReadonlyMap<number, ErrorBody> = new Map([
+  [ERRORS.precondition_failed.status, errorBody('precondition_failed')],
+  [ERRORS.range_not_satisfiable.status, errorBody('range_not_satisfiable')]
 ])
 
 // Raw-URL checks. Each stops a bypass that survives some later decoding step; a name
@@ -121,19 +120,19 @@ export function movedLocation (oldName: string, name: string): string {
 // place they would describe the error body as the image, with the image's ETag.
 const FILE_HEADERS = ['content-type', 'content-length', 'content-range', 'etag', 'last-modified', 'accept-ranges', 'cache-control']
 
-/** A fixed JSON error body, with none of the file's headers. */
-function sendError (reply: FastifyReply, status: number, body: object, contentRange?: string): FastifyReply {
+/** A fixed JSON error body with its status from the error table, and none of the file's headers. */
+function sendError (reply: FastifyReply, body: ErrorBody, contentRange?: string): FastifyReply {
   for (const name of FILE_HEADERS) reply.removeHeader(name)
   if (contentRange !== undefined) reply.header('content-range', contentRange)
   return reply
-    .code(status)
+    .code(ERRORS[body.error.code].status)
     .header('cache-control', 'no-store')
     .type('application/json; charset=utf-8')
     .send(body)
 }
 
 function notFound (reply: FastifyReply): FastifyReply {
-  return sendError(reply, 404, NOT_FOUND_BODY)
+  return sendError(reply, NOT_FOUND_BODY)
 }
 
 /**
@@ -177,10 +176,9 @@ export async function registerImages (app: FastifyInstance, options: ImagesOptio
       // @fastify/send reports 412 and 416 as errors, the 416 with a Content-Range
       // header telling the client the real length.
       const { statusCode, headers } = error as { statusCode?: number, headers?: Record<string, string> }
-      const status = Number(statusCode)
-      const body = CLIENT_ERROR_BODIES.get(status)
+      const body = SEND_ERROR_BODIES.get(Number(statusCode))
       if (body !== undefined) {
-        return sendError(reply, status, body, headers?.['Content-Range'])
+        return sendError(reply, body, headers?.['Content-Range'])
       }
       // A file that became unreadable after the check. The default handler would put
       // the error message, which holds the file's path, in the body.

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
-import { ImagegateError, answerCutByShutdown, loopDetected, requestTooLarge, upstreamBroken } from '../errors.js'
+import { HttpError, errorBody, loopDetected, requestTooLarge, serverShuttingDown, upstreamStreamError } from '../errors.js'
 import { createEventStream } from '../sse/event-stream.js'
 import type { ReferenceTally, RewriteSession } from '../rewrite/session.js'
 import { classifyUpstreamError } from '../upstream/client.js'
@@ -10,7 +10,6 @@ import type { Upstream } from '../upstream/client.js'
 import { clientResponseHeaders, upstreamRequestHeaders, viaIncludes } from '../upstream/headers.js'
 import { describeCause } from '../log.js'
 import { pumpEvents } from './event-pump.js'
-import { NOT_FOUND_BODY } from './images.js'
 import type { PumpEnd } from './event-pump.js'
 import { PROTOCOLS } from './protocols.js'
 import type { Protocol } from './protocols.js'
@@ -25,7 +24,7 @@ export const LINGER_MS = 30_000
 /** A running event stream, as the server sees it for shutdown and metrics. */
 export interface ActiveStream {
   /** Ends the stream now with `error` as its last event. */
-  stop: (error: ImagegateError) => void
+  stop: (error: HttpError) => void
   readonly done: Promise<PumpEnd>
 }
 
@@ -70,6 +69,8 @@ export interface ProxyOptions {
   maxBodySize?: number
   maxJsonSize?: number
 }
+
+const NOT_FOUND_BODY = errorBody('not_found')
 
 const SSE_HEADERS = {
   'content-type': 'text/event-stream',
@@ -120,7 +121,7 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
     // A client that goes away must stop the agent run it started (it costs money).
     const controller = new AbortController()
     const { graceOver } = options
-    const cut = (): void => { controller.abort(answerCutByShutdown()) }
+    const cut = (): void => { controller.abort(serverShuttingDown('answer-cut')) }
     graceOver?.addEventListener('abort', cut)
     reply.raw.once('close', () => {
       graceOver?.removeEventListener('abort', cut)
@@ -129,7 +130,7 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
     // A client that left gets nothing; a request cut by shutdown gets its 503.
     const stopped = (): FastifyReply => {
       const reason: unknown = controller.signal.reason
-      if (reason instanceof ImagegateError) throw reason
+      if (reason instanceof HttpError) throw reason
       return reply
     }
 
@@ -182,7 +183,7 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
       } catch (err) {
         if (controller.signal.aborted) return stopped()
         // Headers came, the body did not: the same failure as a stream cut short.
-        throw upstreamBroken(err)
+        throw upstreamStreamError(err)
       }
       if (read.whole) {
         const raw = Buffer.concat(read.chunks)
@@ -235,7 +236,7 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
  * with a reset that can destroy the 413 on its way. So the rest is read and dropped (a
  * lingering close, as nginx does), for at most `LINGER_MS`.
  */
-function refuseTooLarge (request: FastifyRequest, limit: number): ImagegateError {
+function refuseTooLarge (request: FastifyRequest, limit: number): HttpError {
   const { raw } = request
   // Node unsets it once the request is destroyed (the client is already gone).
   const socket = raw.socket as Socket | null

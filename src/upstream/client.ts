@@ -1,6 +1,6 @@
 import { Pool, errors as undiciErrors } from 'undici'
 import type { Dispatcher } from 'undici'
-import { ImagegateError, upstreamTimeout, upstreamUnreachable } from '../errors.js'
+import { HttpError, upstreamTimeout, upstreamUnreachable } from '../errors.js'
 
 /**
  * Idle limits, not total ones: an agent run streams for minutes, and a non-streaming call
@@ -65,8 +65,8 @@ export function createUpstream (options: UpstreamOptions): Upstream {
 }
 
 /** Maps a failure before the upstream's headers arrived to the error the client gets. */
-export function classifyUpstreamError (err: unknown): ImagegateError {
-  if (err instanceof ImagegateError) return err
+export function classifyUpstreamError (err: unknown): HttpError {
+  if (err instanceof HttpError) return err
   if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.ConnectTimeoutError) {
     return upstreamTimeout(err)
   }

@@ -11,11 +11,11 @@ import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { folderId } from '../../src/files/names.js'
-import { NOT_FOUND_BODY } from '../../src/routes/images.js'
 import { startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
 import { solidPng } from '../fixtures/png.js'
 import { startMockUpstream } from '../fixtures/mock-upstream.js'
+import { errorBody } from '../../src/errors.js'
 
 const KEY_HEX = '5e'.repeat(32)
 const FIRST_DUP = solidPng(3, 3)
@@ -95,7 +95,7 @@ t.test('an old name is looked up as before: when the first folder loses the file
   fs.unlinkSync(path.join(second, 'dup.png'))
   const gone = await fetch(oldLink, { redirect: 'manual' })
   t.equal(gone.status, 404, 'a name whose file is gone is not found')
-  t.same(await gone.json(), NOT_FOUND_BODY, 'with the fixed body')
+  t.same(await gone.json(), errorBody('not_found'), 'with the fixed body')
   t.equal(gone.headers.get('location'), null, 'and no redirect')
 })
 
@@ -111,7 +111,7 @@ t.test('an old name without its valid old signature is not found', async (t) => 
   for (const [query, why] of cases) {
     const response = await fetch(`${gate.url}/images/dup.png${query}`, { redirect: 'manual' })
     t.equal(response.status, 404, `${why}: 404`)
-    t.same(await response.json(), NOT_FOUND_BODY, `${why}: the fixed body`)
+    t.same(await response.json(), errorBody('not_found'), `${why}: the fixed body`)
     t.equal(response.headers.get('location'), null, `${why}: no redirect`)
   }
 })

@@ -8,12 +8,12 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { NOT_FOUND_BODY } from '../../src/routes/images.js'
 import { contentOf, pathAndQuery } from '../fixtures/gate.js'
 import { PNG } from '../fixtures/hermes.js'
 import { send } from '../fixtures/http.js'
 import { chunk, contentEvents, DONE, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
 import { parseMetrics, sampleValue } from '../fixtures/prometheus.js'
+import { errorBody } from '../../src/errors.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
@@ -83,7 +83,7 @@ t.test('an unprivileged server links only what it can read, and 404s what it no 
   for (const [label, method, headers] of requests) {
     const res = await send(base, { method, path: pathAndQuery(later), headers })
     t.equal(res.status, 404, `${label}: 404`)
-    t.equal(res.text, method === 'HEAD' ? '' : JSON.stringify(NOT_FOUND_BODY), `${label}: the fixed body`)
+    t.equal(res.text, method === 'HEAD' ? '' : JSON.stringify(errorBody('not_found')), `${label}: the fixed body`)
     t.match(res.headers['content-type'], /^application\/json/, `${label}: JSON`)
     t.equal(res.headers.etag, undefined, `${label}: no ETag of the file`)
     t.equal(res.headers['content-range'], undefined, `${label}: no Content-Range`)

@@ -6,9 +6,10 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { folderId } from '../../src/files/names.js'
 import { createFileResolver, type FileResolver } from '../../src/files/resolver.js'
-import { movedLocation, NOT_FOUND_BODY, rawNameFromUrl, registerImages } from '../../src/routes/images.js'
+import { movedLocation, rawNameFromUrl, registerImages } from '../../src/routes/images.js'
 import { createSigner, type Signer } from '../../src/files/signing.js'
 import { APPLE_A, APPLE_B, DEEP, SECRET, X_B, buildTree } from '../fixtures/files/tree.js'
+import { errorBody } from '../../src/errors.js'
 
 interface Response { status: number, headers: http.IncomingHttpHeaders, body: Buffer }
 
@@ -29,7 +30,7 @@ function raw (base: string, rawPath: string, options: { method?: string, headers
 
 const tree = buildTree(t)
 const files = createFileResolver({ cacheDirs: [tree.cacheA, tree.cacheB], homedir: tree.homedir })
-const NOT_FOUND_JSON = JSON.stringify(NOT_FOUND_BODY)
+const NOT_FOUND_JSON = JSON.stringify(errorBody('not_found'))
 // Every name starts with its folder's id.
 const A = folderId(tree.cacheA)
 const B = folderId(tree.cacheB)
@@ -124,11 +125,11 @@ t.test('conditional requests, ranges and HEAD', async (t) => {
   const unsatisfiable = await raw(base, `${IA}/apple.png`, { headers: { range: `bytes=${APPLE_A.length + 10}-` } })
   t.equal(unsatisfiable.status, 416, '416 past the end')
   t.equal(unsatisfiable.headers['content-range'], `bytes */${APPLE_A.length}`, '416 tells the length')
-  t.same(JSON.parse(unsatisfiable.body.toString()), { error: { message: 'range not satisfiable', type: 'invalid_request_error', code: 'range_not_satisfiable' } }, '416 body')
+  t.same(JSON.parse(unsatisfiable.body.toString()), errorBody('range_not_satisfiable'), '416 body')
 
   const precondition = await raw(base, `${IA}/apple.png`, { headers: { 'if-match': '"other"' } })
   t.equal(precondition.status, 412, '412 on a failed If-Match')
-  t.same(JSON.parse(precondition.body.toString()), { error: { message: 'precondition failed', type: 'invalid_request_error', code: 'precondition_failed' } }, '412 body')
+  t.same(JSON.parse(precondition.body.toString()), errorBody('precondition_failed'), '412 body')
 
   const head = await raw(base, `${IA}/apple.png`, { method: 'HEAD' })
   t.equal(head.status, 200, 'HEAD 200')

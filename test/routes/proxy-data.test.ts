@@ -11,9 +11,9 @@ import { DONE, chunk, contentEvents, sse, startMockUpstream } from '../fixtures/
 import type { MockUpstream } from '../fixtures/mock-upstream.js'
 import type { Options } from '../../src/config/options.js'
 import { DEFAULT_MAX_BODY_SIZE } from '../../src/routes/proxy.js'
-import { NOT_FOUND_BODY } from '../../src/routes/images.js'
 import { parseMetrics, sampleValue } from '../fixtures/prometheus.js'
 import { solidPng } from '../fixtures/png.js'
+import { errorBody } from '../../src/errors.js'
 
 async function setup (t: Test, options: Partial<Options> = {}): Promise<{ upstream: MockUpstream, gate: Gate }> {
   const { cache } = cacheWithImage(t)
@@ -82,7 +82,7 @@ t.test('data-uri mode refuses a history over the body limit, which it reads whol
   // Chunked, so that only reading it finds the size.
   const { res, written } = await writeUntilAnswered(gate.url, '/v1/chat/completions', DEFAULT_MAX_BODY_SIZE)
   t.equal(res.status, 413, 'status 413')
-  t.same(JSON.parse(res.text), { error: { message: `request body exceeds ${DEFAULT_MAX_BODY_SIZE} bytes`, type: 'invalid_request_error', code: 'request_too_large' } }, 'OpenAI-shaped body')
+  t.same(JSON.parse(res.text), errorBody('request_too_large', DEFAULT_MAX_BODY_SIZE), 'OpenAI-shaped body')
   t.ok(written > DEFAULT_MAX_BODY_SIZE, 'the answer came only once the limit was passed')
   t.equal(upstream.requests.length, 0, 'the upstream never saw it')
 })
@@ -116,7 +116,7 @@ t.test('the store keeps under --store-max-bytes: the least recently used image g
   t.equal(await status(one), 200, 'the first, served since, stays')
   t.equal(await status(three), 200, 'the newest stays')
   const evicted = await send(gate.url, { path: two })
-  t.equal(evicted.text, JSON.stringify(NOT_FOUND_BODY), 'the fixed 404 body')
+  t.equal(evicted.text, JSON.stringify(errorBody('not_found')), 'the fixed 404 body')
   const samples = parseMetrics((await send(gate.url, { path: '/metrics' })).text)
   t.equal(sampleValue(samples, 'imagegate_store_evictions_total'), 1, 'one eviction counted')
   t.equal(sampleValue(samples, 'imagegate_store_bytes'), first.length + third.length, 'the bytes left in the store')
