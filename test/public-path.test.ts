@@ -12,10 +12,11 @@ import { DONE, chunk, contentEvents, sse, startMockUpstream } from './fixtures/m
 import type { MockUpstream } from './fixtures/mock-upstream.js'
 import { solidPng } from './fixtures/png.js'
 import { rawRequest } from './fixtures/raw-socket.js'
+import { errorBody } from '../src/errors.js'
 
 const PUBLIC_URL = 'https://chat.example.org/imagegate'
 const IMAGE = solidPng(12, 8)
-const NOT_FOUND = { error: { message: 'not found', type: 'not_found', code: 'not_found' } }
+const NOT_FOUND = errorBody('not_found')
 
 interface Setup { gate: Gate, upstream: MockUpstream, cache: string }
 

@@ -12,6 +12,7 @@ import { open, postJson, responseOf, send, waitFor } from './fixtures/http.js'
 import { DONE, chunk, contentEvents, startMockUpstream } from './fixtures/mock-upstream.js'
 import type { MockHandler } from './fixtures/mock-upstream.js'
 import { SOON_MS, within } from './fixtures/within.js'
+import { errorBody } from '../src/errors.js'
 
 /**
  * What "at once" means for the CLI in a child process: shutdown never waits for the
@@ -21,7 +22,7 @@ import { SOON_MS, within } from './fixtures/within.js'
  */
 const PROMPT_MS = 5000
 
-const SHUTTING_DOWN = '{"error":{"message":"imagegate is shutting down; the answer was cut","type":"server_error","code":"server_shutting_down"}}'
+const SHUTTING_DOWN = JSON.stringify(errorBody('server_shutting_down', 'answer-cut'))
 
 /** A stream client: what arrived so far, and a promise for the end of the response. */
 interface Reader { text: () => string, ended: Promise<void> }
@@ -127,7 +128,7 @@ t.test('close with no stream running is immediate', async t => {
 // Keep-alive clients: Open WebUI and Node's fetch keep their connections open after an
 // answer, so a server that waits for its connections to close waits for their timeout.
 
-const SHUTTING_DOWN_REFUSED = '{"error":{"message":"imagegate is shutting down; the request was not forwarded, send it again","type":"server_error","code":"server_shutting_down"}}'
+const SHUTTING_DOWN_REFUSED = JSON.stringify(errorBody('server_shutting_down', 'not-forwarded'))
 
 /** A streaming chat request through Node's fetch, which keeps its connection alive. */
 async function fetchStream (url: string): Promise<{ text: () => string, ended: Promise<number> }> {

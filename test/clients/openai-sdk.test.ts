@@ -10,6 +10,7 @@ import { DONE, chunk, contentEvents, pyJson, sse, startMockUpstream } from '../f
 import type { MockHandler, MockUpstream } from '../fixtures/mock-upstream.js'
 import { solidPng } from '../fixtures/png.js'
 import { SOON_MS, within } from '../fixtures/within.js'
+import { errorBody } from '../../src/errors.js'
 
 const IMAGE = solidPng(64, 48)
 const IMAGE_NAME = 'openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
@@ -135,7 +136,7 @@ function crashAfter (pieces: string[]): MockHandler {
 }
 
 const CUT = ANSWER.slice(0, ANSWER.indexOf('.hermes'))
-const EXPECTED_ERROR = { message: 'the upstream API ended the response early', type: 'upstream_error', code: 'upstream_stream_error' }
+const EXPECTED_ERROR = { ...errorBody('upstream_stream_error').error }
 
 /** Iterates a stream to its end or its error; returns the text seen and the error. */
 async function drain (client: OpenAI): Promise<{ text: string, error: unknown }> {

@@ -20,6 +20,7 @@ import { DONE, chunk, contentEvents, sse, startMockUpstream } from '../fixtures/
 import type { MockHandler, MockUpstream } from '../fixtures/mock-upstream.js'
 import { applePng } from '../fixtures/png.js'
 import { IMAGE, RUN_FLAGS, buildImage, missingCommands, podman, podmanOk, resources, run, until } from '../fixtures/container/podman.js'
+import { errorBody } from '../../src/errors.js'
 
 /** The official image's `node` user, which the Dockerfile runs as. */
 const NODE_UID = 1000
@@ -29,7 +30,7 @@ const DOCKER_STOP_SECONDS = 10
 const AGENT_CACHE = '/home/agent/.hermes/cache/images'
 /** The id in links to files of the images folder, as mounted in the container. */
 const IMAGES_ID = folderId('/hermes/cache/images')
-const SHUTTING_DOWN = '{"error":{"message":"imagegate is shutting down; the answer was cut","type":"server_error","code":"server_shutting_down"}}'
+const SHUTTING_DOWN = JSON.stringify(errorBody('server_shutting_down', 'answer-cut'))
 
 // debootstrap, the image store and files owned by another uid need root.
 const skip = process.env.IMAGEGATE_TEST_CONTAINER === 'skip'

@@ -20,6 +20,7 @@ import { solidPng } from '../fixtures/png.js'
 import { BROWSER_TIMEOUT_MS, CHROMIUM, QUESTION, launchBrowser, renderChat } from '../fixtures/browser/scene.js'
 import { startPageServer } from '../fixtures/browser/page-server.js'
 import type { PageServer } from '../fixtures/browser/page-server.js'
+import { errorBody } from '../../src/errors.js'
 
 const README = fs.readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8')
 const WIDTH = 40
@@ -34,7 +35,7 @@ const DOC_GATE = '127.0.0.1:8090'
 const DOC_SITE = 'chat.example.org'
 const DOC_WEBUI = 'reverse_proxy 127.0.0.1:3000'
 const CHAT = JSON.stringify({ model: 'hermes-agent', stream: true, messages: [{ role: 'user', content: 'Draw me an apple' }] })
-const NOT_FOUND = { error: { message: 'not found', type: 'not_found', code: 'not_found' } }
+const NOT_FOUND = errorBody('not_found')
 // What stands in for Open WebUI at the proxy's `/` when no page server is asked for.
 const WEBUI_TEXT = 'open-webui'
 

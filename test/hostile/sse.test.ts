@@ -14,14 +14,15 @@ import { DONE, chunk, contentEvents, sse, splitBytes, startMockUpstream } from '
 import type { MockUpstream } from '../fixtures/mock-upstream.js'
 import { DELIVERABLE, fakeResolve } from '../fixtures/resolve.js'
 import { SOON_MS, within } from '../fixtures/within.js'
+import { errorBody } from '../../src/errors.js'
 
 const CHAT = '{"model": "hermes-agent", "stream": true, "messages": [{"role": "user", "content": "draw"}]}'
 const ROLE = chunk({ role: 'assistant' })
 const FINISH = chunk({}, { finish: 'stop' })
 const APPLE = '/root/.hermes/cache/images/apple.png'
 const APPLE_URL = 'http://gate.test/images/apple.png'
-const BROKEN = '{"error":{"message":"the upstream API ended the response early","type":"upstream_error","code":"upstream_stream_error"}}'
-const TOO_LARGE = '{"error":{"message":"the upstream sent an event larger than imagegate accepts","type":"upstream_error","code":"upstream_event_too_large"}}'
+const BROKEN = JSON.stringify(errorBody('upstream_stream_error'))
+const TOO_LARGE = JSON.stringify(errorBody('upstream_event_too_large'))
 const MB = 1024 * 1024
 
 const encode = (text: string): Uint8Array => new TextEncoder().encode(text)

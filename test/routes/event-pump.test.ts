@@ -7,8 +7,9 @@ import type { PumpEnd } from '../../src/routes/event-pump.js'
 import { createEventStream } from '../../src/sse/event-stream.js'
 import type { EventHandler } from '../../src/sse/event-stream.js'
 import { send } from '../fixtures/http.js'
+import { errorBody } from '../../src/errors.js'
 
-const BROKEN = 'data: {"error":{"message":"the upstream API ended the response early","type":"upstream_error","code":"upstream_stream_error"}}\n\n'
+const BROKEN = `data: ${JSON.stringify(errorBody('upstream_stream_error'))}\n\n`
 
 /** Pumps `source` through `handler` into a real response; what the client read, and how it ended. */
 async function pump (t: Test, source: AsyncIterable<Uint8Array>, handler: EventHandler): Promise<{ text: string, end: PumpEnd, errors: unknown[] }> {

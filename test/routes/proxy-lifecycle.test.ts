@@ -11,14 +11,15 @@ import { open, postJson, responseOf, send, waitFor } from '../fixtures/http.js'
 import type { MockUpstream } from '../fixtures/mock-upstream.js'
 import { DONE, chunk, contentEvents, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
 import { SOON_MS, within } from '../fixtures/within.js'
+import { errorBody } from '../../src/errors.js'
 
 const CHAT = '{"model": "hermes-agent", "stream": true, "messages": [{"role": "user", "content": "draw"}]}'
 const ROLE = chunk({ role: 'assistant' })
 const FINISH = chunk({}, { finish: 'stop' })
 
-const UNREACHABLE = '{"error":{"message":"imagegate could not reach the upstream API","type":"upstream_error","code":"upstream_unreachable"}}'
-const TIMEOUT = '{"error":{"message":"the upstream API did not answer in time","type":"upstream_error","code":"upstream_timeout"}}'
-const BROKEN = '{"error":{"message":"the upstream API ended the response early","type":"upstream_error","code":"upstream_stream_error"}}'
+const UNREACHABLE = JSON.stringify(errorBody('upstream_unreachable'))
+const TIMEOUT = JSON.stringify(errorBody('upstream_timeout'))
+const BROKEN = JSON.stringify(errorBody('upstream_stream_error'))
 
 async function setup (t: Test, settings: ServerSettings = {}): Promise<{ upstream: MockUpstream, gate: Gate }> {
   const { cache } = cacheWithImage(t)

@@ -2,13 +2,13 @@
 // and cut after one round with a 508 when only the request's Via header can tell.
 import t from 'tap'
 import { startServer } from '../../src/server.js'
-import { ConfigError } from '../../src/errors.js'
+import { ConfigError, errorBody } from '../../src/errors.js'
 import { startGate } from '../fixtures/gate.js'
 import { freePort, send } from '../fixtures/http.js'
 import { testOptions } from '../fixtures/options.js'
 import { DONE, contentEvents, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
 
-const LOOP_BODY = '{"error":{"message":"imagegate received a request it had forwarded itself: its upstream leads back to it; set --upstream to the agent backend","type":"upstream_error","code":"loop_detected"}}'
+const LOOP_BODY = JSON.stringify(errorBody('loop_detected'))
 const UPSTREAM_KEY = 'sk-upstream-SECRET-loop-41a7'
 
 t.test('an upstream at imagegate\'s own address is refused once the port is known, and nothing keeps listening', async t => {

@@ -9,6 +9,7 @@ import { open, postJson, send, waitFor } from '../fixtures/http.js'
 import type { MockHandler, MockUpstream } from '../fixtures/mock-upstream.js'
 import { startMockUpstream } from '../fixtures/mock-upstream.js'
 import { SOON_MS, within } from '../fixtures/within.js'
+import { errorBody } from '../../src/errors.js'
 
 const CHAT = '{"model": "hermes-agent", "stream": false, "messages": [{"role": "user", "content": "draw an apple"}]}'
 
@@ -151,7 +152,7 @@ t.test('a non-streaming answer cut after its headers is a 502, not a 500', async
   })
   const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
   t.equal(res.status, 502, 'an upstream failure')
-  t.same(JSON.parse(res.text), { error: { message: 'the upstream API ended the response early', type: 'upstream_error', code: 'upstream_stream_error' } }, 'the whole OpenAI-shaped body')
+  t.same(JSON.parse(res.text), errorBody('upstream_stream_error'), 'the whole OpenAI-shaped body')
   t.notOk(gate.logs.some((line) => line.level === 50), 'not logged as an internal error')
 })
 

@@ -10,11 +10,12 @@ import { IMAGE_PATH, cacheWithImage } from '../fixtures/hermes.js'
 import { open, rawExchange, receive, responseOf, send, waitFor, writeUntilAnswered } from '../fixtures/http.js'
 import type { MockUpstream } from '../fixtures/mock-upstream.js'
 import { startMockUpstream } from '../fixtures/mock-upstream.js'
+import { errorBody } from '../../src/errors.js'
 
 // hermes' answer to GET /v1/models, in its own JSON layout.
 const MODELS = '{"object": "list", "data": [{"id": "hermes-agent", "object": "model", "created": 1777026000, "owned_by": "hermes"}]}'
 
-const TOO_LARGE = `{"error":{"message":"request body exceeds ${DEFAULT_MAX_BODY_SIZE} bytes","type":"invalid_request_error","code":"request_too_large"}}`
+const TOO_LARGE = JSON.stringify(errorBody('request_too_large', DEFAULT_MAX_BODY_SIZE))
 
 async function setup (t: Test): Promise<{ upstream: MockUpstream, gate: Gate }> {
   const { cache } = cacheWithImage(t)
