@@ -10,7 +10,7 @@ import type { DestinationStream } from 'pino'
 import { defaultPublicUrl, isImageLink, publicPath, redactUrl, unmount } from './config/urls.js'
 import { formatAddress, isLoopbackHost, machineAddresses, reachesListener, selfUpstreamMessage } from './config/self-address.js'
 import type { Options } from './config/options.js'
-import { ConfigError, errorBody, malformedRequest, serverShuttingDown, toHttpError } from './errors.js'
+import { ConfigError, ERRORS, errorBody, malformedRequest, serverShuttingDown, toHttpError } from './errors.js'
 import { createFileResolver } from './files/resolver.js'
 import type { FileResolver } from './files/resolver.js'
 import { createSigner, loadOrCreateKey } from './files/signing.js'
@@ -203,7 +203,7 @@ export async function buildServer (options: Options, settings: ServerSettings = 
   app.setErrorHandler((error, request, reply) => sendError(error, request, reply))
   // Methods the router has no route for (PROPFIND, LOCK…): Fastify's own 404 body
   // would echo the URL, query string included.
-  app.setNotFoundHandler((_request, reply) => reply.code(404).header('cache-control', 'no-store').send(NOT_FOUND_BODY))
+  app.setNotFoundHandler((_request, reply) => reply.code(ERRORS.not_found.status).header('cache-control', 'no-store').send(NOT_FOUND_BODY))
 
   app.addHook('onRequest', async (request, reply) => {
     observeOnClose(request, reply, metrics, answers)
@@ -212,7 +212,10 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     // one whose head was still arriving). Served, it would start an agent run the grace
     // may cut; refused, it never reaches the upstream and the client can send it again,
     // as the OpenAI SDK does on a 503.
-    if (drain.draining) return reply.code(503).header('connection', 'close').send(serverShuttingDown('not-forwarded').toBody())
+    if (drain.draining) {
+      const refused = serverShuttingDown('not-forwarded')
+      return reply.code(refused.statusCode).header('connection', 'close').send(refused.toBody())
+    }
   })
 
   const { timeoutMs, ...cache } = settings.readiness ?? {}

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
-import { HttpError, errorBody, loopDetected, requestTooLarge, serverShuttingDown, upstreamStreamError } from '../errors.js'
+import { ERRORS, HttpError, errorBody, loopDetected, requestTooLarge, serverShuttingDown, upstreamStreamError } from '../errors.js'
 import { createEventStream } from '../sse/event-stream.js'
 import type { ReferenceTally, RewriteSession } from '../rewrite/session.js'
 import { classifyUpstreamError } from '../upstream/client.js'
@@ -106,7 +106,7 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
   }
   app.all('/*', (request, reply) => {
     if (options.keepsLocal(request.url)) {
-      return reply.code(404).header('cache-control', 'no-store').send(NOT_FOUND_BODY)
+      return reply.code(ERRORS.not_found.status).header('cache-control', 'no-store').send(NOT_FOUND_BODY)
     }
     return forward(request, reply, undefined)
   })

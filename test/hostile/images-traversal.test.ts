@@ -225,8 +225,8 @@ function assertRefused (t: Test, response: RawResponse, target: string | Buffer,
   t.equal(response.bytes.indexOf(MARKER), -1, `${label}: no byte of the secret`)
   t.notOk(response.bytes.includes(top), `${label}: no local path`)
   if (target.length + 64 > MAX_HEADER_SIZE) {
-    // Node's HTTP parser answers a request line past its header limit itself, before
-    // Fastify or imagegate see the request.
+    // Node's HTTP parser refuses a request line past its header limit before any route
+    // sees the request; the 431 is written by imagegate's client error handler.
     t.equal(response.status, 431, `${label}: refused by the HTTP parser`)
     return
   }
