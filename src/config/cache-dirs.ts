@@ -73,14 +73,19 @@ export interface DiscoveredCacheDirs {
  * forwards chat, it just has no images to serve.
  */
 export function discoverCacheDirs (env: Readonly<Record<string, string | undefined>>, cwd: string, homedir: string): DiscoveredCacheDirs {
-  const given = env.HERMES_HOME === undefined || env.HERMES_HOME === '' ? DEFAULT_HERMES_HOME : env.HERMES_HOME
-  const home = resolve(cwd, expandHome(given, homedir))
+  const home = hermesHomeOf(env, cwd, homedir)
   const dirs = findHermesCacheDirs(home)
   const kinds = HERMES_CACHE_KINDS.map(kind => `cache/${kind}`).join(', ')
   const warning = dirs.length > 0
     ? undefined
     : `no cache folder found in ${home} (looked for ${kinds}, also under profiles/*): no images can be served until --cache-dir names one`
   return { home, dirs, warning }
+}
+
+/** The HERMES_HOME that hermes-agent uses, absolute: the variable, else `~/.hermes`. */
+export function hermesHomeOf (env: Readonly<Record<string, string | undefined>>, cwd: string, homedir: string): string {
+  const given = env.HERMES_HOME === undefined || env.HERMES_HOME === '' ? DEFAULT_HERMES_HOME : env.HERMES_HOME
+  return resolve(cwd, expandHome(given, homedir))
 }
 
 /** The existing cache folders under one HERMES_HOME, in a stable order. */

@@ -3,7 +3,8 @@ import { resolve } from 'node:path'
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type ParsedNode } from 'yaml'
 import { ConfigError } from '../errors.js'
 import { configError, expectString, type Raw } from './options.js'
-import { KEYS, type Key, type RawValues } from './sources.js'
+import { KEYS, type Key } from './option-table.js'
+import type { RawValues } from './sources.js'
 import { expandHome } from './cache-dirs.js'
 
 /**

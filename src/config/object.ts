@@ -5,9 +5,10 @@
  */
 import { homedir as osHomedir } from 'node:os'
 import { ConfigError } from '../errors.js'
+import { keyOf, type OptionField, type Same } from './option-table.js'
 import type { CompactImages, LogLevel, Mode, Options } from './options.js'
 import { resolveSources, type ResolveContext } from './resolve.js'
-import type { Key, RawValues } from './sources.js'
+import type { RawValues } from './sources.js'
 
 /** Every setting of the command line, by its camelCase name; all optional (undefined = left out). */
 export interface ImagegateOptions {
@@ -39,34 +40,10 @@ export interface ImagegateOptions {
   dropNamedEvents?: boolean | undefined
 }
 
-// One row per key, so that a key added to KEYS without a name here fails to compile.
-const NAMES = {
-  upstream: 'upstream',
-  cacheDirs: 'cache-dir',
-  port: 'port',
-  host: 'host',
-  publicUrl: 'public-url',
-  upstreamApiKey: 'upstream-api-key',
-  logLevel: 'log-level',
-  signingKey: 'signing-key',
-  noSigning: 'no-signing',
-  stateDir: 'state-dir',
-  allowSvg: 'allow-svg',
-  shutdownGrace: 'shutdown-grace',
-  keepalive: 'keepalive',
-  mode: 'mode',
-  inlineMaxBytes: 'inline-max-bytes',
-  storeDir: 'store-dir',
-  dataImageMaxBytes: 'data-image-max-bytes',
-  storeMaxBytes: 'store-max-bytes',
-  compactImages: 'compact-images',
-  compactQuality: 'compact-quality',
-  compactMaxWidth: 'compact-max-width',
-  compactMaxBytes: 'compact-max-bytes',
-  dropNamedEvents: 'drop-named-events'
-} as const satisfies { readonly [name in keyof Required<ImagegateOptions>]: Key }
-const everyKeyNamed: [Exclude<Key, typeof NAMES[keyof typeof NAMES]>] extends [never] ? true : never = true
-void everyKeyNamed
+// ImagegateOptions has exactly Options' properties that are options: a row added to the
+// option table without its property here fails to compile.
+const everyOptionNamed: Same<keyof ImagegateOptions, OptionField> = true
+void everyOptionNamed
 
 /**
  * Validates `given` and fills in the defaults. Relative folders are taken from
@@ -80,10 +57,11 @@ export function resolveImagegateOptions (given: ImagegateOptions, context: Parti
   }
   const values: RawValues = {}
   for (const [name, value] of Object.entries(given)) {
-    if (!Object.hasOwn(NAMES, name)) throw new ConfigError(`options: unknown key ${JSON.stringify(name)}`)
+    const key = keyOf(name)
+    if (key === undefined) throw new ConfigError(`options: unknown key ${JSON.stringify(name)}`)
     // Left out and undefined mean the same, as `key:` with nothing after it does in YAML.
     if (value === undefined) continue
-    values[NAMES[name as keyof ImagegateOptions]] = { value: value instanceof URL ? value.href : value, origin: { where: `options.${name}` } }
+    values[key] = { value: value instanceof URL ? value.href : value, origin: { where: `options.${name}` } }
   }
   return resolveSources([values], {
     env: context.env ?? process.env,

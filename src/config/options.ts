@@ -101,9 +101,9 @@ export const DEFAULT_COMPACT_QUALITY = 80
 /** Twice a chat column on a high-density screen; wider pictures are scaled down. */
 export const DEFAULT_COMPACT_MAX_WIDTH = 2048
 export const DEFAULT_COMPACT_MAX_BYTES = 256 * 1024 * 1024
-const MAX_QUALITY = 100
+export const MAX_QUALITY = 100
 /** libwebp's largest dimension. */
-const MAX_WIDTH = 16383
+export const MAX_WIDTH = 16383
 /** An HMAC key shorter than this is guessable. */
 const MIN_SIGNING_KEY_LENGTH = 32
 /**
@@ -118,7 +118,7 @@ const REPEATED_PATTERN = /^([\s\S]+?)\1+$/
 const GENERATE_KEY = 'e.g. openssl rand -hex 32'
 const MAX_SECONDS = 24 * 3600
 
-const MAX_PORT = 65535
+export const MAX_PORT = 65535
 const DIGITS = /^\d+$/
 // Host names, IPv4 and IPv6 literals (with an optional `%zone`), as Node's listen() takes
 // them: no brackets, no scheme, no port.
@@ -227,16 +227,6 @@ function parseHttpUrl (raw: Raw): URL {
   return url
 }
 
-/** TCP port; 0 lets the system choose, which tests rely on. */
-export function parsePort ({ value, origin }: Raw): number {
-  const rule = `must be an integer from 0 to ${MAX_PORT}`
-  const port = typeof value === 'string' && DIGITS.test(value) ? Number(value) : value
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > MAX_PORT) {
-    throw invalid(origin, rule, show(value))
-  }
-  return port
-}
-
 export function parseHost (raw: Raw): string {
   const host = expectString(raw)
   if (!HOST.test(host)) {
@@ -245,12 +235,15 @@ export function parseHost (raw: Raw): string {
   return host
 }
 
-/** Case-insensitive, since environment variables are often written in capitals. */
-export function parseLogLevel (raw: Raw): LogLevel {
+/**
+ * One of `choices`, in any case, since environment variables are often written in
+ * capitals.
+ */
+export function parseChoice<T extends string> (raw: Raw, choices: readonly T[]): T {
   const text = expectString(raw)
-  const level = LOG_LEVELS.find(name => name === text.toLowerCase())
-  if (level === undefined) throw invalid(raw.origin, `must be one of ${LOG_LEVELS.join(', ')}`, show(text))
-  return level
+  const choice = choices.find(name => name === text.toLowerCase())
+  if (choice === undefined) throw invalid(raw.origin, `must be one of ${choices.join(', ')}`, show(text))
+  return choice
 }
 
 /** The key is a secret: messages give its type at most, never its text. */
@@ -289,33 +282,14 @@ export function parseBytes ({ value, origin }: Raw): number {
   return number
 }
 
-export function parseMode (raw: Raw): Mode {
-  const text = expectString(raw)
-  const mode = MODES.find(name => name === text.toLowerCase())
-  if (mode === undefined) throw invalid(raw.origin, `must be one of ${MODES.join(', ')}`, show(text))
-  return mode
-}
-
-export function parseCompactImages (raw: Raw): CompactImages {
-  const text = expectString(raw)
-  const choice = COMPACT_IMAGES.find(name => name === text.toLowerCase())
-  if (choice === undefined) throw invalid(raw.origin, `must be one of ${COMPACT_IMAGES.join(', ')}`, show(text))
-  return choice
-}
-
 /** An integer from `min` to `max`, from YAML (a number) or text. */
-function parseIntegerIn ({ value, origin }: Raw, min: number, max: number): number {
+export function parseIntegerIn ({ value, origin }: Raw, min: number, max: number): number {
   const number = typeof value === 'string' && DIGITS.test(value) ? Number(value) : value
   if (typeof number !== 'number' || !Number.isInteger(number) || number < min || number > max) {
     throw invalid(origin, `must be an integer from ${min} to ${max}`, show(value))
   }
   return number
 }
-
-export const parseQuality = (raw: Raw): number => parseIntegerIn(raw, 1, MAX_QUALITY)
-
-/** A width in pixels; 0 means no limit. */
-export const parseWidth = (raw: Raw): number => parseIntegerIn(raw, 0, MAX_WIDTH)
 
 /**
  * A secret like the API key: never shown, long enough that it cannot be guessed, and not

@@ -1,16 +1,10 @@
-import { resolve as resolvePath } from 'node:path'
-import { discoverCacheDirs, expandHome, resolveCacheDirs } from './cache-dirs.js'
+import { hermesHomeOf } from './cache-dirs.js'
 import { loadConfigFile } from './config-file.js'
 import { helpText, versionText } from './help.js'
-import {
-  DEFAULT_COMPACT_MAX_BYTES, DEFAULT_COMPACT_IMAGES, DEFAULT_COMPACT_MAX_WIDTH, DEFAULT_COMPACT_QUALITY,
-  DEFAULT_DATA_IMAGE_MAX_BYTES, DEFAULT_HOST, DEFAULT_INLINE_MAX_BYTES, DEFAULT_KEEPALIVE, DEFAULT_LOG_LEVEL,
-  DEFAULT_MODE, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STATE_DIR, DEFAULT_STORE_MAX_BYTES, DEFAULT_UPSTREAM,
-  configError, expectString, invalid, parseApiKey, parseBoolean, parseBytes, parseCompactImages, parseHost, parseLogLevel, parseMode, parsePort,
-  parsePublicUrl, parseQuality, parseSeconds, parseSigningKey, parseUpstream, parseWidth, type Options, type Raw
-} from './options.js'
+import { resolveValues, type Key } from './option-table.js'
+import { configError, type Options, type Raw } from './options.js'
 import { machineAddresses, reachesListener, selfUpstreamMessage } from './self-address.js'
-import { readEnv, readFlags, type Key, type RawValues } from './sources.js'
+import { readEnv, readFlags, type RawValues } from './sources.js'
 
 /** What the process is started with; passed in so that tests need no real process. */
 export interface ResolveInput {
@@ -63,57 +57,10 @@ export interface ResolveContext {
 export function resolveSources (sources: readonly RawValues[], { env, cwd, homedir, localAddresses }: ResolveContext): { options: Options, warnings: string[] } {
   const pick = (key: Key): Raw | undefined => sources.map(source => source[key]).find(raw => raw !== undefined)
   const warnings: string[] = []
-
-  const value = <T>(key: Key, parse: (raw: Raw) => T, fallback: () => T): T => {
-    const raw = pick(key)
-    return raw === undefined ? fallback() : parse(raw)
-  }
-  let hermesHome: string | undefined
-  const discover = (): string[] => {
-    const found = discoverCacheDirs(env, cwd, homedir)
-    if (found.warning !== undefined) warnings.push(found.warning)
-    hermesHome = found.home
-    return found.dirs
-  }
-  // Folders that imagegate creates itself when missing: `~` expanded, relative to cwd.
-  // Empty flags and variables never get here, but YAML can say `state-dir: ""`, which
-  // would otherwise resolve to cwd itself.
-  const folder = (raw: Raw): string => {
-    const text = expectString(raw)
-    if (text === '') throw invalid(raw.origin, 'must be a folder path', '""')
-    return resolvePath(cwd, expandHome(text, homedir))
-  }
-  const xdgState = env.XDG_STATE_HOME
-  const defaultStateDir = (): string => xdgState !== undefined && xdgState.startsWith('/')
-    ? resolvePath(xdgState, 'imagegate')
-    : resolvePath(cwd, expandHome(DEFAULT_STATE_DIR, homedir))
-  const stateDir = value('state-dir', folder, defaultStateDir)
-  // In KEYS order, so that with several mistakes the first one reported is predictable.
   const options: Options = {
-    upstream: value('upstream', parseUpstream, () => new URL(DEFAULT_UPSTREAM)),
-    cacheDirs: value('cache-dir', raw => resolveCacheDirs(raw, cwd, homedir), discover),
-    port: value('port', parsePort, () => DEFAULT_PORT),
-    host: value('host', parseHost, () => DEFAULT_HOST),
-    publicUrl: value('public-url', parsePublicUrl, () => undefined),
-    upstreamApiKey: value('upstream-api-key', parseApiKey, () => undefined),
-    logLevel: value('log-level', parseLogLevel, () => DEFAULT_LOG_LEVEL),
-    signingKey: value('signing-key', parseSigningKey, () => undefined),
-    noSigning: value('no-signing', parseBoolean, () => false),
-    stateDir,
-    allowSvg: value('allow-svg', parseBoolean, () => false),
-    shutdownGrace: value('shutdown-grace', parseSeconds, () => DEFAULT_SHUTDOWN_GRACE),
-    keepalive: value('keepalive', parseSeconds, () => DEFAULT_KEEPALIVE),
-    mode: value('mode', parseMode, () => DEFAULT_MODE),
-    inlineMaxBytes: value('inline-max-bytes', parseBytes, () => DEFAULT_INLINE_MAX_BYTES),
-    storeDir: value('store-dir', folder, () => resolvePath(stateDir, 'store')),
-    dataImageMaxBytes: value('data-image-max-bytes', parseBytes, () => DEFAULT_DATA_IMAGE_MAX_BYTES),
-    storeMaxBytes: value('store-max-bytes', parseBytes, () => DEFAULT_STORE_MAX_BYTES),
-    compactImages: value('compact-images', parseCompactImages, () => DEFAULT_COMPACT_IMAGES),
-    compactQuality: value('compact-quality', parseQuality, () => DEFAULT_COMPACT_QUALITY),
-    compactMaxWidth: value('compact-max-width', parseWidth, () => DEFAULT_COMPACT_MAX_WIDTH),
-    compactMaxBytes: value('compact-max-bytes', parseBytes, () => DEFAULT_COMPACT_MAX_BYTES),
-    dropNamedEvents: value('drop-named-events', parseBoolean, () => false),
-    hermesHome
+    ...resolveValues(pick, { env, cwd, homedir, warn: text => { warnings.push(text) } }),
+    // Folders found in HERMES_HOME are looked for again later; folders named are not.
+    hermesHome: pick('cache-dir') === undefined ? hermesHomeOf(env, cwd, homedir) : undefined
   }
   // Port 0 is chosen only at listen; the server checks again then.
   const listen = { host: options.host, port: options.port }

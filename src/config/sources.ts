@@ -1,17 +1,12 @@
 import { delimiter } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ConfigError } from '../errors.js'
+import { KEYS, OPTIONS, type Key } from './option-table.js'
 import type { Raw } from './options.js'
 import { redactUrl } from './urls.js'
 
-/** Keys every source accepts, under the same names: `--port`, `IMAGEGATE_PORT`, `port:`. */
-export const KEYS = [
-  'upstream', 'cache-dir', 'port', 'host', 'public-url', 'upstream-api-key', 'log-level',
-  'signing-key', 'no-signing', 'state-dir', 'allow-svg', 'shutdown-grace', 'keepalive',
-  'mode', 'inline-max-bytes', 'store-dir', 'data-image-max-bytes', 'store-max-bytes',
-  'compact-images', 'compact-quality', 'compact-max-width', 'compact-max-bytes', 'drop-named-events'
-] as const
-export type Key = typeof KEYS[number]
+// Beside envName, for callers that name each key's variable.
+export { KEYS, type Key }
 
 /** Raw values by key, from one source. */
 export type RawValues = Partial<Record<Key, Raw>>
@@ -23,36 +18,18 @@ export function envName (key: Key | 'config'): string {
   return ENV_PREFIX + key.toUpperCase().replaceAll('-', '_')
 }
 
-const FLAGS = {
-  upstream: { type: 'string' },
-  'cache-dir': { type: 'string', multiple: true },
-  port: { type: 'string' },
-  host: { type: 'string' },
-  'public-url': { type: 'string' },
-  'upstream-api-key': { type: 'string' },
-  'log-level': { type: 'string' },
-  'signing-key': { type: 'string' },
-  'no-signing': { type: 'boolean' },
-  'state-dir': { type: 'string' },
-  'allow-svg': { type: 'boolean' },
-  'shutdown-grace': { type: 'string' },
-  keepalive: { type: 'string' },
-  mode: { type: 'string' },
-  'inline-max-bytes': { type: 'string' },
-  'store-dir': { type: 'string' },
-  'data-image-max-bytes': { type: 'string' },
-  'store-max-bytes': { type: 'string' },
-  'compact-images': { type: 'string' },
-  'compact-quality': { type: 'string' },
-  'compact-max-width': { type: 'string' },
-  'compact-max-bytes': { type: 'string' },
-  'drop-named-events': { type: 'boolean' },
+/** Flags that are not options: where the config file is, and what to print instead of running. */
+const COMMANDS = {
   config: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' }
 } as const
 
-type Flag = keyof typeof FLAGS
+// Every key is a flag: a switch takes no value, so parseArgs must not take the next word.
+const FLAGS = {
+  ...Object.fromEntries(KEYS.map(key => [key, { type: OPTIONS[key].kind.shape === 'switch' ? 'boolean' : 'string' } as const])),
+  ...COMMANDS
+}
 
 /** What the command line asked for. */
 export interface FlagValues {
@@ -76,14 +53,15 @@ export function readFlags (argv: readonly string[]): FlagValues {
       throw new ConfigError(`unexpected argument ${JSON.stringify(redactUrl(token.value))} (every setting is a --flag, see --help)`)
     }
     if (!Object.hasOwn(FLAGS, token.name)) throw new ConfigError(`unknown flag ${JSON.stringify(token.rawName)} (see --help)`)
-    const name = token.name as Flag
+    const name = token.name as Key | keyof typeof COMMANDS
     const where = `--${name}`
     if (name === 'help' || name === 'version') {
       if (token.value !== undefined) throw new ConfigError(`${where}: takes no value`)
       result[name] = true
       continue
     }
-    if (FLAGS[name].type === 'boolean') {
+    const shape = name === 'config' ? 'text' : OPTIONS[name].kind.shape
+    if (shape === 'switch') {
       if (token.value !== undefined) throw new ConfigError(`${where}: takes no value`)
       result.values[name as Key] = { value: true, origin: { where } }
       continue
@@ -96,11 +74,11 @@ export function readFlags (argv: readonly string[]): FlagValues {
     }
     if (name === 'config') {
       result.config = { value, origin: { where } }
-    } else if (name === 'cache-dir') {
-      const previous = result.values[name]?.value as string[] | undefined
-      result.values[name] = { value: [...previous ?? [], value], origin: { where } }
+    } else if (shape === 'list') {
+      const previous = result.values[name as Key]?.value as string[] | undefined
+      result.values[name as Key] = { value: [...previous ?? [], value], origin: { where } }
     } else {
-      result.values[name] = { value, origin: { where } }
+      result.values[name as Key] = { value, origin: { where } }
     }
   }
   return result
@@ -116,8 +94,9 @@ export interface EnvValues {
 
 /**
  * Reads IMAGEGATE_* variables. An empty variable counts as unset: compose files and
- * shell scripts often export `VAR=` to mean "nothing". IMAGEGATE_CACHE_DIR holds several
- * folders joined with the platform's path delimiter, like PATH.
+ * shell scripts often export `VAR=` to mean "nothing". A list option's variable
+ * (IMAGEGATE_CACHE_DIR) holds several values joined with the platform's path delimiter,
+ * like PATH.
  */
 export function readEnv (env: Readonly<Record<string, string | undefined>>): EnvValues {
   const result: EnvValues = { config: undefined, values: {}, unknown: [] }
@@ -133,9 +112,9 @@ export function readEnv (env: Readonly<Record<string, string | undefined>>): Env
     const where = envName(key)
     const text = env[where]
     if (text === undefined || text === '') continue
-    if (key === 'cache-dir') {
-      const dirs = text.split(delimiter).filter(dir => dir !== '')
-      if (dirs.length > 0) result.values[key] = { value: dirs, origin: { where } }
+    if (OPTIONS[key].kind.shape === 'list') {
+      const list = text.split(delimiter).filter(item => item !== '')
+      if (list.length > 0) result.values[key] = { value: list, origin: { where } }
     } else {
       result.values[key] = { value: text, origin: { where } }
     }

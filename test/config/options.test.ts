@@ -1,11 +1,20 @@
 import t from 'tap'
+import { OPTIONS, type Key } from '../../src/config/option-table.js'
 import {
-  DEFAULT_UPSTREAM, expectString, invalid, parseApiKey, parseBoolean, parseBytes, parseCompactImages, parseHost, parseLogLevel, parseMode, parsePort, parseQuality, parseWidth,
+  DEFAULT_UPSTREAM, expectString, invalid, parseApiKey, parseBoolean, parseBytes, parseHost,
   parseSeconds, parseSigningKey,
   parsePublicUrl, parseUpstream, show, typeName, type Raw
 } from '../../src/config/options.js'
 import { ConfigError } from '../../src/errors.js'
 
+// The rule an option's row declares (port, log level, mode, compact settings), as every source goes through it.
+const parseOption = (key: Key, raw: Raw): unknown => OPTIONS[key].kind.parse(raw, { cwd: '/', homedir: '/root' })
+const parsePort = (raw: Raw): unknown => parseOption('port', raw)
+const parseLogLevel = (raw: Raw): unknown => parseOption('log-level', raw)
+const parseMode = (raw: Raw): unknown => parseOption('mode', raw)
+const parseCompactImages = (raw: Raw): unknown => parseOption('compact-images', raw)
+const parseQuality = (raw: Raw): unknown => parseOption('compact-quality', raw)
+const parseWidth = (raw: Raw): unknown => parseOption('compact-max-width', raw)
 const flag = (where: string, value: unknown): Raw => ({ value, origin: { where } })
 const fromFile = (key: string, value: unknown, line: number): Raw => ({ value, origin: { where: `config.yaml: ${key}`, line } })
 
