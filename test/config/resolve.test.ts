@@ -270,10 +270,7 @@ t.test('config.example.yaml loads and only restates the defaults', async t => {
   const base = { argv: [], env: {}, cwd: ROOT, homedir: home }
   const example = run({ ...base, argv: ['--config', 'config.example.yaml'] })
   t.same(example, run(base), 'same options and warnings as no file at all')
-  const text = readFileSync(join(ROOT, 'config.example.yaml'), 'utf8')
-  for (const key of KEYS) {
-    t.match(text, new RegExp(`^(# )?${key}:`, 'm'), `${key} is in the example`)
-  }
+  // That it names every key, and only keys, is checked in option-table.test.ts.
 })
 
 t.test('an upstream that is imagegate\'s own listening address is refused at start', async t => {
