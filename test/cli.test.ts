@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync, symlinkSync } from 'node:fs'
+import { readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import t from 'tap'
 import { exitCodeFor, isMainModule, main, type Output } from '../src/cli.js'
+import { KEYS, type Key } from '../src/config/option-table.js'
+import { envName } from '../src/config/sources.js'
 import { cleanEnv, startCli } from './fixtures/cli-process.js'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
@@ -61,6 +63,78 @@ t.test('main reports a config error on one line and returns 2', async t => {
   t.equal(await main(['--port', '70000'], {}, io), 2, 'usage error')
   t.same(io.err, ['imagegate: --port: must be an integer from 0 to 65535, got "70000"\n'], 'one line')
   t.same(io.out, [], 'nothing on stdout')
+})
+
+/**
+ * A value each option refuses, and the rule its message names. `text`: refused as a flag,
+ * a variable and a YAML string alike. A switch takes no value as a flag, and refuses
+ * anything but true or false elsewhere. A folder imagegate creates takes any path, so
+ * only an empty one is refused; an empty variable means unset, so none is refused there.
+ */
+type Refused = { text: string, rule: string } | 'switch' | 'folder'
+
+const REFUSED = (missing: string): Record<Key, Refused> => ({
+  upstream: { text: 'localhost:8642', rule: 'must be an absolute http or https URL, got "localhost:8642"' },
+  'cache-dir': { text: missing, rule: `${JSON.stringify(missing)} does not exist` },
+  port: { text: '70000', rule: 'must be an integer from 0 to 65535, got "70000"' },
+  host: { text: 'a b', rule: 'must be a host name or IP address (IPv6 without brackets), got "a b"' },
+  'public-url': { text: '/imagegate', rule: 'must be an absolute http or https URL, got "/imagegate"' },
+  'upstream-api-key': { text: 'two words', rule: 'must be non-empty printable text without spaces' },
+  'log-level': { text: 'loud', rule: 'must be one of fatal, error, warn, info, debug, trace, silent, got "loud"' },
+  'signing-key': { text: 'short-secret', rule: 'must be at least 32 characters (e.g. openssl rand -hex 32)' },
+  'no-signing': 'switch',
+  'state-dir': 'folder',
+  'allow-svg': 'switch',
+  'shutdown-grace': { text: '-1', rule: 'must be a number of seconds from 0 to 86400, got "-1"' },
+  keepalive: { text: 'soon', rule: 'must be a number of seconds from 0 to 86400, got "soon"' },
+  mode: { text: 'inline', rule: 'must be one of link, data-uri, got "inline"' },
+  'inline-max-bytes': { text: '1.5', rule: 'must be a whole number of bytes, got "1.5"' },
+  'store-dir': 'folder',
+  'data-image-max-bytes': { text: '-1', rule: 'must be a whole number of bytes, got "-1"' },
+  'store-max-bytes': { text: '1e9', rule: 'must be a whole number of bytes, got "1e9"' },
+  'compact-images': { text: 'jpeg', rule: 'must be one of webp, avif, off, got "jpeg"' },
+  'compact-quality': { text: '0', rule: 'must be an integer from 1 to 100, got "0"' },
+  'compact-max-width': { text: '16384', rule: 'must be an integer from 0 to 16383, got "16384"' },
+  'compact-max-bytes': { text: 'lots', rule: 'must be a whole number of bytes, got "lots"' },
+  'drop-named-events': 'switch'
+})
+
+t.test('a bad value of any option, from any source, is one line naming where it came from and the rule; exit 2', async t => {
+  const dir = t.testdir({})
+  const refused = REFUSED(join(dir, 'nope'))
+  for (const key of KEYS) {
+    const bad = refused[key]
+    const env = envName(key)
+    const yaml = join(dir, `${key}.yaml`)
+    const cases: Array<[string, string[], NodeJS.ProcessEnv, string]> = []
+    if (bad === 'switch') {
+      writeFileSync(yaml, `${key}: maybe\n`)
+      cases.push(
+        ['flag', [`--${key}=yes`], {}, `--${key}: takes no value`],
+        ['variable', [], { [env]: 'maybe' }, `${env}: must be true or false, got "maybe"`],
+        ['YAML', ['--config', yaml], {}, `${yaml}: ${key}: must be true or false, got "maybe" (line 1)`]
+      )
+    } else if (bad === 'folder') {
+      writeFileSync(yaml, `${key}: ""\n`)
+      cases.push(
+        ['flag', [`--${key}=`], {}, `--${key}: needs a value`],
+        ['YAML', ['--config', yaml], {}, `${yaml}: ${key}: must be a folder path, got "" (line 1)`]
+      )
+    } else {
+      writeFileSync(yaml, `${key}: ${JSON.stringify(bad.text)}\n`)
+      cases.push(
+        ['flag', [`--${key}`, bad.text], {}, `--${key}: ${bad.rule}`],
+        ['variable', [], { [env]: bad.text }, `${env}: ${bad.rule}`],
+        ['YAML', ['--config', yaml], {}, `${yaml}: ${key}: ${bad.rule} (line 1)`]
+      )
+    }
+    for (const [source, argv, given, message] of cases) {
+      const io = capture()
+      t.equal(await main(argv, given, io), 2, `${key} from a ${source}: exit 2`)
+      t.same(io.err, [`imagegate: ${message}\n`], `${key} from a ${source}: one line`)
+      t.same(io.out, [], `${key} from a ${source}: nothing on stdout`)
+    }
+  }
 })
 
 t.test('main reports any other failure on one line and returns 1', async t => {
