@@ -19,7 +19,11 @@ export type CompactImages = 'webp' | 'avif' | 'off'
 
 export const COMPACT_IMAGES: readonly CompactImages[] = ['webp', 'avif', 'off']
 
-/** Options after every source (flags > env > file > defaults) was merged and validated. */
+/**
+ * Options after every source (flags > env > file > defaults) was merged and validated.
+ * Each property but hermesHome is an option declared in option-table.ts; a check there
+ * fails to compile when the two differ.
+ */
 export interface Options {
   /** Upstream base URL, normalized: no trailing slash, path ends with `/v1`. */
   upstream: URL
