@@ -246,7 +246,7 @@ export function keyOf (field: string): Key | undefined {
 }
 
 /** The raw value the sources give for a key, the first that has one winning. */
-export type Pick = (key: Key) => Raw | undefined
+export type PickRaw = (key: Key) => Raw | undefined
 
 /**
  * Every option's value: the raw value `pick` gives, checked by the option's kind, or else
@@ -254,7 +254,7 @@ export type Pick = (key: Key) => Raw | undefined
  * fails every start, and each start gets a value of its own (a new URL object). Options
  * are checked in the table's order; one whose default needs another's value gets it.
  */
-export function resolveValues (pick: Pick, context: Omit<DefaultContext, 'valueOf'>): OptionValues {
+export function resolveValues (pick: PickRaw, context: Omit<DefaultContext, 'valueOf'>): OptionValues {
   const values = new Map<Key, unknown>()
   const valueOf = (key: Key): unknown => {
     if (!values.has(key)) values.set(key, optionValue(key, pick(key), defaults))
