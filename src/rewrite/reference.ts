@@ -8,6 +8,7 @@
  * a candidate across deltas and decide later without ever changing text it already sent.
  */
 import { DATA_IMAGE_SUBTYPES } from '../files/file-types.js'
+import * as chars from './chars.js'
 import type { Resolve, Resolved } from './ports.js'
 
 export type ParseResult =
@@ -38,13 +39,11 @@ function dataPrefixAt (buf: string, at: number, end: number, final: boolean): { 
   return possible && !final ? 'need' : undefined
 }
 
+// Module constants, not imported bindings, for the per-character loops (see chars.ts).
+const { BACKSLASH, BACKTICK, CR, NEWLINE, SPACE, TAB } = chars
+
 const NEED: ParseResult = { kind: 'need' }
 const NONE: ParseResult = { kind: 'none' }
-
-const BACKSLASH = 0x5c
-const NEWLINE = 0x0a
-const SPACE = 0x20
-const TAB = 0x09
 
 // CommonMark 2.4: a backslash escapes ASCII punctuation only, so `C:\Users\x.png` keeps
 // its backslashes while `\(` becomes `(`.
@@ -63,7 +62,7 @@ const MEDIA_QUOTES = new Set(['`', '"', '\''])
 const MAX_NESTING = 32
 
 const isBlank = (code: number): boolean => code === SPACE || code === TAB
-const isSpace = (code: number): boolean => code === SPACE || code === TAB || code === NEWLINE || code === 0x0d
+const isSpace = (code: number): boolean => code === SPACE || code === TAB || code === NEWLINE || code === CR
 const isControl = (code: number): boolean => code < 0x20 || code === 0x7f
 
 /** Window bounds for the candidate at `start`. */
@@ -97,7 +96,7 @@ export function parseMarkdownImage (buf: string, start: number, eof: boolean, ma
     if (j >= end) return more
     const c = buf.charCodeAt(j)
     if (c === BACKSLASH) { j++; continue }
-    if (c === NEWLINE || c === 0x60 /* ` */) return NONE
+    if (c === NEWLINE || c === BACKTICK) return NONE
     if (c === 0x5b) {
       if (++depth > MAX_NESTING) return NONE
     } else if (c === 0x5d /* ] */ && --depth === 0) break
@@ -229,9 +228,4 @@ export function parseMediaTag (buf: string, start: number, eof: boolean, maxHold
   const label = resolved.name.replace(/[\\[\]]/g, '\\$&')
   const text = resolved.kind === 'image' ? `![${label}](${resolved.url})` : `[${label}](${resolved.url})`
   return { kind: 'match', end: j, text, dest: path, resolved }
-}
-
-/** True for characters that make a following `MEDIA:` part of a longer word. */
-export function isWordChar (code: number): boolean {
-  return (code >= 0x30 && code <= 0x39) || (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a) || code === 0x5f
 }

@@ -1,6 +1,7 @@
+import * as chars from './chars.js'
 import { createDataCapture } from './data-capture.js'
 import type { DataCapture } from './data-capture.js'
-import { isWordChar, parseMarkdownImage, parseMediaTag } from './reference.js'
+import { parseMarkdownImage, parseMediaTag } from './reference.js'
 import type { ParseResult } from './reference.js'
 import type { Resolve, Resolved } from './ports.js'
 
@@ -62,15 +63,8 @@ export interface Rewriter {
 /** Characters that can start a reference, change the code state or end a line. */
 const SPECIAL = /[!M`~\\\n\r]/
 
-const BACKTICK = 0x60
-const TILDE = 0x7e
-const NEWLINE = 0x0a
-const SPACE = 0x20
-const TAB = 0x09
-const CR = 0x0d
-const BACKSLASH = 0x5c
-const BANG = 0x21
-const CAPITAL_M = 0x4d
+// Module constants, not imported bindings, for the per-character loop (see chars.ts).
+const { BACKSLASH, BACKTICK, BANG, CAPITAL_M, CR, NEWLINE, SPACE, TAB, TILDE, isWordChar } = chars
 
 /**
  * Creates a rewriter in the shape of eventsource-parser's `createParser`: closure state,

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseMarkdownImage, parseMediaTag, isWordChar } from '../../src/rewrite/reference.js'
+import { parseMarkdownImage, parseMediaTag } from '../../src/rewrite/reference.js'
 import { fakeResolve } from '../fixtures/resolve.js'
 
 const resolve = fakeResolve({ '/c/x.png': 'image', '/c/s.mp3': 'media' })
@@ -45,9 +45,4 @@ t.test('MEDIA tag', async (t) => {
   t.equal(media('MEDIA:/c/x.png', true, 10), 'none', 'also at the end of text')
   const audio = parseMediaTag('MEDIA:/c/s.mp3!', 0, true, 4096, resolve)
   t.same(audio.kind === 'match' && [audio.text, audio.end], ['[s.mp3](http://gate.test/images/s.mp3)', 14], 'media link; trailing punctuation left as text')
-})
-
-t.test('word characters', async (t) => {
-  for (const c of ['a', 'Z', '0', '_']) t.ok(isWordChar(c.charCodeAt(0)), `${c} is a word char`)
-  for (const c of [' ', '-', '\n', ':', 'é']) t.notOk(isWordChar(c.charCodeAt(0)), `${JSON.stringify(c)} is not`)
 })
