@@ -1,0 +1,197 @@
+import t from 'tap'
+import fc from 'fast-check'
+import { createCodeState } from '../../src/rewrite/code-state.js'
+import type { CodeState, Place } from '../../src/rewrite/code-state.js'
+
+/** Feeds `text` one character at a time. */
+function feed (state: CodeState, text: string): void {
+  for (let i = 0; i < text.length; i++) state.advance(text.charCodeAt(i))
+}
+
+/** Where a reference starting at `text[at]` would stand, given the text before it. */
+function placeAt (text: string, at: number): Place {
+  const state = createCodeState()
+  feed(state, text.slice(0, at))
+  return state.place()
+}
+
+const MARK: Record<Place, string> = { text: '.', code: 'c', escaped: 'e' }
+
+/**
+ * A map of `text`, one mark per character: whether a reference starting there would be
+ * in code (`c`), escaped by a backslash (`e`) or in text (`.`). Line feeds are kept, so
+ * the map reads line by line like the text.
+ */
+function codeMap (text: string): string {
+  let map = ''
+  for (let i = 0; i < text.length; i++) map += text[i] === '\n' ? '\n' : MARK[placeAt(text, i)]
+  return map
+}
+
+t.test('fenced code blocks (CommonMark 4.5)', async (t) => {
+  const rows: Array<[string, string, string]> = [
+    ['backticks', '```\nx\n```\ny', '.cc\nc\nccc\n.'],
+    ['tildes (one or two open nothing)', '~~~\nx\n~~~\ny', '...\nc\nccc\n.'],
+    ['four backticks are not closed by three', '````\nx\n```\ny\n````\nz', '.ccc\nc\nccc\nc\ncccc\n.'],
+    ['three backticks are closed by five (or by the first three of them)', '```\nx\n`````\ny', '.cc\nc\nccc..\n.'],
+    ['tildes do not close backticks', '```\n~~~\nx\n```\ny', '.cc\nccc\nc\nccc\n.'],
+    ['backticks do not close tildes', '~~~\n```\nx\n~~~\ny', '...\nccc\nc\nccc\n.'],
+    ['an info string is code', '```js x\nx\n```\ny', '.cccccc\nc\nccc\n.'],
+    ['a tilde fence may have backticks in its info string', '~~~ a`b\nx\n~~~\ny', '...cccc\nc\nccc\n.'],
+    ['opened and closed three spaces in', '   ```\nx\n   ```\ny', '....cc\nc\ncccccc\n.'],
+    ['a closing run four spaces in closes nothing', '```\nx\n    ```\ny', '.cc\nc\nccccccc\nc'],
+    ['a blank line does not end a fence', '```\n\nx', '.cc\n\nc'],
+    ['a run after text is a code span, not a fence', 'a ```\nb ``` c', '...cc\nccccc..']
+  ]
+  for (const [name, text, map] of rows) t.equal(codeMap(text), map, `${name}: ${JSON.stringify(text)}`)
+})
+
+t.test('code spans (CommonMark 6.1)', async (t) => {
+  const rows: Array<[string, string, string]> = [
+    ['one backtick', 'a `b` c', '...cc..'],
+    ['two backticks closed by exactly two', 'a ``b`c`` d', '...cccccc..'],
+    ['a longer run does not close a shorter span', 'a `b`` c` d', '...cc.ccc..'],
+    ['a span goes on over a line break', 'a `b\nc` d', '...c\ncc..'],
+    ['a blank line abandons an unclosed span', 'a `b\n\nc` d', '...c\n\n..cc'],
+    ['so does a line of spaces', 'a `b\n  \nc', '...c\ncc\n.'],
+    ['an unclosed span keeps its paragraph in code', 'a `b\nc\nd', '...c\nc\nc']
+  ]
+  for (const [name, text, map] of rows) t.equal(codeMap(text), map, `${name}: ${JSON.stringify(text)}`)
+})
+
+t.test('indented code blocks and lists (CommonMark 4.4, 5.2)', async (t) => {
+  const rows: Array<[string, string, string]> = [
+    ['four spaces at the start', '    x', '....c'],
+    ['after a blank line, and the lines after it', 'p\n\n    x\n    y\nz', '.\n\n....c\n....c\n.'],
+    ['a tab counts four', 'p\n\n\tx', '.\n\n.c'],
+    ['an indented line goes on with its paragraph', 'p\n    x', '.\n.....'],
+    ['backticks in indented code open nothing', '    `a\n\nb', '....cc\n\n.'],
+    ['four spaces before a fence make indented code, not a fence', '    ```\nx', '....ccc\n.'],
+    ['indented under a list item is the item', '- item\n\n    x', '......\n\n.....'],
+    ['so under an ordered list', '1. one\n\n    x', '......\n\n.....'],
+    ['and under * and + items', '* a\n+ b\n\n    x', '...\n...\n\n.....'],
+    ['a list goes on over blank lines with indented lines', '- a\n\n    b\n\n    x', '...\n\n.....\n\n.....'],
+    ['a paragraph after a blank line ends the list', '- a\n\np\n\n    x', '...\n\n.\n\n....c']
+  ]
+  for (const [name, text, map] of rows) t.equal(codeMap(text), map, `${name}: ${JSON.stringify(text)}`)
+})
+
+t.test('backslash escapes exist outside code only (CommonMark 2.4)', async (t) => {
+  const rows: Array<[string, string, string]> = [
+    ['an escaped bang', '\\!', '.e'],
+    ['an escaped backslash escapes nothing after it', '\\\\!', '.e.'],
+    ['an escaped backtick opens nothing', '\\`a` b', '.e..cc'],
+    ['an escaped fence is a literal backtick and a span of two, abandoned at a blank line', '\\```\n\nx', '.e.c\n\n.'],
+    ['a backslash in a span does not escape its closing run', '`\\`a', '.cc.'],
+    ['a backslash in a fence escapes nothing', '```\n\\!', '.cc\ncc'],
+    ['an escape ends with its line', '\\\n!', '.\n.']
+  ]
+  for (const [name, text, map] of rows) t.equal(codeMap(text), map, `${name}: ${JSON.stringify(text)}`)
+})
+
+t.test('carriage returns', async (t) => {
+  const rows: Array<[string, string, string]> = [
+    ['CRLF lines open and close a fence', '```\r\nx\r\n```\r\ny', '.ccc\ncc\nccc.\n.'],
+    ['a CRLF blank line abandons a span', 'a `b\r\n\r\nc', '...cc\nc\n.'],
+    ['a CR is no indentation', 'p\r\n\r\n   \rx', '..\n.\n.....'],
+    ['while four spaces after a CRLF blank line are', 'p\r\n\r\n    x', '..\n.\n....c']
+  ]
+  for (const [name, text, map] of rows) t.equal(codeMap(text), map, `${name}: ${JSON.stringify(text)}`)
+})
+
+t.test('the character before a reference', async (t) => {
+  const after = (text: string): boolean => {
+    const state = createCodeState()
+    feed(state, text)
+    return state.afterWord()
+  }
+  for (const text of ['', 'SOCIAL', 'x_', '9', '`a']) t.equal(after(text), text.length > 0, `${JSON.stringify(text)}: a MEDIA tag there is ${text.length > 0 ? 'part of a word' : 'a tag'}`)
+  for (const text of ['a ', 'a-', 'é', 'a\n', 'a`', '~', '\\']) t.notOk(after(text), `${JSON.stringify(text)}: a MEDIA tag there is a tag`)
+  const plain = createCodeState()
+  plain.advancePlain('see ')
+  t.notOk(plain.afterWord(), 'advancePlain: after a space')
+  plain.advancePlain('SOCIAL')
+  t.ok(plain.afterWord(), 'advancePlain: after a letter')
+})
+
+t.test('the state after a reference', async (t) => {
+  /** A reference ending in `last` taken at the start of a line, then `text`. */
+  const afterReference = (last: string, text: string): CodeState => {
+    const state = createCodeState()
+    t.equal(state.place(), 'text', 'a reference is taken in text only')
+    state.afterReference(last.charCodeAt(0))
+    feed(state, text)
+    return state
+  }
+  t.ok(afterReference('x', '').afterWord(), 'ends in a word character')
+  t.notOk(afterReference(')', '').afterWord(), 'ends in a parenthesis')
+  t.equal(afterReference(')', '\n    ').place(), 'text', 'its line is not blank: an indented line after it goes on with the paragraph')
+  t.equal(afterReference(')', '```\n\n').place(), 'text', 'a run after it is not at a line start: a span, abandoned at the blank line')
+  const escaped = createCodeState()
+  feed(escaped, '\\')
+  escaped.afterReference(0x29)
+  t.equal(escaped.place(), 'text', 'no escape survives a reference')
+})
+
+// Texts mixing everything that changes the code state with plain words, so that many
+// pieces hold none of it and go through advancePlain.
+const fragment = fc.constantFrom(
+  '`', '``', '```', '~~~', '~', '\n', '\n\n', '\r\n', '\r', '\\', ' ', '   ', '    ', '\t', '- ', '1. ', '* ',
+  'text', 'word ', '!', 'M', 'MEDIA:', 'é', '🍎', '_'
+)
+const text = fc.array(fragment, { maxLength: 24 }).map((parts) => parts.join(''))
+
+/** Splits a string at arbitrary UTF-16 offsets. */
+const splitText = (value: string): fc.Arbitrary<string[]> =>
+  fc.uniqueArray(fc.integer({ min: 1, max: Math.max(1, value.length - 1) }), { maxLength: 10 })
+    .map((cuts) => {
+      const pieces: string[] = []
+      let from = 0
+      for (const cut of cuts.filter((cut) => cut < value.length).sort((a, b) => a - b)) { pieces.push(value.slice(from, cut)); from = cut }
+      pieces.push(value.slice(from))
+      return pieces
+    })
+
+/** What the rewriter looks at one by one: reference starts and code syntax. */
+const SPECIAL = /[!M`~\\\n\r]/
+
+/**
+ * Feeds pieces the way the rewriter does: a piece without special characters through
+ * advancePlain, any other character by character, asking `place` before each `!` and
+ * `M` (where a reference could start) and then feeding that character as usual.
+ */
+function feedPieces (state: CodeState, pieces: string[]): number {
+  let plain = 0
+  for (const piece of pieces) {
+    if (!SPECIAL.test(piece)) {
+      state.advancePlain(piece)
+      plain++
+      continue
+    }
+    for (let i = 0; i < piece.length; i++) {
+      const c = piece.charCodeAt(i)
+      if (c === 0x21 || c === 0x4d) state.place()
+      state.advance(c)
+    }
+  }
+  return plain
+}
+
+t.test('text fed in pieces leaves the state it leaves fed whole', async (t) => {
+  let plainPieces = 0
+  fc.assert(fc.property(text.chain((value) => fc.tuple(fc.constant(value), splitText(value), text)), ([value, pieces, probe]) => {
+    // Equal states answer alike whatever follows: compare where a reference would stand
+    // at every position of a probe text fed after them, and whether it follows a word.
+    plainPieces += feedPieces(createCodeState(), pieces)
+    for (let at = 0; at <= probe.length; at++) {
+      const split = createCodeState()
+      feedPieces(split, pieces)
+      feed(split, probe.slice(0, at))
+      const whole = createCodeState()
+      feed(whole, value + probe.slice(0, at))
+      if (split.afterWord() !== whole.afterWord() || split.place() !== whole.place()) return false
+    }
+    return true
+  }), { numRuns: 1000 })
+  t.ok(plainPieces > 500, `advancePlain took part (${plainPieces} plain pieces)`)
+})
