@@ -4,7 +4,7 @@ import { createDataCapture } from './data-capture.js'
 import type { DataCapture } from './data-capture.js'
 import { parseMarkdownImage, parseMediaTag } from './reference.js'
 import type { ParseResult } from './reference.js'
-import type { Resolve, Resolved } from './ports.js'
+import type { Resolve, Resolved, StoreDataImage } from './ports.js'
 
 /**
  * How many characters a possible reference may be held back before it is released
@@ -33,7 +33,7 @@ export interface RewriterOptions {
    * Stores an inline `data:` image and returns where it is served, or undefined to leave
    * it as it was. Without it, inline images are ordinary (undeliverable) destinations.
    */
-  storeDataImage?: ((mime: string, base64: string) => Resolved | undefined) | undefined
+  storeDataImage?: StoreDataImage | undefined
   /** Longest base64 body captured for `storeDataImage`, in characters. */
   maxDataChars?: number
   /**

@@ -1,6 +1,6 @@
 import { fileNameOf } from '../delivery.js'
 import type { ReferenceOutcome } from '../metrics.js'
-import type { OnReject, Resolve, Resolved } from './ports.js'
+import type { OnReject, ResolveFor, StoreDataImage } from './ports.js'
 import { createRewriter } from './rewriter.js'
 import type { CaptureGate, Rewriter } from './rewriter.js'
 
@@ -17,8 +17,8 @@ export interface SessionLog {
 
 export interface RewriteSessionOptions {
   /** A resolver that tells `onReject` about each reference it leaves alone. */
-  resolveFor: (onReject: OnReject) => Resolve
-  storeDataImage?: ((mime: string, base64: string) => Resolved | undefined) | undefined
+  resolveFor: ResolveFor
+  storeDataImage?: StoreDataImage | undefined
   /** Longest inline image body captured, in base64 characters. */
   maxDataChars?: number
   log: SessionLog
