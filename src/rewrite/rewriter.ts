@@ -209,8 +209,3 @@ export function createRewriter (options: RewriterOptions): Rewriter {
   }
 }
 
-/** Rewrites a whole text at once (non-streaming answers); equals any streamed split of it. */
-export function rewriteText (text: string, options: RewriterOptions): string {
-  const rewriter = createRewriter(options)
-  return rewriter.push(text) + rewriter.end()
-}

@@ -5,7 +5,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { createChatCompletionsHandler } from '../../src/sse/chat-completions.js'
 import { createEventStream } from '../../src/sse/event-stream.js'
-import { createRewriter, rewriteText } from '../../src/rewrite/rewriter.js'
+import { createRewriter } from '../../src/rewrite/rewriter.js'
 import { dataLines } from '../fixtures/gate.js'
 import { DONE, chunk } from '../fixtures/mock-upstream.js'
 import { DELIVERABLE, fakeResolve } from '../fixtures/resolve.js'
@@ -13,7 +13,11 @@ import { DELIVERABLE, fakeResolve } from '../fixtures/resolve.js'
 const NUM_RUNS = 10_000
 
 const resolve = fakeResolve({ ...DELIVERABLE, '~/x.png': 'image', '/c/clip.mp4': 'media' })
-const whole = (text: string): string => rewriteText(text, { resolve })
+/** The whole text through one rewriter: what every split of it must give. */
+function whole (text: string): string {
+  const rewriter = createRewriter({ resolve })
+  return rewriter.push(text) + rewriter.end()
+}
 
 const DELIVERABLE_DESTS = ['/c/x.png', 'C:\\Users\\u\\x.png', 'file:///c/x.png', '~/x.png', '/root/.hermes/cache/images/apple.png']
 const SPACED_DEST = '/c/a b.png'

@@ -8,7 +8,7 @@ import { createChatCompletionsHandler } from '../../src/sse/chat-completions.js'
 import { createEventStream } from '../../src/sse/event-stream.js'
 import type { EventHandler } from '../../src/sse/event-stream.js'
 import { createResponsesHandler } from '../../src/sse/responses.js'
-import { createRewriter, rewriteText } from '../../src/rewrite/rewriter.js'
+import { createRewriter } from '../../src/rewrite/rewriter.js'
 import { dataLines, rawEvents, startGate } from '../fixtures/gate.js'
 import { IMAGE_NAME, IMAGE_PATH, cacheWithImage } from '../fixtures/hermes.js'
 import { postJson } from '../fixtures/http.js'
@@ -20,9 +20,15 @@ import { fakeResolve } from '../fixtures/resolve.js'
 const resolve = fakeResolve({ '/c/x.png': 'image' })
 const X_URL = 'http://gate.test/images/x.png'
 
+/** The whole text through one rewriter, as the Responses API's `*.done` events are rewritten. */
+function rewriteWhole (text: string): string {
+  const rewriter = createRewriter({ resolve })
+  return rewriter.push(text) + rewriter.end()
+}
+
 function handlerFor (stream: ProviderStream): EventHandler {
   return stream.path === '/v1/responses'
-    ? createResponsesHandler(() => createRewriter({ resolve }), (text) => rewriteText(text, { resolve }))
+    ? createResponsesHandler(() => createRewriter({ resolve }), rewriteWhole)
     : createChatCompletionsHandler(() => createRewriter({ resolve }))
 }
 

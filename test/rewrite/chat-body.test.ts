@@ -1,6 +1,6 @@
 import t from 'tap'
 import { rewriteChatCompletionBody } from '../../src/rewrite/chat-body.js'
-import { rewriteText } from '../../src/rewrite/rewriter.js'
+import { createRewriter } from '../../src/rewrite/rewriter.js'
 import type { Resolve } from '../../src/rewrite/ports.js'
 
 // Stands in for a rewriter: every `PATH` becomes `URL`.
@@ -57,6 +57,9 @@ t.test('the rewrite sees each text whole', async t => {
 t.test('with the real rewriter a MEDIA tag becomes an image', async t => {
   const resolve: Resolve = (dest) => dest === '/cache/a.png' ? { url: 'http://gate/images/a.png', name: 'a.png', kind: 'image' } : undefined
   const body = '{"choices": [{"index": 0, "message": {"content": "Done.\\n\\nMEDIA:/cache/a.png\\n\\nMEDIA:/cache/b.png"}}]}'
-  const out = rewriteChatCompletionBody(body, (text) => rewriteText(text, { resolve }))
+  const out = rewriteChatCompletionBody(body, (text) => {
+    const rewriter = createRewriter({ resolve })
+    return rewriter.push(text) + rewriter.end()
+  })
   t.same(JSON.parse(out), { choices: [{ index: 0, message: { content: 'Done.\n\n![a.png](http://gate/images/a.png)\n\nMEDIA:/cache/b.png' } }] }, 'the known file is linked, the unknown one kept')
 })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { createRewriter, rewriteText } from '../../src/rewrite/rewriter.js'
+import { createRewriter } from '../../src/rewrite/rewriter.js'
 import type { RewriterOptions } from '../../src/rewrite/rewriter.js'
 import type { Resolved } from '../../src/rewrite/ports.js'
 import { DELIVERABLE, fakeResolve } from '../fixtures/resolve.js'
@@ -13,13 +13,13 @@ function storeDataImage (mime: string, base64: string): Resolved | undefined {
   return { url: `http://gate.test/images/h${base64.length}.png`, name: `h${base64.length}.png`, kind: 'image' }
 }
 const options: RewriterOptions = { resolve: fakeResolve(DELIVERABLE), storeDataImage, maxDataChars: 100_000 }
-const whole = (text: string): string => rewriteText(text, options)
 function stream (pieces: string[], opts: RewriterOptions = options): string[] {
   const rewriter = createRewriter(opts)
   const out = pieces.map((piece) => rewriter.push(piece))
   out.push(rewriter.end())
   return out
 }
+const whole = (text: string): string => stream([text]).join('')
 
 const BODY = 'iVBORw0KGgo' + 'A'.repeat(5000) + '=='
 

@@ -1,11 +1,15 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { createRewriter, rewriteText, DEFAULT_MAX_HOLD } from '../../src/rewrite/rewriter.js'
-import type { RewriteEvent } from '../../src/rewrite/rewriter.js'
+import { createRewriter, DEFAULT_MAX_HOLD } from '../../src/rewrite/rewriter.js'
+import type { RewriteEvent, RewriterOptions } from '../../src/rewrite/rewriter.js'
 import { DELIVERABLE, fakeResolve } from '../fixtures/resolve.js'
 
 const resolve = fakeResolve(DELIVERABLE)
-const whole = (text: string): string => rewriteText(text, { resolve })
+/** The whole text through one rewriter: what every split of it must give. */
+function whole (text: string, options: RewriterOptions = { resolve }): string {
+  const rewriter = createRewriter(options)
+  return rewriter.push(text) + rewriter.end()
+}
 const URL_X = 'http://gate.test/images/x.png'
 
 /** Streams `pieces` through one rewriter; returns every output piece. */
@@ -120,7 +124,7 @@ t.test('end() releases what is held, rewriting what is complete', async (t) => {
 
 t.test('onRewrite reports each rewritten reference', async (t) => {
   const seen: RewriteEvent[] = []
-  rewriteText('![a](/c/x.png) MEDIA:/c/song.mp3 ![b](/etc/passwd)', { resolve, onRewrite: (event) => seen.push(event) })
+  whole('![a](/c/x.png) MEDIA:/c/song.mp3 ![b](/etc/passwd)', { resolve, onRewrite: (event) => seen.push(event) })
   t.same(seen.map((event) => [event.dest, event.resolved.kind]), [['/c/x.png', 'image'], ['/c/song.mp3', 'media']], 'two rewrites, in order')
 })
 
@@ -176,10 +180,10 @@ t.test('no piece ever carries part of a reference that a later piece changes', a
 t.test('onCodeReference reports whole references left alone in code', async (t) => {
   const seen: string[] = []
   const text = 'a `![x](/c/x.png)` b\n```\nMEDIA:/etc/passwd\n```\n\n    ![i](/c/x.png)\n![real](/c/x.png)'
-  const out = rewriteText(text, { resolve, onCodeReference: (dest) => seen.push(dest) })
+  const out = whole(text, { resolve, onCodeReference: (dest) => seen.push(dest) })
   t.same(seen, ['/c/x.png', '/etc/passwd', '/c/x.png'], 'span, fence and indented code, in order')
   t.equal(out, text.replace('![real](/c/x.png)', `![real](${URL_X})`), 'only the reference outside code is rewritten')
   const inWord: string[] = []
-  rewriteText('```\nSOCIALMEDIA:/c/x.png and MEDIA:/c/x.png\n```', { resolve, onCodeReference: (dest) => inWord.push(dest) })
+  whole('```\nSOCIALMEDIA:/c/x.png and MEDIA:/c/x.png\n```', { resolve, onCodeReference: (dest) => inWord.push(dest) })
   t.same(inWord, ['/c/x.png'], 'in code as outside, MEDIA inside a word is not a tag')
 })

@@ -3,7 +3,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { createResponsesHandler, MAX_PARTS } from '../../src/sse/responses.js'
 import { createEventStream } from '../../src/sse/event-stream.js'
-import { createRewriter, rewriteText } from '../../src/rewrite/rewriter.js'
+import { createRewriter } from '../../src/rewrite/rewriter.js'
 import { fakeResolve } from '../fixtures/resolve.js'
 import { dataLines, rawEvents } from '../fixtures/gate.js'
 import { pyJson } from '../fixtures/mock-upstream.js'
@@ -11,7 +11,11 @@ import { pyJson } from '../fixtures/mock-upstream.js'
 const APPLE = '/root/.hermes/cache/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
 const APPLE_URL = 'http://gate.test/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
 const resolve = fakeResolve({ [APPLE]: 'image', '/c/x.png': 'image' })
-const whole = (text: string): string => rewriteText(text, { resolve })
+/** The whole text through one rewriter: what every split of it must give. */
+function whole (text: string): string {
+  const rewriter = createRewriter({ resolve })
+  return rewriter.push(text) + rewriter.end()
+}
 const FIXTURE = readFileSync(new URL('../fixtures/hermes/hermes-responses-stream.sse', import.meta.url), 'utf8')
 
 function transform (input: string | Uint8Array[]): string[] {
