@@ -33,6 +33,12 @@ export interface CodeState {
    */
   advancePlain: (text: string) => void
   /**
+   * `advancePlain` over the UTF-8 bytes `buf[from, to)`, undecoded: every byte of a
+   * multi-byte character is 0x80 or above, which no rule of the code state looks at, so
+   * the state after its bytes is the state after the character.
+   */
+  advancePlainBytes: (buf: Uint8Array, from: number, to: number) => void
+  /**
    * A reference (`!` or `M`, neither of which is a list marker) may start at the next
    * character: settles a pending backtick run and the kind of the line, and tells where
    * the reference would stand. When none is taken there, that character is then fed to
@@ -180,9 +186,21 @@ export function createCodeState (): CodeState {
     }
   }
 
+  function advancePlainBytes (buf: Uint8Array, from: number, to: number): void {
+    let i = from
+    for (; (!lineEntered || run > 0) && i < to; i++) advance(buf[i] as number)
+    if (i < to) {
+      lineStart = false
+      lineBlank = false
+      escaped = false
+      prevWord = isWordChar(buf[to - 1] as number)
+    }
+  }
+
   return {
     advance,
     advancePlain,
+    advancePlainBytes,
     place () {
       if (run > 0) settleRun()
       if (!lineEntered) enterLine(false)

@@ -227,10 +227,12 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter, optio
     if (choicesAt === -1 || findError(event) !== -1 || !findContentSlot(event, choicesAt, slot)) return undefined
     const { buf, start, end } = event
     choicesOffset = choicesAt - start
-    const text = readString(buf, slot.from, slot.to)
-    if (text === undefined) return undefined
     const state = choiceState(slot.index)
     if (state === undefined) return 'forward'
+    // Plain words, the common delta, are not even decoded.
+    if (state.rewriter.pushPlainBytes(buf, slot.from + 1, slot.to - 1)) return 'forward'
+    const text = readString(buf, slot.from, slot.to)
+    if (text === undefined) return undefined
     const rewritten = pass(state, text, false)
     if (rewritten === text) return 'forward'
     // Chunks of released text copy the identity of the chunk that held it.

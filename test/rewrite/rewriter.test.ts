@@ -108,6 +108,32 @@ t.test('text that cannot start a reference is never held', async (t) => {
   t.equal(rewriter.end(), '', 'nothing left')
 })
 
+t.test('plain text given as UTF-8 bytes is taken undecoded; anything else is left to push', async (t) => {
+  const bytes = (text: string): [Buffer, number, number] => {
+    const buf = Buffer.from(`{"content": "${text}"}`)
+    return [buf, 13, buf.length - 2]
+  }
+  const rewriter = createRewriter({ resolve })
+  t.ok(rewriter.pushPlainBytes(...bytes('Here you go \u2014 caf\u00e9 ')), 'plain words are taken')
+  for (const special of ['Wow!', 'Mo', 'a `b`', '~~~', 'a\\b', 'a\nb', 'a\rb']) {
+    t.notOk(rewriter.pushPlainBytes(...bytes(special)), `not with ${JSON.stringify(special)}`)
+  }
+  t.equal(rewriter.push('see !['), 'see ', 'a reference starts')
+  t.notOk(rewriter.pushPlainBytes(...bytes('plain')), 'not while text is held')
+  t.equal(rewriter.push('a](/c/x.png)'), `![a](${URL_X})`, 'which push completes')
+  t.ok(rewriter.pushPlainBytes(...bytes(' and on')), 'then plain bytes are taken again')
+
+  // The state after bytes is the state after the same text pushed: an indented line after
+  // a blank one is code, and `![…](…)` in it is left alone, either way.
+  for (const viaBytes of [false, true]) {
+    const r = createRewriter({ resolve })
+    r.push('text\n\n')
+    if (viaBytes) t.ok(r.pushPlainBytes(...bytes('    code ')), 'bytes of an indented line')
+    else t.equal(r.push('    code '), '    code ', 'an indented line')
+    t.equal(r.push('![a](/c/x.png)') + r.end(), '![a](/c/x.png)', `in code, left alone (${viaBytes ? 'bytes' : 'text'})`)
+  }
+})
+
 t.test('a held candidate is released untouched at the hold bound', async (t) => {
   const long = '![a](/c/' + 'x'.repeat(100)
   const out = stream([long, 'y'.repeat(50), '.png)'], 64)
