@@ -9,7 +9,7 @@
  * Simplifications against the spec err towards leaving text alone: an unclosed backtick
  * run keeps its paragraph in "code" and a fence's info string is not checked.
  */
-import * as chars from './chars.js'
+import * as chars from '../chars.js'
 
 // Module constants, not imported bindings, for the per-character loop (see chars.ts).
 const { BACKSLASH, BACKTICK, CR, NEWLINE, SPACE, TAB, TILDE, isWordChar } = chars

@@ -8,7 +8,7 @@
  * a candidate across deltas and decide later without ever changing text it already sent.
  */
 import { DATA_IMAGE_SUBTYPES } from '../files/file-types.js'
-import * as chars from './chars.js'
+import * as chars from '../chars.js'
 import type { Resolve, Resolved } from './ports.js'
 
 export type ParseResult =
@@ -40,7 +40,7 @@ function dataPrefixAt (buf: string, at: number, end: number, final: boolean): { 
 }
 
 // Module constants, not imported bindings, for the per-character loops (see chars.ts).
-const { BACKSLASH, BACKTICK, CR, NEWLINE, SPACE, TAB } = chars
+const { BACKSLASH, BACKTICK, COLON, CR, NEWLINE, SPACE, TAB } = chars
 
 const NEED: ParseResult = { kind: 'need' }
 const NONE: ParseResult = { kind: 'none' }
@@ -172,7 +172,6 @@ export function parseMarkdownImage (buf: string, start: number, eof: boolean, ma
 }
 
 const MEDIA_TAG = 'MEDIA:'
-const COLON = 0x3a
 
 function allowedColon (buf: string, pathStart: number, at: number): boolean {
   return at === pathStart + 1 || (at === pathStart + 4 && buf.slice(pathStart, at).toLowerCase() === 'file')

@@ -1,4 +1,4 @@
-import * as chars from './chars.js'
+import * as chars from '../chars.js'
 import { createCodeState } from './code-state.js'
 import { createDataCapture } from './data-capture.js'
 import type { DataCapture } from './data-capture.js'

@@ -1,4 +1,5 @@
 import type { EventSourceMessage } from 'eventsource-parser'
+import { QUOTE } from '../chars.js'
 import { isObject } from '../json.js'
 import type { JsonObject as Json } from '../json.js'
 import type { Rewriter } from '../rewrite/rewriter.js'
@@ -45,7 +46,6 @@ const CONTENT_CHUNK = /"choices":\s*\[\{"index":\s*(\d{1,9}),\s*"delta":\s*\{"co
 /** Past this, a chunk takes the general path; the fast path is for ordinary deltas. */
 const FAST_PATH_MAX = 64 * 1024
 
-const QUOTE = 0x22
 const isBlankByte = (c: number | undefined): boolean => c === 0x20 || c === 0x09 || c === 0x3a
 
 export interface ChatStreamOptions {

@@ -1,6 +1,6 @@
 import type { RawEvent } from './event-stream.js'
+import { CLOSE_BRACE, CLOSE_BRACKET, COLON, COMMA, OPEN_BRACE, OPEN_BRACKET } from '../chars.js'
 import {
-  CLOSE_BRACE, CLOSE_BRACKET, COLON, COMMA, OPEN_BRACE, OPEN_BRACKET,
   expect, expectByte, indexEnd, isKeyStart, objectOfDataLine, readIndex, skipBlanks, stringEnd
 } from './raw-bytes.js'
 

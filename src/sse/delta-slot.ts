@@ -1,5 +1,6 @@
 import type { RawEvent } from './event-stream.js'
-import { COLON, bytesAt, expect, expectByte, indexEnd, isKeyStart, objectOfDataLine, readIndex, skipBlanks, stringEnd } from './raw-bytes.js'
+import { COLON, CR, NEWLINE as LF, SPACE } from '../chars.js'
+import { bytesAt, expect, expectByte, indexEnd, isKeyStart, objectOfDataLine, readIndex, skipBlanks, stringEnd } from './raw-bytes.js'
 
 /**
  * Finds, on an event's raw bytes, the text of a Responses API text delta: the two-line
@@ -35,9 +36,6 @@ const EVENT = Buffer.from('event:')
 const DELTA_TYPE = Buffer.from('response.output_text.delta')
 const DELTA_TYPE_STRING = Buffer.from('"response.output_text.delta"')
 const DATA = Buffer.from('data:')
-const LF = 0x0a
-const CR = 0x0d
-const SPACE = 0x20
 
 /** The position of the value of the key found at `key` (its colon skipped), or -1. */
 function valueOf (event: RawEvent, key: number, keyLength: number): number {

@@ -1,5 +1,6 @@
 import { createParser } from 'eventsource-parser'
 import type { EventSourceMessage } from 'eventsource-parser'
+import { CR, NEWLINE as LF } from '../chars.js'
 
 /**
  * The most an unterminated event may buffer, in bytes. One SSE line of an upstream can
@@ -8,8 +9,6 @@ import type { EventSourceMessage } from 'eventsource-parser'
  */
 export const DEFAULT_MAX_EVENT_SIZE = 32 * 1024 * 1024
 
-const LF = 0x0a
-const CR = 0x0d
 const BOM = '\ufeff'
 const EMPTY = Buffer.alloc(0)
 

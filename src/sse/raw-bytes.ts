@@ -3,21 +3,7 @@
  * decoding them: each helper looks at a few bytes where a field is expected, and says
  * "not here" (-1) for anything else, so the caller can hand the event to the parser.
  */
-
-export const QUOTE = 0x22
-export const BACKSLASH = 0x5c
-export const COLON = 0x3a
-export const COMMA = 0x2c
-export const OPEN_BRACE = 0x7b
-export const CLOSE_BRACE = 0x7d
-export const OPEN_BRACKET = 0x5b
-export const CLOSE_BRACKET = 0x5d
-const LF = 0x0a
-const CR = 0x0d
-const SPACE = 0x20
-const TAB = 0x09
-const ZERO = 0x30
-const NINE = 0x39
+import { BACKSLASH, CLOSE_BRACE, COMMA, CR, DIGIT_0 as ZERO, DIGIT_9 as NINE, NEWLINE as LF, OPEN_BRACE, QUOTE, SPACE, TAB } from '../chars.js'
 
 /** Bytes of a string literal looked at one by one before a native search takes over. */
 const SHORT_STRING = 64

@@ -1,3 +1,4 @@
+import { BACKSLASH, COLON, QUOTE } from '../chars.js'
 import type { RawEvent } from './event-stream.js'
 
 /**
@@ -6,9 +7,6 @@ import type { RawEvent } from './event-stream.js'
  * and provider extras stay exactly as they came.
  */
 
-const QUOTE = 0x22
-const BACKSLASH = 0x5c
-const COLON = 0x3a
 
 const isWhitespace = (c: number): boolean => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d
 

@@ -1,6 +1,7 @@
 import t from 'tap'
+import { CLOSE_BRACE, COLON } from '../../src/chars.js'
 import {
-  CLOSE_BRACE, COLON, expect, expectByte, indexEnd, isKeyStart, objectOfDataLine, readIndex, readString, skipBlanks, stringEnd
+  expect, expectByte, indexEnd, isKeyStart, objectOfDataLine, readIndex, readString, skipBlanks, stringEnd
 } from '../../src/sse/raw-bytes.js'
 
 const b = (text: string): Buffer => Buffer.from(text, 'utf8')
