@@ -3,8 +3,8 @@ import { QUOTE } from '../chars.js'
 import { isObject } from '../json.js'
 import type { JsonObject as Json } from '../json.js'
 import type { Rewriter } from '../rewrite/rewriter.js'
-import { CHOICES, findContentSlot } from './content-slot.js'
-import { bytesAt, readString } from './raw-bytes.js'
+import { createContentSlotFinder } from './content-slot.js'
+import { readString } from './raw-bytes.js'
 import type { ContentSlot } from './content-slot.js'
 import type { EventHandler, RawEvent } from './event-stream.js'
 import { createFinder, replaceData, replaceStrings } from './raw-json.js'
@@ -110,19 +110,8 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter, optio
   const findError = createFinder('"error"')
   const findDone = createFinder('[DONE]')
   const findName = createFinder('event:')
-  const findChoices = createFinder('"choices"')
+  const findSlot = createContentSlotFinder()
   const slot: ContentSlot = { index: 0, from: 0, to: 0 }
-  /**
-   * Where the last content chunk had its `"choices"` key, from the event's start. The
-   * fields before it (id, object, created, model) are the same in every chunk of an
-   * answer, so the next chunk is looked at there first, without a search.
-   */
-  let choicesOffset = -1
-
-  function choicesOf (event: RawEvent): number {
-    const guess = event.start + choicesOffset
-    return choicesOffset !== -1 && bytesAt(event.buf, guess, CHOICES) ? guess : findChoices(event)
-  }
 
   /** A `"finish_reason"` with a string value in the event; `null` is the common case. */
   function finishSet (event: RawEvent): boolean {
@@ -223,10 +212,8 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter, optio
    * byte staying as the upstream sent it. Undefined sends the event to the parser.
    */
   function takeContent (event: RawEvent, out: Array<Buffer | string>): 'forward' | 'replaced' | undefined {
-    const choicesAt = choicesOf(event)
-    if (choicesAt === -1 || findError(event) !== -1 || !findContentSlot(event, choicesAt, slot)) return undefined
+    if (!findSlot(event, slot) || findError(event) !== -1) return undefined
     const { buf, start, end } = event
-    choicesOffset = choicesAt - start
     const state = choiceState(slot.index)
     if (state === undefined) return 'forward'
     // Plain words, the common delta, are not even decoded.

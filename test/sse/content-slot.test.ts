@@ -1,5 +1,5 @@
 import t from 'tap'
-import { findContentSlot } from '../../src/sse/content-slot.js'
+import { createContentSlotFinder, findContentSlot } from '../../src/sse/content-slot.js'
 import type { ContentSlot } from '../../src/sse/content-slot.js'
 
 const HERMES = '{"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "hermes-agent", "choices": [{"index": 0, "delta": {"content": TEXT}, "finish_reason": null}]}'
@@ -49,4 +49,32 @@ t.test('any other shape is left to the parser', async (t) => {
     ['choices that is not a list', 'data: {"choices": {"index": 0}}\n\n']
   ]
   for (const [label, text, lines] of rows) t.equal(find(text, lines), undefined, label)
+})
+
+t.test('a finder remembers the shape of the last chunk and still reads every chunk as the field walk does', async (t) => {
+  const find = createContentSlotFinder()
+  const read = (event: string): { index: number, literal: string } | undefined => {
+    const buf = Buffer.from(event, 'utf8')
+    const slot: ContentSlot = { index: -1, from: -1, to: -1 }
+    return find({ buf, start: 0, end: buf.length, lines: 1 }, slot) ? { index: slot.index, literal: buf.toString('utf8', slot.from, slot.to) } : undefined
+  }
+  const sequence: Array<[string, string, { index: number, literal: string } | undefined]> = [
+    ['first chunk', event(HERMES, '"Here"'), { index: 0, literal: '"Here"' }],
+    ['same shape', event(HERMES, '" you go"'), { index: 0, literal: '" you go"' }],
+    ['same shape, escapes', event(HERMES, '"\\u2014 \\"x\\""'), { index: 0, literal: '"\\u2014 \\"x\\""' }],
+    ['another choice index', event(HERMES.replace('"index": 0', '"index": 1'), '"b"'), { index: 1, literal: '"b"' }],
+    ['back to the first', event(HERMES, '"c"'), { index: 0, literal: '"c"' }],
+    ['a longer id moves "choices"', event(HERMES.replace('"c1"', '"chatcmpl-123456"'), '"d"'), { index: 0, literal: '"d"' }],
+    ['the same prefix, then a finish', event(HERMES, '"e"').replace('"finish_reason": null', '"finish_reason": "stop"'), undefined],
+    ['the same prefix, then a second choice', event(HERMES, '"f"').replace('null}]', 'null}, {"index": 1, "delta": {"content": "g"}, "finish_reason": null}]'), undefined],
+    ['the same prefix, then not a data line', ': ' + event(HERMES, '"h"'), undefined],
+    ['the same bytes inside a string, not a key', event(HERMES, '"i"').replace('{"id": "c1", "object"', '{"id": "c1\\\\", "object"'), { index: 0, literal: '"i"' }],
+    ['OpenAI after hermes', event(OPENAI, '"j"'), { index: 2, literal: '"j"' }],
+    ['a shape too long to remember', `data: {"choices": [{"index": 0,${' '.repeat(300)}"delta": {"content": "k"}, "finish_reason": null}]}\n\n`, { index: 0, literal: '"k"' }],
+    ['then the OpenAI shape again', event(OPENAI, '"l"'), { index: 2, literal: '"l"' }],
+    ['the same prefix, a text never closed', 'data: ' + OPENAI.slice(0, OPENAI.indexOf('TEXT')) + '"n}\n\n', undefined]
+  ]
+  for (const [label, text, expected] of sequence) t.same(read(text), expected, label)
+  const buf = Buffer.from(event(OPENAI, '"m"'))
+  t.notOk(find({ buf, start: 0, end: buf.length, lines: 2 }, { index: 0, from: 0, to: 0 }), 'an event of two lines is not taken')
 })

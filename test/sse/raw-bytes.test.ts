@@ -1,7 +1,7 @@
 import t from 'tap'
 import { CLOSE_BRACE, COLON } from '../../src/chars.js'
 import {
-  expect, expectByte, indexEnd, isKeyStart, objectOfDataLine, readIndex, readString, skipBlanks, stringEnd
+  bytesAt, expect, expectByte, indexEnd, isKeyStart, objectOfDataLine, readIndex, readString, skipBlanks, stringEnd
 } from '../../src/sse/raw-bytes.js'
 
 const b = (text: string): Buffer => Buffer.from(text, 'utf8')
@@ -10,6 +10,16 @@ t.test('blanks are spaces and tabs, never line ends', async (t) => {
   const rows: Array<[string, number, number]> = [['  \tx', 0, 3], ['x', 0, 0], ['\nx', 0, 0], ['   ', 1, 3]]
   for (const [text, at, expected] of rows) t.equal(skipBlanks(b(text), at, text.length), expected, JSON.stringify(text))
   t.equal(skipBlanks(b('    x'), 0, 2), 2, 'never past the end given')
+})
+
+t.test('bytesAt compares a word, or its first bytes, where it is said to be', async (t) => {
+  const buf = b('data: {"a":1}')
+  t.ok(bytesAt(buf, 0, b('data:')), 'at the start')
+  t.ok(bytesAt(buf, 7, b('"a"')), 'inside')
+  t.ok(bytesAt(buf, 7, b('"abc'), 2), 'the first bytes of a longer word')
+  t.notOk(bytesAt(buf, 6, b('"a"')), 'elsewhere')
+  t.notOk(bytesAt(buf, -1, b('d')), 'before the start')
+  t.notOk(bytesAt(buf, 11, b('1}x')), 'past the end')
 })
 
 t.test('expect and expectByte: the position after a word or byte, blanks first, or -1', async (t) => {
