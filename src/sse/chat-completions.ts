@@ -107,9 +107,10 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter, optio
 
   const findContent = createFinder('"content"')
   const findFinish = createFinder('"finish_reason"')
-  const findError = createFinder('"error"')
-  const findDone = createFinder('[DONE]')
-  const findName = createFinder('event:')
+  // Anchored past a frequent first byte (see createFinder).
+  const findError = createFinder('"error"', 2)
+  const findDone = createFinder('[DONE]', 1)
+  const findName = createFinder('event:', 1)
   const findSlot = createContentSlotFinder()
   const slot: ContentSlot = { index: 0, from: 0, to: 0 }
 

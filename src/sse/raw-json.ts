@@ -1,5 +1,6 @@
 import { BACKSLASH, COLON, QUOTE } from '../chars.js'
 import type { RawEvent } from './event-stream.js'
+import { bytesAt } from './raw-bytes.js'
 
 /**
  * Small edits on the JSON text an upstream sent, so that an event whose answer text
@@ -69,17 +70,32 @@ export function replaceData (raw: string, data: string, replacement: string): st
  * Finds a fixed byte string in the events of one read. Events are looked at in order, so
  * one search serves every event up to the next match: the common event with no match
  * costs no scan of its own, and the read is scanned once, natively, not once per event.
+ *
+ * `anchor` is where in `text` the native search starts: Node finds a needle by looking
+ * for its first byte and comparing from there, so a needle that starts with `"` (every
+ * key and string of the JSON) or a common letter stops at almost every byte. Searching
+ * from a rare byte (`rror"` for `"error"`) made a read with no match 6 times cheaper to
+ * scan; the bytes before the anchor are then compared where it was found.
  */
-export function createFinder (text: string): (event: RawEvent) => number {
-  const needle = Buffer.from(text, 'utf8')
+export function createFinder (text: string, anchor = 0): (event: RawEvent) => number {
+  const whole = Buffer.from(text, 'utf8')
+  const needle = whole.subarray(anchor)
   let buf: Buffer | undefined
   let searchedFrom = 0
   let found = -1
+
+  function search (buf: Buffer, from: number): number {
+    for (let at = buf.indexOf(needle, from + anchor); at !== -1; at = buf.indexOf(needle, at + 1)) {
+      if (bytesAt(buf, at - anchor, whole, anchor)) return at - anchor
+    }
+    return -1
+  }
+
   return (event) => {
     if (event.buf !== buf || event.start < searchedFrom || (found !== -1 && found < event.start)) {
       buf = event.buf
       searchedFrom = event.start
-      found = buf.indexOf(needle, event.start)
+      found = search(buf, event.start)
     }
     // A needle has no line end, so one that starts inside an event ends inside it.
     return found !== -1 && found < event.end ? found : -1

@@ -134,7 +134,11 @@ export function createResponsesHandler (newRewriter: () => Rewriter, rewriteWhol
     lastPart = undefined
   }
 
-  const finders = ['output_text', '"error"', 'response.failed', 'response.incomplete', 'response.completed'].map(createFinder)
+  // Anchored past a frequent first byte (see createFinder).
+  const finders = [
+    createFinder('output_text', 6), createFinder('"error"', 2), createFinder('response.failed', 8),
+    createFinder('response.incomplete', 8), createFinder('response.completed', 11)
+  ]
   const find: DeltaFinders = {
     type: createFinder(DELTA_KEYS.type),
     itemId: createFinder(DELTA_KEYS.itemId),

@@ -28,3 +28,14 @@ t.test('a finder scans a read once for all its events', async (t) => {
   t.equal(find({ buf: other, start: 0, end: other.length, lines: 1 }), 7, 'a new read is searched anew')
   t.equal(find({ buf, start: 0, end: 19, lines: 1 }), -1, 'and an earlier event of an older read too')
 })
+
+t.test('a finder anchored past its first bytes finds the whole string only', async (t) => {
+  const find = createFinder('"error"', 2)
+  const buf = Buffer.from('data: {"terror": 1}\n\ndata: {"mirror":2}\n\ndata: {"error": 3}\n\n')
+  const events = [[0, 21], [21, 41], [41, 61]] as const
+  t.same(events.map(([start, end]) => find({ buf, start, end, lines: 1 })), [-1, -1, 48], 'not where only the anchored part is')
+  const first = Buffer.from('"error"')
+  t.equal(find({ buf: first, start: 0, end: first.length, lines: 1 }), 0, 'at the very start of a read')
+  const cut = Buffer.from('or"')
+  t.equal(find({ buf: cut, start: 0, end: cut.length, lines: 1 }), -1, 'not when the anchored part starts the read')
+})
