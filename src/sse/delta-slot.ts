@@ -1,4 +1,5 @@
 import type { RawEvent } from './event-stream.js'
+import { createFinder } from './raw-json.js'
 import { COLON, CR, NEWLINE as LF, SPACE } from '../chars.js'
 import { bytesAt, expect, expectByte, indexEnd, isKeyStart, objectOfDataLine, readIndex, skipBlanks, stringEnd } from './raw-bytes.js'
 
@@ -30,7 +31,21 @@ export interface DeltaFinders {
   delta: (event: RawEvent) => number
 }
 
-export const DELTA_KEYS = { type: '"type"', itemId: '"item_id"', outputIndex: '"output_index"', contentIndex: '"content_index"', delta: '"delta"' } as const
+const DELTA_KEYS = { type: '"type"', itemId: '"item_id"', outputIndex: '"output_index"', contentIndex: '"content_index"', delta: '"delta"' } as const
+
+/**
+ * The finders of one stream's delta keys, each anchored past the key's frequent first
+ * bytes (see `createFinder`): `ype"`, `_id"`, `_index"`, `lta"`.
+ */
+export function createDeltaFinders (): DeltaFinders {
+  return {
+    type: createFinder(DELTA_KEYS.type, 2),
+    itemId: createFinder(DELTA_KEYS.itemId, 5),
+    outputIndex: createFinder(DELTA_KEYS.outputIndex, 7),
+    contentIndex: createFinder(DELTA_KEYS.contentIndex, 8),
+    delta: createFinder(DELTA_KEYS.delta, 3)
+  }
+}
 
 const EVENT = Buffer.from('event:')
 const DELTA_TYPE = Buffer.from('response.output_text.delta')

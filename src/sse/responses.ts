@@ -3,9 +3,9 @@ import { isObject } from '../json.js'
 import type { JsonObject } from '../json.js'
 import { rewriteItem, rewritePart, rewriteResponseObject } from '../rewrite/responses-body.js'
 import type { Rewriter } from '../rewrite/rewriter.js'
-import { DELTA_KEYS, findDeltaSlot } from './delta-slot.js'
+import { createDeltaFinders, findDeltaSlot } from './delta-slot.js'
 import { readString } from './raw-bytes.js'
-import type { DeltaFinders, DeltaSlot } from './delta-slot.js'
+import type { DeltaSlot } from './delta-slot.js'
 import type { EventHandler, RawEvent } from './event-stream.js'
 import { createFinder, replaceData, replaceStrings } from './raw-json.js'
 import { serializeEvent } from './serialize.js'
@@ -139,13 +139,7 @@ export function createResponsesHandler (newRewriter: () => Rewriter, rewriteWhol
     createFinder('output_text', 6), createFinder('"error"', 2), createFinder('response.failed', 8),
     createFinder('response.incomplete', 8), createFinder('response.completed', 11)
   ]
-  const find: DeltaFinders = {
-    type: createFinder(DELTA_KEYS.type),
-    itemId: createFinder(DELTA_KEYS.itemId),
-    outputIndex: createFinder(DELTA_KEYS.outputIndex),
-    contentIndex: createFinder(DELTA_KEYS.contentIndex),
-    delta: createFinder(DELTA_KEYS.delta)
-  }
+  const find = createDeltaFinders()
   const slot: DeltaSlot = { itemFrom: 0, itemTo: 0, outputIndex: 0, contentIndex: 0, from: 0, to: 0 }
 
   /**

@@ -1,21 +1,13 @@
 import t from 'tap'
-import { DELTA_KEYS, findDeltaSlot } from '../../src/sse/delta-slot.js'
-import type { DeltaFinders, DeltaSlot } from '../../src/sse/delta-slot.js'
-import { createFinder } from '../../src/sse/raw-json.js'
+import { createDeltaFinders, findDeltaSlot } from '../../src/sse/delta-slot.js'
+import type { DeltaSlot } from '../../src/sse/delta-slot.js'
 
-const finders = (): DeltaFinders => ({
-  type: createFinder(DELTA_KEYS.type),
-  itemId: createFinder(DELTA_KEYS.itemId),
-  outputIndex: createFinder(DELTA_KEYS.outputIndex),
-  contentIndex: createFinder(DELTA_KEYS.contentIndex),
-  delta: createFinder(DELTA_KEYS.delta)
-})
 
 /** The delta's literal, item literal and indices as found, or undefined. */
 function find (event: string, lines = 2): { item: string, output: number, content: number, literal: string } | undefined {
   const buf = Buffer.from(event, 'utf8')
   const slot: DeltaSlot = { itemFrom: -1, itemTo: -1, outputIndex: -1, contentIndex: -1, from: -1, to: -1 }
-  if (!findDeltaSlot({ buf, start: 0, end: buf.length, lines }, finders(), slot)) return undefined
+  if (!findDeltaSlot({ buf, start: 0, end: buf.length, lines }, createDeltaFinders(), slot)) return undefined
   return { item: buf.toString('utf8', slot.itemFrom, slot.itemTo), output: slot.outputIndex, content: slot.contentIndex, literal: buf.toString('utf8', slot.from, slot.to) }
 }
 
