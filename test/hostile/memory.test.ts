@@ -7,8 +7,9 @@ import t from 'tap'
 import { startGate } from '../fixtures/gate.js'
 import { IMAGE_PATH, cacheWithImage } from '../fixtures/hermes.js'
 import { open, responseOf } from '../fixtures/http.js'
-import { chunk, startMockUpstream } from '../fixtures/mock-upstream.js'
+import { chunk, drained, startMockUpstream } from '../fixtures/mock-upstream.js'
 import type { MockHandler } from '../fixtures/mock-upstream.js'
+import { watchWarnings } from '../fixtures/warnings.js'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
@@ -56,13 +57,14 @@ function hostileUpstream (total: number): MockHandler {
     for (let round = 0; sent < total && !res.destroyed; round++) {
       const text = hostileRound(round).join('')
       sent += Buffer.byteLength(text)
-      if (!res.write(text)) await new Promise((resolve) => { res.once('drain', resolve).once('close', resolve) })
+      if (!res.write(text)) await drained(res)
     }
     if (!res.destroyed) res.end('data: [DONE]\n\n')
   }
 }
 
 t.test(`streaming ${TOTAL / MB} MB of hostile input keeps memory bounded`, { timeout: 120_000 }, async (t) => {
+  const warnings = watchWarnings(t)
   const { cache } = cacheWithImage(t)
   const upstream = await startMockUpstream()
   t.teardown(() => upstream.close())
@@ -99,6 +101,8 @@ t.test(`streaming ${TOTAL / MB} MB of hostile input keeps memory bounded`, { tim
   t.ok(liveHeap - base.heapUsed < LIVE_HEAP_GROWTH, `live heap growth ${mib(liveHeap - base.heapUsed)} < ${mib(LIVE_HEAP_GROWTH)}`)
   t.ok(after.heapUsed - base.heapUsed < RETAINED_HEAP_GROWTH, `heap kept after GC ${mib(after.heapUsed - base.heapUsed)} < ${mib(RETAINED_HEAP_GROWTH)}`)
   t.ok(peakRss - base.rss < PEAK_RSS_GROWTH, `peak RSS growth ${mib(peakRss - base.rss)} < ${mib(PEAK_RSS_GROWTH)}`)
+  // The upstream waited for a drain hundreds of times on one response; none left a listener.
+  t.same(warnings(), [], 'no process warning (a listener left per write would be one)')
 })
 
 /** Reads a streamed answer, keeping only its size and its last line. */
@@ -118,6 +122,7 @@ async function drain (base: string, onData?: () => void): Promise<{ bytes: numbe
 }
 
 t.test('inline data: images being captured are bounded per stream, not per choice', async (t) => {
+  const warnings = watchWarnings(t)
   const { cache } = cacheWithImage(t)
   const upstream = await startMockUpstream()
   t.teardown(() => upstream.close())
@@ -130,7 +135,7 @@ t.test('inline data: images being captured are bounded per stream, not per choic
     for (let index = 0; index < 64; index++) res.write(chunk({ content: '![i](data:image/png;base64,iVBORw0KGgo' }, { index }))
     for (let sent = 0; sent < body; sent += 4096) {
       const text = Array.from({ length: 64 }, (_, index) => chunk({ content: 'A'.repeat(4096) }, { index })).join('')
-      if (!res.write(text)) await new Promise((resolve) => { res.once('drain', resolve).once('close', resolve) })
+      if (!res.write(text)) await drained(res)
     }
     // Everything is held now; the upstream waits before it ends the images.
     await new Promise((resolve) => setTimeout(resolve, 300))
@@ -148,4 +153,5 @@ t.test('inline data: images being captured are bounded per stream, not per choic
   clearInterval(sampler)
   const held = 64 * body
   t.ok(live - base < 4 * MB, `live heap growth ${((live - base) / MB).toFixed(1)} MiB while 64 choices sent ${(held / MB).toFixed(1)} MiB of unfinished images; bound 4 MiB`)
+  t.same(warnings(), [], 'no process warning')
 })

@@ -10,9 +10,10 @@ import type { Gate } from '../fixtures/gate.js'
 import { IMAGE_NAME, IMAGE_PATH, cacheWithImage } from '../fixtures/hermes.js'
 import { hostileContent, hostileStream } from '../fixtures/hostile-sse.js'
 import { postJson } from '../fixtures/http.js'
-import { DONE, chunk, contentEvents, sse, splitBytes, startMockUpstream } from '../fixtures/mock-upstream.js'
+import { DONE, chunk, contentEvents, drained, sse, splitBytes, startMockUpstream } from '../fixtures/mock-upstream.js'
 import type { MockUpstream } from '../fixtures/mock-upstream.js'
 import { DELIVERABLE, fakeResolve } from '../fixtures/resolve.js'
+import { watchWarnings } from '../fixtures/warnings.js'
 import { SOON_MS, within } from '../fixtures/within.js'
 import { errorBody } from '../../src/errors.js'
 
@@ -175,6 +176,7 @@ t.test('a 10 MB content delta passes through unchanged', async (t) => {
 })
 
 t.test(`past the cap (${DEFAULT_MAX_EVENT_SIZE / MB} MiB per event) the client gets an error event and imagegate keeps serving`, async (t) => {
+  const warnings = watchWarnings(t)
   const proxy = await setup(t)
   const before = [ROLE, ...contentEvents(['Before the flood.'])].join('')
   const check = (body: string, label: string): void => {
@@ -191,7 +193,7 @@ t.test(`past the cap (${DEFAULT_MAX_EVENT_SIZE / MB} MiB per event) the client g
     res.write(before + 'data: {"blob": "')
     const block = Buffer.alloc(MB, 'A')
     while (!res.destroyed) {
-      if (!res.write(block)) await new Promise((resolve) => { res.once('drain', resolve).once('close', resolve) })
+      if (!res.write(block)) await drained(res)
     }
   })
   const closed = proxy.upstream.closed()
@@ -204,6 +206,8 @@ t.test(`past the cap (${DEFAULT_MAX_EVENT_SIZE / MB} MiB per event) the client g
   check(await chat(proxy, [before, ...lines, '\n', DONE]), 'one event of many 1 MiB data lines')
 
   t.equal((await postJson(proxy.gate.url, '/v1/chat/completions', CHAT)).status, 200, 'the next request is served')
+  // The endless upstream waited for a drain on every full buffer; none left a listener.
+  t.same(warnings(), [], 'no process warning (a listener left per write would be one)')
 })
 
 t.test('invalid JSON shaped like content chunks in two choices passes through, and the process lives', async (t) => {

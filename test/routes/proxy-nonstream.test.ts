@@ -7,7 +7,7 @@ import type { Gate } from '../fixtures/gate.js'
 import { IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage, hermesFixture } from '../fixtures/hermes.js'
 import { open, postJson, send, waitFor } from '../fixtures/http.js'
 import type { MockHandler, MockUpstream } from '../fixtures/mock-upstream.js'
-import { startMockUpstream } from '../fixtures/mock-upstream.js'
+import { drained, startMockUpstream } from '../fixtures/mock-upstream.js'
 import { SOON_MS, within } from '../fixtures/within.js'
 import { errorBody } from '../../src/errors.js'
 
@@ -114,7 +114,7 @@ t.test('an answer larger than the rewrite limit passes through whole', async t =
     res.writeHead(200, { 'content-type': 'application/json' })
     const bytes = Buffer.from(body)
     for (let at = 0; at < bytes.length; at += 256 * 1024) {
-      if (!res.write(bytes.subarray(at, at + 256 * 1024))) await new Promise((resolve) => res.once('drain', resolve))
+      if (!res.write(bytes.subarray(at, at + 256 * 1024))) await drained(res)
     }
     res.end()
   })
