@@ -5,7 +5,8 @@ import * as api from '../src/index.js'
 import { ConfigError } from '../src/errors.js'
 import { IMAGE_NAME, IMAGE_PATH, cacheWithImage } from './fixtures/hermes.js'
 import { send } from './fixtures/http.js'
-import { DONE, contentEvents, sse, startMockUpstream } from './fixtures/mock-upstream.js'
+import { DONE, contentEvents } from './fixtures/chat.js'
+import { sse, startMockUpstream } from './fixtures/mock-upstream.js'
 
 t.test('the package exports the embedding API and nothing else', async t => {
   t.same(Object.keys(api).sort(), ['ConfigError', 'ImagegateError', 'VERSION', 'createImagegate', 'resolveImagegateOptions'], 'values')

@@ -6,7 +6,8 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { IMAGE_NAME, IMAGE_PATH, PNG } from './fixtures/hermes.js'
-import { DONE, contentEvents, sse, startMockUpstream } from './fixtures/mock-upstream.js'
+import { DONE, contentEvents } from './fixtures/chat.js'
+import { sse, startMockUpstream } from './fixtures/mock-upstream.js'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const PACKAGE = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }

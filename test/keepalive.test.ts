@@ -1,20 +1,20 @@
 // Keep-alive comments while the upstream is silent mid-stream (agents go quiet for
 // minutes while tools run; idle timeouts on the way would cut the answer).
 import t from 'tap'
-import { contentOf, dataLines, eventBlocks, startGate } from './fixtures/gate.js'
+import { contentOf, dataLines, eventBlocks } from './fixtures/gate.js'
 import { postJson } from './fixtures/http.js'
-import { DONE, chunk, contentEvents, sse, startMockUpstream } from './fixtures/mock-upstream.js'
+import { DONE, FINISH, ROLE, contentEvents } from './fixtures/chat.js'
+import { sse } from './fixtures/mock-upstream.js'
+import { startProxy } from './fixtures/proxy.js'
 
 const KEEPALIVE = ': keepalive'
 
 // Role, a first word, a pause after it, then the rest of the answer.
-const ANSWER = [chunk({ role: 'assistant' }), ...contentEvents(['Looking', ' it up.']), chunk({}, { finish: 'stop' }), DONE]
+const ANSWER = [ROLE, ...contentEvents(['Looking', ' it up.']), FINISH, DONE]
 const PAUSE_AFTER = 1
 
 t.test('comments fill an upstream pause, and the stream then completes', async t => {
-  const upstream = await startMockUpstream(sse(ANSWER, { delayMs: (i) => i === PAUSE_AFTER ? 1500 : 0 }))
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, keepalive: 0.3 })
+  const { upstream, gate } = await startProxy(t, { options: { keepalive: 0.3 }, upstream: sse(ANSWER, { delayMs: (i) => i === PAUSE_AFTER ? 1500 : 0 }) })
 
   const res = await postJson(gate.url, '/v1/chat/completions', { stream: true })
   const blocks = eventBlocks(res.text)
@@ -31,18 +31,14 @@ t.test('comments fill an upstream pause, and the stream then completes', async t
 })
 
 t.test('no comment while the upstream keeps talking', async t => {
-  const upstream = await startMockUpstream(sse(ANSWER, { delayMs: 100 }))
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, keepalive: 0.3 })
+  const { upstream, gate } = await startProxy(t, { options: { keepalive: 0.3 }, upstream: sse(ANSWER, { delayMs: 100 }) })
   const res = await postJson(gate.url, '/v1/chat/completions', { stream: true })
   t.notOk(res.text.includes(KEEPALIVE), 'each upstream read resets the timer')
   t.equal(dataLines(res.text).at(-1), '[DONE]', 'complete')
 })
 
 t.test('keepalive 0 adds no comment, however long the pause', async t => {
-  const upstream = await startMockUpstream(sse(ANSWER, { delayMs: (i) => i === PAUSE_AFTER ? 700 : 0 }))
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, keepalive: 0 })
+  const { upstream, gate } = await startProxy(t, { options: { keepalive: 0 }, upstream: sse(ANSWER, { delayMs: (i) => i === PAUSE_AFTER ? 700 : 0 }) })
   const res = await postJson(gate.url, '/v1/chat/completions', { stream: true })
   t.notOk(res.text.includes(KEEPALIVE), 'no comment')
   t.equal(res.text, ANSWER.join(''), 'the stream byte for byte as the upstream sent it')

@@ -6,9 +6,11 @@ import t from 'tap'
 import { REDACT_PATHS, describeCause, logDestination, loggerOptions, pathOnly } from '../src/log.js'
 import { DEFAULT_MAX_BODY_SIZE } from '../src/routes/proxy.js'
 import { startGate } from './fixtures/gate.js'
-import { CONTAINER_DIR, IMAGE_NAME, IMAGE_PATH, PNG, SECRET as SECRET_FILE, cacheWithImage } from './fixtures/hermes.js'
+import { CONTAINER_DIR, IMAGE_NAME, IMAGE_PATH, PNG, SECRET as SECRET_FILE } from './fixtures/hermes.js'
 import { open, receive, responseOf, send, waitFor } from './fixtures/http.js'
-import { DONE, chunk, contentEvents, sse, startMockUpstream } from './fixtures/mock-upstream.js'
+import { DONE, FINISH, ROLE, contentEvents } from './fixtures/chat.js'
+import { sse, startMockUpstream } from './fixtures/mock-upstream.js'
+import { startProxy } from './fixtures/proxy.js'
 
 const CLIENT_SECRET = 'sk-client-SECRET-0b7c'
 const UPSTREAM_SECRET = 'sk-upstream-SECRET-91fe'
@@ -64,13 +66,10 @@ t.test('loggerOptions keeps the level and only sets a stream when given one', as
 })
 
 t.test('a server run logs one line per request and no secret', async t => {
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], upstreamApiKey: UPSTREAM_SECRET })
+  const { upstream, gate, cache } = await startProxy(t, { options: { upstreamApiKey: UPSTREAM_SECRET } })
   const auth = { authorization: `Bearer ${CLIENT_SECRET}`, 'x-api-key': CLIENT_SECRET, cookie: `s=${CLIENT_SECRET}` }
 
-  upstream.handle(sse([chunk({ role: 'assistant' }), ...contentEvents(['Here: ![a](', IMAGE_PATH, ')']), chunk({}, { finish: 'stop' }), DONE]))
+  upstream.handle(sse([ROLE, ...contentEvents(['Here: ![a](', IMAGE_PATH, ')']), FINISH, DONE]))
   const streamed = await send(gate.url, { method: 'POST', path: `/v1/chat/completions?key=${QUERY_SECRET}`, headers: auth, body: '{"stream": true}' })
   t.equal(streamed.status, 200, 'streamed chat answered')
 
@@ -140,10 +139,7 @@ t.test('a server run logs one line per request and no secret', async t => {
 })
 
 t.test('at the default info level nothing per rewrite is written', async t => {
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream(sse([...contentEvents([`MEDIA:${IMAGE_PATH} `]), DONE]))
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], logLevel: 'info' })
+  const { upstream, gate } = await startProxy(t, { options: { logLevel: 'info' }, upstream: sse([...contentEvents([`MEDIA:${IMAGE_PATH} `]), DONE]) })
   const res = await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })
   t.ok(res.text.includes('/images/'), 'the reference was rewritten')
   t.equal(gate.logs.filter((line) => line.msg === 'reference rewritten').length, 0, 'no debug line')
@@ -156,10 +152,8 @@ t.test('each reference left alone is logged once at debug, with its reason and f
     cache: { [IMAGE_NAME]: PNG, 'folder.png': {}, 'escape.png': t.fixture('symlink', '../secret.png') }
   })
   const cache = path.join(dir, 'cache')
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], logLevel: 'debug' })
-  upstream.handle(sse([chunk({ role: 'assistant' }), ...contentEvents([
+  const { upstream, gate } = await startProxy(t, { options: { cacheDirs: [cache], logLevel: 'debug' } })
+  upstream.handle(sse([ROLE, ...contentEvents([
     `![apple](${IMAGE_PATH})\n`,
     `![web](https://example.org/web.png?sig=${QUERY_SECRET})\n`,
     '![far](/srv/elsewhere/far.png)\n',
@@ -169,7 +163,7 @@ t.test('each reference left alone is logged once at debug, with its reason and f
     `![up](${cache}/../up.png)\n`,
     `![link](${cache}/escape.png)\n`,
     `and in code: \`![apple](${cache}/coded.png)\`\n`
-  ]), chunk({}, { finish: 'stop' }), DONE]))
+  ]), FINISH, DONE]))
   const chat = await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{"stream": true}' })
   t.equal(chat.status, 200, 'the chat streamed')
 
@@ -199,19 +193,16 @@ async function requestLine (gate: { logs: Array<Record<string, unknown>> }, url:
 }
 
 t.test('at info, a rewritten answer\'s request line counts its references and says how its stream ended', async t => {
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], logLevel: 'info', shutdownGrace: 0 })
+  const { upstream, gate } = await startProxy(t, { options: { logLevel: 'info', shutdownGrace: 0 } })
   // One deliverable file; a missing one, a web URL and one in code: three left.
   const text = ['Here: ![a](', IMAGE_PATH, ') ![b](/tmp/nope.png) ![c](https://example.org/c.png) `![d](/tmp/d.png)`']
-  const answer = [chunk({ role: 'assistant' }), ...contentEvents(text)]
+  const answer = [ROLE, ...contentEvents(text)]
 
-  upstream.handle(sse([...answer, chunk({}, { finish: 'stop' }), DONE]))
+  upstream.handle(sse([...answer, FINISH, DONE]))
   await send(gate.url, { method: 'POST', path: '/v1/chat/completions?case=done', body: '{}' })
   t.match(await requestLine(gate, '/v1/chat/completions'), { level: 30, statusCode: 200, rewritten: 1, left: 3, stream: 'done' }, '[DONE]: done')
 
-  upstream.handle(sse([...answer, chunk({}, { finish: 'stop' })]))
+  upstream.handle(sse([...answer, FINISH]))
   await send(gate.url, { method: 'POST', path: '/chat/completions', body: '{}' })
   t.match(await requestLine(gate, '/chat/completions'), { rewritten: 1, left: 3, stream: 'eof' }, 'the upstream closed after the finish: eof')
 

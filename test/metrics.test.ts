@@ -7,7 +7,9 @@ import type { RequestSummary } from '../src/metrics.js'
 import { startGate } from './fixtures/gate.js'
 import { CONTAINER_DIR, IMAGE_NAME, IMAGE_PATH, PNG, SECRET } from './fixtures/hermes.js'
 import { open, responseOf, send, waitFor } from './fixtures/http.js'
-import { DONE, chunk, contentEvents, pyJson, sse, startMockUpstream } from './fixtures/mock-upstream.js'
+import { DONE, FINISH, ROLE, chunk, contentEvents, pyJson } from './fixtures/chat.js'
+import { sse, startMockUpstream } from './fixtures/mock-upstream.js'
+import { startProxy } from './fixtures/proxy.js'
 import { parseMetrics, sampleValue } from './fixtures/prometheus.js'
 import type { Sample } from './fixtures/prometheus.js'
 
@@ -99,12 +101,10 @@ function cacheForOutcomes (t: Test): { dir: string, cache: string } {
 
 t.test('a server run: requests, references by outcome, image bytes, first byte, active streams', async t => {
   const { dir, cache } = cacheForOutcomes(t)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
+  const { upstream, gate } = await startProxy(t, { options: { cacheDirs: [cache] } })
 
   // One piece per reference: a reference in code is only seen when it arrives whole.
-  upstream.handle(sse([chunk({ role: 'assistant' }), ...contentEvents([
+  upstream.handle(sse([ROLE, ...contentEvents([
     `![apple](${IMAGE_PATH})\n`,
     '![web](https://example.org/x.png)\n',
     '![far](/srv/elsewhere/nothing.png)\n',
@@ -114,7 +114,7 @@ t.test('a server run: requests, references by outcome, image bytes, first byte, 
     `![up](${cache}/../secret.png)\n`,
     `![link](${cache}/escape.png)\n`,
     `and in code: \`![apple](${IMAGE_PATH})\`\n`
-  ]), chunk({}, { finish: 'stop' }), DONE]))
+  ]), FINISH, DONE]))
   const chat = await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{"stream": true}' })
   t.equal(chat.status, 200, 'the chat streamed')
   t.ok(chat.text.includes(gate.link(IMAGE_NAME)), 'the one deliverable reference was rewritten')
@@ -176,7 +176,7 @@ t.test('a server run: requests, references by outcome, image bytes, first byte, 
     res.writeHead(200, { 'content-type': 'text/event-stream' })
     res.write(chunk({ content: 'thinking' }))
     await released
-    res.end(chunk({}, { finish: 'stop' }) + DONE)
+    res.end(FINISH + DONE)
   })
   const req = open(gate.url, { method: 'POST', path: '/v1/chat/completions' })
   const response = responseOf(req)

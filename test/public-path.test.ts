@@ -5,11 +5,13 @@
 import path from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
-import { contentOf, pathAndQuery, startGate } from './fixtures/gate.js'
+import { contentOf, pathAndQuery } from './fixtures/gate.js'
 import type { Gate } from './fixtures/gate.js'
 import { postJson, send } from './fixtures/http.js'
-import { DONE, chunk, contentEvents, sse, startMockUpstream } from './fixtures/mock-upstream.js'
+import { DONE, FINISH, ROLE, contentEvents } from './fixtures/chat.js'
+import { sse } from './fixtures/mock-upstream.js'
 import type { MockUpstream } from './fixtures/mock-upstream.js'
+import { startProxy } from './fixtures/proxy.js'
 import { solidPng } from './fixtures/png.js'
 import { rawRequest } from './fixtures/raw-socket.js'
 import { errorBody } from '../src/errors.js'
@@ -25,14 +27,15 @@ async function setup (t: Test, publicUrl: string | undefined): Promise<Setup> {
   const dir = t.testdir({ cache: { 'apple.png': IMAGE } })
   const cache = path.join(dir, 'cache')
   const answer = `Here: ![apple](${path.join(cache, 'apple.png')})`
-  const upstream = await startMockUpstream((req, res, body) => {
-    if (req.method === 'POST' && req.url === '/v1/chat/completions') {
-      return sse([chunk({ role: 'assistant' }), ...contentEvents([answer]), chunk({}, { finish: 'stop' }), DONE])(req, res, body)
+  const { gate, upstream } = await startProxy(t, {
+    options: { cacheDirs: [cache], ...(publicUrl === undefined ? {} : { publicUrl }) },
+    upstream: (req, res, body) => {
+      if (req.method === 'POST' && req.url === '/v1/chat/completions') {
+        return sse([ROLE, ...contentEvents([answer]), FINISH, DONE])(req, res, body)
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"upstream":true}')
     }
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{"upstream":true}')
   })
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], ...(publicUrl === undefined ? {} : { publicUrl }) })
   return { gate, upstream, cache }
 }
 

@@ -14,7 +14,9 @@ import { IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage } from './fixtures/hermes.j
 import { send, waitFor } from './fixtures/http.js'
 import { rawRequest } from './fixtures/raw-socket.js'
 import { ERRORS, errorBody } from '../src/errors.js'
-import { DONE, contentEvents, sse, startMockUpstream } from './fixtures/mock-upstream.js'
+import { DONE, contentEvents } from './fixtures/chat.js'
+import { sse, startMockUpstream } from './fixtures/mock-upstream.js'
+import { startProxy } from './fixtures/proxy.js'
 
 function options (t: Test, upstream: string, cache: string, extra: Partial<Options> = {}): Options {
   return testOptions(t, { upstream, cacheDirs: [cache], logLevel: 'info', ...extra })
@@ -32,10 +34,7 @@ function sink (): { stream: Writable, lines: () => Array<Record<string, unknown>
 }
 
 t.test('GET /healthz answers locally', async t => {
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
+  const { upstream, gate } = await startProxy(t)
 
   const res = await send(gate.url, { path: '/healthz' })
 
@@ -48,10 +47,7 @@ t.test('GET /healthz answers locally', async t => {
 })
 
 t.test('a URL the router cannot decode is an OpenAI-shaped 400, logged once', async t => {
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
+  const { upstream, gate } = await startProxy(t)
   for (const path of ['/v1/%zz', '/v1/models%?key=hidden-query', '/images/%E0%A4%A']) {
     const res = await send(gate.url, { path })
     t.equal(res.status, 400, `${path}: 400`)
@@ -211,10 +207,7 @@ t.test('startServer listens, says where, and closes', async t => {
 })
 
 t.test('a configured public URL is used in links', async t => {
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream(sse([...contentEvents([`![a](${IMAGE_PATH})`]), DONE]))
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], publicUrl: 'https://chat.example.org/imagegate' })
+  const { upstream, gate } = await startProxy(t, { options: { publicUrl: 'https://chat.example.org/imagegate' }, upstream: sse([...contentEvents([`![a](${IMAGE_PATH})`]), DONE]) })
 
   t.equal(gate.publicUrl, 'https://chat.example.org/imagegate', 'kept after listen')
   const res = await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })

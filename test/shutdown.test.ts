@@ -1,16 +1,20 @@
 // Graceful shutdown: a stream running when imagegate is told to stop either completes
 // within the grace period or ends with an error event, never silently.
-import { once } from 'node:events'
-import type { IncomingMessage } from 'node:http'
-import net from 'node:net'
 import t from 'tap'
+import type { Test } from 'tap'
 import { CUT_FLUSH_MS } from '../src/shutdown.js'
 import { nsPid, startCli } from './fixtures/cli-process.js'
-import { startGate, contentOf, dataLines } from './fixtures/gate.js'
-import { IMAGE_NAME, IMAGE_PATH, cacheWithImage } from './fixtures/hermes.js'
-import { open, postJson, responseOf, send, waitFor } from './fixtures/http.js'
-import { DONE, chunk, contentEvents, startMockUpstream } from './fixtures/mock-upstream.js'
-import type { MockHandler } from './fixtures/mock-upstream.js'
+import type { CliProcess, Exit } from './fixtures/cli-process.js'
+import { contentOf, dataLines } from './fixtures/gate.js'
+import { IMAGE_NAME, IMAGE_PATH } from './fixtures/hermes.js'
+import { open, postJson, send, waitFor } from './fixtures/http.js'
+import { DONE, FINISH, ROLE, contentEvents } from './fixtures/chat.js'
+import { startMockUpstream } from './fixtures/mock-upstream.js'
+import type { MockUpstream } from './fixtures/mock-upstream.js'
+import { heldStream, startStream } from './fixtures/held-stream.js'
+import type { HeldStream } from './fixtures/held-stream.js'
+import { startProxy } from './fixtures/proxy.js'
+import { idleConnection, rawConnection } from './fixtures/raw-socket.js'
 import { SOON_MS, within } from './fixtures/within.js'
 import { errorBody } from '../src/errors.js'
 
@@ -24,45 +28,9 @@ const PROMPT_MS = 5000
 
 const SHUTTING_DOWN = JSON.stringify(errorBody('server_shutting_down', 'answer-cut'))
 
-/** A stream client: what arrived so far, and a promise for the end of the response. */
-interface Reader { text: () => string, ended: Promise<void> }
-
-function read (res: IncomingMessage): Reader {
-  let text = ''
-  res.setEncoding('utf8').on('data', (piece: string) => { text += piece })
-  return { text: () => text, ended: once(res, 'end').then(() => {}) }
-}
-
-/** An upstream stream that writes `head`, then waits for `release()` to write `tail` and end. */
-function held (head: string[], tail: string[]): { handler: MockHandler, release: () => void } {
-  let release = (): void => {}
-  const released = new Promise<void>((resolve) => { release = resolve })
-  return {
-    release,
-    handler: async (_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/event-stream' })
-      for (const piece of head) res.write(piece)
-      await released
-      if (res.destroyed) return
-      for (const piece of tail) res.write(piece)
-      res.end()
-    }
-  }
-}
-
-async function startStream (url: string): Promise<Reader> {
-  const req = open(url, { method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' } })
-  const response = responseOf(req)
-  req.end('{"stream": true}')
-  return read(await response)
-}
-
 t.test('a stream that finishes within the grace period completes normally', async t => {
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], shutdownGrace: 5 })
-  const stream = held(contentEvents(['Here it is: ']), [...contentEvents([`![apple](${IMAGE_PATH})`]), chunk({}, { finish: 'stop' }), DONE])
+  const { upstream, gate } = await startProxy(t, { options: { shutdownGrace: 5 } })
+  const stream = heldStream(contentEvents(['Here it is: ']), [...contentEvents([`![apple](${IMAGE_PATH})`]), FINISH, DONE])
   upstream.handle(stream.handler)
 
   const reader = await startStream(gate.url)
@@ -86,12 +54,9 @@ t.test('a stream that finishes within the grace period completes normally', asyn
 })
 
 t.test('a stream still running after the grace period ends with an error event', async t => {
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], shutdownGrace: 0.2 })
+  const { upstream, gate } = await startProxy(t, { options: { shutdownGrace: 0.2 } })
   // The answer stops inside a reference, which is held back until it is whole.
-  const stream = held(contentEvents(['Still working on ', '![apple](/root/.hermes/cache/im']), [])
+  const stream = heldStream(contentEvents(['Still working on ', '![apple](/root/.hermes/cache/im']), [])
   upstream.handle(stream.handler)
   t.teardown(stream.release)
 
@@ -116,9 +81,7 @@ t.test('a stream still running after the grace period ends with an error event',
 })
 
 t.test('close with no stream running is immediate', async t => {
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, shutdownGrace: 30 })
+  const { upstream, gate } = await startProxy(t, { options: { shutdownGrace: 30 } })
   const started = Date.now()
   await gate.close()
   t.ok(Date.now() - started < 1000, 'no grace period to wait for')
@@ -130,8 +93,10 @@ t.test('close with no stream running is immediate', async t => {
 
 const SHUTTING_DOWN_REFUSED = JSON.stringify(errorBody('server_shutting_down', 'not-forwarded'))
 
+interface FetchReader { text: () => string, ended: Promise<number> }
+
 /** A streaming chat request through Node's fetch, which keeps its connection alive. */
-async function fetchStream (url: string): Promise<{ text: () => string, ended: Promise<number> }> {
+async function fetchStream (url: string): Promise<FetchReader> {
   const res = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"stream": true}' })
   const body = res.body as ReadableStream<Uint8Array>
   const decoder = new TextDecoder()
@@ -145,31 +110,26 @@ async function fetchStream (url: string): Promise<{ text: () => string, ended: P
   return { text: () => text, ended }
 }
 
-/** A raw connection that asked for /healthz and now sits idle, kept alive. */
-async function idleConnection (url: string): Promise<{ closed: Promise<number>, received: () => string }> {
-  const { hostname, port } = new URL(url)
-  const socket = net.connect(Number(port), hostname)
-  let received = ''
-  socket.setEncoding('latin1').on('data', (text: string) => { received += text })
-  const closed = once(socket, 'close').then(() => Date.now())
-  socket.write('GET /healthz HTTP/1.1\r\nHost: imagegate\r\n\r\n')
-  await waitFor(() => /\r\n\r\n\{.*\}$/s.test(received), 'the health answer')
-  return { closed, received: () => received }
-}
-
-const cliArgs = (dir: string, upstream: string, grace: string): string[] =>
-  ['--port', '0', '--cache-dir', `${dir}/images`, '--state-dir', `${dir}/state`, '--upstream', upstream, '--shutdown-grace', grace, '--log-level', 'info']
-
-t.test('the CLI with keep-alive clients: idle connections close at once, the process exits as soon as the last stream ends', async t => {
+/**
+ * The CLI with a shutdown grace of `grace` seconds in front of an upstream that streams
+ * "Working" and holds the answer there until released (then sends `tail` and ends).
+ */
+async function cliWithHeldStream (t: Test, grace: string, options: { tail?: string[], pid1?: boolean } = {}): Promise<{ upstream: MockUpstream, stream: HeldStream, cli: CliProcess }> {
   const dir = t.testdir({ images: {}, state: {} })
   const upstream = await startMockUpstream()
   t.teardown(() => upstream.close())
-  const stream = held([chunk({ role: 'assistant' }), ...contentEvents(['Working'])], [...contentEvents([' and done.']), chunk({}, { finish: 'stop' }), DONE])
+  const stream = heldStream([ROLE, ...contentEvents(['Working'])], options.tail ?? [])
   upstream.handle(stream.handler)
   t.teardown(stream.release)
-  const cli = await startCli(t, cliArgs(dir, upstream.url, '20'))
+  const args = ['--port', '0', '--cache-dir', `${dir}/images`, '--state-dir', `${dir}/state`, '--upstream', upstream.url, '--shutdown-grace', grace, '--log-level', 'info']
+  const cli = await startCli(t, args, { pid1: options.pid1 ?? false })
+  return { upstream, stream, cli }
+}
 
-  const idle = await idleConnection(cli.url)
+t.test('the CLI with keep-alive clients: idle connections close at once, the process exits as soon as the last stream ends', async t => {
+  const { stream, cli } = await cliWithHeldStream(t, '20', { tail: [...contentEvents([' and done.']), FINISH, DONE] })
+
+  const idle = await idleConnection(t, cli.url)
   t.match(idle.received(), /^HTTP\/1\.1 200 .*\r\nconnection: keep-alive\r\n/is, 'the idle connection was kept alive')
   const reader = await fetchStream(cli.url)
   await waitFor(() => reader.text().includes('Working'), 'the first event')
@@ -194,13 +154,7 @@ t.test('the CLI with keep-alive clients: idle connections close at once, the pro
 })
 
 t.test('the CLI with a keep-alive client: a stream cut at the grace gets the error event, and the process exits 0 right after', async t => {
-  const dir = t.testdir({ images: {}, state: {} })
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const stream = held([chunk({ role: 'assistant' }), ...contentEvents(['Working'])], [])
-  upstream.handle(stream.handler)
-  t.teardown(stream.release)
-  const cli = await startCli(t, cliArgs(dir, upstream.url, '0.3'))
+  const { upstream, cli } = await cliWithHeldStream(t, '0.3')
 
   const reader = await fetchStream(cli.url)
   await waitFor(() => reader.text().includes('Working'), 'the first event')
@@ -226,23 +180,25 @@ t.test('the CLI with a keep-alive client: a stream cut at the grace gets the err
   t.match(line, { level: 40, method: 'POST', statusCode: 200, stream: 'stopped' }, 'the cut stream\'s request line is a warning that says how it ended')
 })
 
+/**
+ * Starts a stream through the CLI, sends `signal`, and sends it again once the drain has
+ * started; resolves with the stream, when the second signal went and how the CLI exited.
+ */
+async function signalTwiceWhileStreaming (cli: CliProcess, signal: NodeJS.Signals): Promise<{ reader: FetchReader, again: number, exit: Exit }> {
+  const reader = await fetchStream(cli.url)
+  await waitFor(() => reader.text().includes('Working'), 'the first event')
+  cli.kill(signal)
+  await waitFor(() => cli.stdout().includes('shutting down: waiting for running requests'), `the first ${signal} to start the drain`)
+  const again = Date.now()
+  cli.kill(signal)
+  return { reader, again, exit: await cli.exited }
+}
+
 for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
   t.test(`a second ${signal} while streams drain ends the CLI at once with ${code}`, async t => {
-    const dir = t.testdir({ images: {}, state: {} })
-    const upstream = await startMockUpstream()
-    t.teardown(() => upstream.close())
-    const stream = held([chunk({ role: 'assistant' }), ...contentEvents(['Working'])], [])
-    upstream.handle(stream.handler)
-    t.teardown(stream.release)
-    const cli = await startCli(t, cliArgs(dir, upstream.url, '30'))
+    const { cli } = await cliWithHeldStream(t, '30')
 
-    const reader = await fetchStream(cli.url)
-    await waitFor(() => reader.text().includes('Working'), 'the first event')
-    cli.kill(signal)
-    await waitFor(() => cli.stdout().includes('shutting down: waiting for running requests'), 'the drain to start')
-    const again = Date.now()
-    cli.kill(signal)
-    const exit = await cli.exited
+    const { reader, again, exit } = await signalTwiceWhileStreaming(cli, signal)
     t.same([exit.code, exit.signal], [code, null], `exit ${code}, through imagegate's own handler`)
     t.ok(exit.at - again < PROMPT_MS, `at once (${exit.at - again} ms)`)
     t.equal(cli.stderr(), `imagegate: ${signal} again: exiting without waiting for running streams\n`, 'one line on stderr says why')
@@ -251,47 +207,28 @@ for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
 }
 
 t.test('as PID 1 of its namespace (a container without init), the first SIGTERM drains and a second one exits at once', async t => {
-  const dir = t.testdir({ images: {}, state: {} })
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const stream = held([chunk({ role: 'assistant' }), ...contentEvents(['Working'])], [])
-  upstream.handle(stream.handler)
-  t.teardown(stream.release)
-  const cli = await startCli(t, cliArgs(dir, upstream.url, '30'), { pid1: true })
+  const { cli } = await cliWithHeldStream(t, '30', { pid1: true })
   t.equal(nsPid(cli.pid), 1, 'imagegate is PID 1 in its namespace')
 
-  const reader = await fetchStream(cli.url)
-  await waitFor(() => reader.text().includes('Working'), 'the first event')
-  cli.kill('SIGTERM')
-  await waitFor(() => cli.stdout().includes('shutting down: waiting for running requests'), 'the first SIGTERM to start the drain')
-  const again = Date.now()
-  cli.kill('SIGTERM')
-  const exit = await cli.exited
+  const { reader, again, exit } = await signalTwiceWhileStreaming(cli, 'SIGTERM')
   t.same([exit.code, exit.signal], [143, null], 'exit 143 (unshare passes on the code of its child)')
   t.ok(exit.at - again < PROMPT_MS, `at once (${exit.at - again} ms)`)
   await t.rejects(reader.ended, { message: 'terminated' }, 'the client sees its stream cut')
 })
 
 t.test('a request that arrives on an open connection during shutdown gets a 503 with the OpenAI-shaped error, and the connection closes', async t => {
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, shutdownGrace: 20 })
-  const { hostname, port } = new URL(gate.url)
-  const socket = net.connect(Number(port), hostname)
-  t.teardown(() => socket.destroy())
-  let received = ''
-  socket.setEncoding('latin1').on('data', (text: string) => { received += text })
-  const socketClosed = once(socket, 'close')
+  const { upstream, gate } = await startProxy(t, { options: { shutdownGrace: 20 } })
+  const { socket, received, closed } = await rawConnection(t, gate.url)
   // The head is not complete yet, so the connection is busy, not idle, when shutdown starts.
   socket.write('POST /v1/chat/completions HTTP/1.1\r\nHost: imagegate\r\nContent-Type: application/json\r\nContent-Length: 16\r\n')
   await new Promise((resolve) => setTimeout(resolve, 50))
   const closing = gate.close()
   await waitFor(() => !gate.app.server.listening, 'the server to stop listening')
   socket.write('\r\n{"stream": true}')
-  await socketClosed
+  await closed
   await closing
 
-  const [head = '', body] = received.split('\r\n\r\n')
+  const [head = '', body] = received().split('\r\n\r\n')
   t.match(head, /^HTTP\/1\.1 503 Service Unavailable\r\n/, '503')
   t.match(head, /\r\nconnection: close(\r\n|$)/i, 'Connection: close')
   t.match(head, /\r\ncontent-type: application\/json; charset=utf-8(\r\n|$)/i, 'JSON')
@@ -301,28 +238,20 @@ t.test('a request that arrives on an open connection during shutdown gets a 503 
 })
 
 t.test('a connection whose request head never ends is closed at the end of the grace', async t => {
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, shutdownGrace: 0.2 })
-  const { hostname, port } = new URL(gate.url)
-  const socket = net.connect(Number(port), hostname)
-  t.teardown(() => socket.destroy())
-  socket.on('error', () => {})
-  const socketClosed = once(socket, 'close').then(() => Date.now())
+  const { upstream, gate } = await startProxy(t, { options: { shutdownGrace: 0.2 } })
+  const { socket, closed } = await rawConnection(t, gate.url)
   socket.write('GET /v1/models HTTP/1.1\r\nHost: imagegate\r\n')
   await new Promise((resolve) => setTimeout(resolve, 50))
   const started = Date.now()
   await gate.close()
-  const closedAt = await socketClosed
+  const closedAt = await closed
   t.ok(closedAt - started >= 180, `the connection had the grace (${closedAt - started} ms)`)
   t.ok(closedAt - started < 180 + CUT_FLUSH_MS + 1000, `and was then closed (${closedAt - started} ms)`)
   t.equal(upstream.requests.length, 0, 'nothing went upstream')
 })
 
 t.test('a non-streaming request still waiting for the upstream at the grace gets a 503 server_shutting_down', async t => {
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, shutdownGrace: 0.2 })
+  const { upstream, gate } = await startProxy(t, { options: { shutdownGrace: 0.2 } })
   // The agent is still thinking: no headers.
   upstream.handle(() => {})
   const response = postJson(gate.url, '/v1/chat/completions', { stream: false })

@@ -4,10 +4,11 @@
 import OpenAI, { APIError } from 'openai'
 import t from 'tap'
 import type { Test } from 'tap'
-import { startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
-import { DONE, chunk, contentEvents, pyJson, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
+import { DONE, ROLE, chunk, contentEvents, pyJson } from '../fixtures/chat.js'
+import { sse } from '../fixtures/mock-upstream.js'
 import type { MockHandler, MockUpstream } from '../fixtures/mock-upstream.js'
+import { startProxy } from '../fixtures/proxy.js'
 import { solidPng } from '../fixtures/png.js'
 import { SOON_MS, within } from '../fixtures/within.js'
 import { errorBody } from '../../src/errors.js'
@@ -19,7 +20,6 @@ const ANSWER = `Here you go — a simple red apple 🍎:\n\n![Simple red apple o
 const USAGE = { prompt_tokens: 1843, completion_tokens: 61, total_tokens: 1904 }
 const MESSAGES = [{ role: 'user' as const, content: 'draw an apple' }]
 
-const ROLE = chunk({ role: 'assistant' })
 const PROGRESS = 'event: hermes.tool.progress\ndata: {"tool": "image_generate", "emoji": "\\ud83c\\udfa8", "label": "image_generate: a simple red apple", "toolCallId": "call_8d1f", "status": "running"}\n\n'
 const TOOL_CALL = [
   chunk({ tool_calls: [{ index: 0, id: 'call_8d1f', type: 'function', function: { name: 'image_generate', arguments: '' } }] }),
@@ -38,9 +38,7 @@ interface Setup { upstream: MockUpstream, gate: Gate, direct: OpenAI, viaGate: O
 
 async function setup (t: Test, handler: MockHandler, options: { dropNamedEvents?: boolean } = {}): Promise<Setup> {
   const cache = t.testdir({ [IMAGE_NAME]: IMAGE })
-  const upstream = await startMockUpstream(handler)
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], ...options })
+  const { upstream, gate } = await startProxy(t, { options: { cacheDirs: [cache], ...options }, upstream: handler })
   // No retries: a retried request would hide what the first answer was.
   const client = (baseURL: string): OpenAI => new OpenAI({ baseURL, apiKey: 'k', maxRetries: 0 })
   return { upstream, gate, direct: client(upstream.url), viaGate: client(`${gate.url}/v1`), served: gate.link(IMAGE_NAME) }

@@ -5,13 +5,13 @@
 // end's address directly where the container would say host.docker.internal: that is
 // what `--add-host host.docker.internal:host-gateway` writes into its /etc/hosts.
 import { readFileSync } from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import t from 'tap'
 import { startCli } from '../fixtures/cli-process.js'
 import { contentOf, dataLines } from '../fixtures/gate.js'
 import { IMAGE_NAME, PNG } from '../fixtures/hermes.js'
-import { freePort, send } from '../fixtures/http.js'
+import { send } from '../fixtures/http.js'
+import { freePort, tryConnect } from '../fixtures/raw-socket.js'
 import { sse, startMockUpstream } from '../fixtures/mock-upstream.js'
 import { createBridge, netnsUnavailable, nodeIn } from '../fixtures/netns.js'
 
@@ -47,15 +47,6 @@ const CONNECT = `const socket = require('node:net').connect(Number(process.argv[
 socket.setTimeout(3000, () => { process.stdout.write('timeout'); socket.destroy() })
 socket.on('connect', () => { process.stdout.write('connected'); socket.destroy() })
 socket.on('error', (err) => { process.stdout.write(err.code) })`
-
-/** "connected" or the error's code, for a connect from the host. */
-function connectFromHost (host: string, port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, host)
-    socket.on('connect', () => { resolve('connected'); socket.destroy() })
-    socket.on('error', (err: NodeJS.ErrnoException) => { resolve(err.code ?? err.message) })
-  })
-}
 
 /** A `| setting | value |` row of the section: the value, without backticks. */
 function setting (name: string): string {
@@ -131,8 +122,8 @@ t.test('Open WebUI in a container reaches imagegate on the bridge address; the a
 
   t.equal(await inNs(bridge.ns, CONNECT, [address, port]), 'connected', 'control: a bare connect reaches imagegate on the bridge address')
   t.equal(await inNs(bridge.ns, CONNECT, [address, String(agentPort)]), 'ECONNREFUSED', 'the agent, on 127.0.0.1, is not reachable from the namespace')
-  t.equal(await connectFromHost('127.0.0.1', agentPort), 'connected', 'control: the agent does listen on the host\'s loopback')
-  t.equal(await connectFromHost('127.0.0.1', Number(port)), 'ECONNREFUSED', 'imagegate does not listen on loopback')
+  t.equal(await tryConnect('127.0.0.1', agentPort), 'connected', 'control: the agent does listen on the host\'s loopback')
+  t.equal(await tryConnect('127.0.0.1', Number(port)), 'ECONNREFUSED', 'imagegate does not listen on loopback')
   t.equal(agent.requests.length, 1, 'nothing else reached the agent')
 })
 

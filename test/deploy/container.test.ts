@@ -6,19 +6,19 @@
 // builds the base image from Debian packages (test/fixtures/container/).
 import { randomBytes } from 'node:crypto'
 import { chmodSync, chownSync } from 'node:fs'
-import { once } from 'node:events'
-import type { IncomingMessage } from 'node:http'
-import net from 'node:net'
 import path from 'node:path'
 import t from 'tap'
 import { parse } from 'yaml'
 import { folderId } from '../../src/files/names.js'
 import { createSigner } from '../../src/files/signing.js'
 import { contentOf, dataLines } from '../fixtures/gate.js'
-import { open, postJson, responseOf, send } from '../fixtures/http.js'
-import { DONE, chunk, contentEvents, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
-import type { MockHandler, MockUpstream } from '../fixtures/mock-upstream.js'
+import { open, postJson, send } from '../fixtures/http.js'
+import { DONE, FINISH, ROLE, contentEvents } from '../fixtures/chat.js'
+import { sse, startMockUpstream } from '../fixtures/mock-upstream.js'
+import type { MockUpstream } from '../fixtures/mock-upstream.js'
+import { heldStream, startStream } from '../fixtures/held-stream.js'
 import { applePng } from '../fixtures/png.js'
+import { freePort, idleConnection } from '../fixtures/raw-socket.js'
 import { IMAGE, RUN_FLAGS, buildImage, missingCommands, podman, podmanOk, resources, run, until } from '../fixtures/container/podman.js'
 import { errorBody } from '../../src/errors.js'
 
@@ -66,7 +66,7 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
   let name = ''
 
   t.test('an answer streamed through the container: its image path becomes a link the node user serves', async t => {
-    port = await freePort()
+    port = await freePort('127.0.0.1', [8090])
     name = made.container()
     const started = Date.now()
     await podmanOk(['run', '--detach', '--name', name, ...RUN_FLAGS,
@@ -77,7 +77,7 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
     await untilHealthz(url)
     t.comment(`container answered /healthz ${((Date.now() - started) / 1000).toFixed(1)} s after podman run`)
 
-    upstream.handle(sse([chunk({ role: 'assistant' }), ...contentEvents(['Here: ![chart](', `${AGENT_CACHE}/chart.png)`, ' done']), chunk({}, { finish: 'stop' }), DONE]))
+    upstream.handle(sse([ROLE, ...contentEvents(['Here: ![chart](', `${AGENT_CACHE}/chart.png)`, ' done']), FINISH, DONE]))
     const answer = await postJson(url, '/v1/chat/completions', { model: 'hermes-agent', stream: true, messages: [{ role: 'user', content: 'draw' }] })
     t.equal(answer.status, 200, 'streamed')
     const text = contentOf(answer.text)
@@ -111,7 +111,7 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
 
     // IMAGEGATE_PORT, with an init as PID 1 (compose's init: true): imagegate is a child.
     const other = made.container()
-    const otherPort = await freePort()
+    const otherPort = await freePort('127.0.0.1', [8090])
     await podmanOk(['run', '--detach', '--init', '--name', other, ...RUN_FLAGS, '-e', `IMAGEGATE_PORT=${otherPort}`,
       IMAGE, '--upstream', upstream.url])
     await untilHealthz(`http://127.0.0.1:${otherPort}`)
@@ -163,19 +163,19 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
   })
 
   t.test('SIGTERM to PID 1: podman stop ends imagegate well before the engine would kill it', async t => {
-    const stream = held()
+    const stream = heldStream([ROLE, ...contentEvents(['Working'])], [])
     upstream.handle(stream.handler)
     t.teardown(stream.release)
     const container = made.container()
-    const stopPort = await freePort()
+    const stopPort = await freePort('127.0.0.1', [8090])
     const url = `http://127.0.0.1:${stopPort}`
     // The image as `docker run` starts it: imagegate is PID 1, no init.
     await podmanOk(['run', '--detach', '--name', container, ...RUN_FLAGS, IMAGE, '--upstream', upstream.url, '--port', String(stopPort)])
     await untilHealthz(url)
 
-    const reader = await startStream(url)
+    const reader = await startStream(url, '{"stream": true, "messages": []}')
     await until(() => reader.text().includes('Working'), 'the first event')
-    const idle = await idleConnection(url)
+    const idle = await idleConnection(t, url)
     const started = Date.now()
     const stopped = await podman(['stop', '--time', String(DOCKER_STOP_SECONDS), container])
     const seconds = (Date.now() - started) / 1000
@@ -184,21 +184,21 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
     t.ok(seconds < DOCKER_STOP_SECONDS, `stopped in ${seconds.toFixed(1)} s, before the ${DOCKER_STOP_SECONDS} s after which the engine sends SIGKILL`)
     const exit = (await podmanOk(['inspect', '--format', '{{.State.ExitCode}}', container])).trim()
     t.equal(exit, '0', 'exit code 0: imagegate ended itself, it was not killed')
-    await reader.ended
+    await reader.closed
     t.equal(dataLines(reader.text()).at(-1), SHUTTING_DOWN, 'the running stream ends with the shutdown error event')
-    t.ok(idle.closed(), 'the idle keep-alive connection was closed')
+    t.ok(idle.isClosed(), 'the idle keep-alive connection was closed')
   })
 
   t.test('a second SIGTERM ends imagegate at once', async t => {
-    const stream = held()
+    const stream = heldStream([ROLE, ...contentEvents(['Working'])], [])
     upstream.handle(stream.handler)
     t.teardown(stream.release)
     const container = made.container()
-    const termPort = await freePort()
+    const termPort = await freePort('127.0.0.1', [8090])
     const url = `http://127.0.0.1:${termPort}`
     await podmanOk(['run', '--detach', '--name', container, ...RUN_FLAGS, IMAGE, '--upstream', upstream.url, '--port', String(termPort)])
     await untilHealthz(url)
-    const reader = await startStream(url)
+    const reader = await startStream(url, '{"stream": true, "messages": []}')
     await until(() => reader.text().includes('Working'), 'the first event')
 
     await podmanOk(['kill', '--signal', 'TERM', container])
@@ -224,7 +224,7 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
     chownSync(privateFile, 10000, 10000)
     chmodSync(privateFile, 0o600)
     const container = made.container()
-    const filesPort = await freePort()
+    const filesPort = await freePort('127.0.0.1', [8090])
     const url = `http://127.0.0.1:${filesPort}`
     await podmanOk(['run', '--detach', '--name', container, ...RUN_FLAGS,
       '-v', `${cache}:/hermes/cache:ro`, '-e', 'HERMES_HOME=/hermes', '-e', `IMAGEGATE_SIGNING_KEY=${key}`,
@@ -254,7 +254,7 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
     const service = await composeService(home)
     const stopSeconds = Number(/^(\d+)s$/.exec(service.stop_grace_period ?? '')?.[1])
     t.ok(stopSeconds > 0, `stop_grace_period ${String(service.stop_grace_period)}`)
-    const composePort = await freePort()
+    const composePort = await freePort('127.0.0.1', [8090])
     const url = `http://127.0.0.1:${composePort}`
     // As compose would start it, except for the network: the host's, where the mock
     // upstream is, in place of the project network and host.docker.internal.
@@ -277,10 +277,10 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
     const image = await send(url, { path: (found?.[1] ?? '').slice(url.length) })
     t.ok(image.status === 200 && image.body.equals(picture), 'and served byte for byte')
 
-    const stream = held()
+    const stream = heldStream([ROLE, ...contentEvents(['Working'])], [])
     upstream.handle(stream.handler)
     t.teardown(stream.release)
-    const reader = await startStream(url)
+    const reader = await startStream(url, '{"stream": true, "messages": []}')
     await until(() => reader.text().includes('Working'), 'the first event')
     const started = Date.now()
     const stopped = await podman(['stop', container])
@@ -289,7 +289,7 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
     t.equal(stopped.code, 0, 'podman stop succeeds')
     t.ok(seconds < stopSeconds, `stopped in ${seconds.toFixed(1)} s, inside stop_grace_period`)
     t.equal((await podmanOk(['inspect', '--format', '{{.State.ExitCode}}', container])).trim(), '0', 'exit code 0: the init passed SIGTERM on, imagegate ended itself')
-    await reader.ended
+    await reader.closed
     t.equal(dataLines(reader.text()).at(-1), SHUTTING_DOWN, 'the running stream ends with the shutdown error event')
   })
 }
@@ -311,66 +311,7 @@ async function composeService (home: string): Promise<ComposeService> {
   return (parse(result.stdout) as { services: { imagegate: ComposeService } }).services.imagegate
 }
 
-/** A port free on the host now; the container takes it with host networking. */
-async function freePort (): Promise<number> {
-  for (;;) {
-    const server = net.createServer()
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    const { port } = server.address() as net.AddressInfo
-    server.close()
-    await once(server, 'close')
-    if (port !== 8090) return port
-  }
-}
-
 async function untilHealthz (url: string): Promise<void> {
   await until(() => send(url, { path: '/healthz' }).then((res) => res.status === 200, () => false), `${url}/healthz`, 30_000)
 }
 
-interface Reader { text: () => string, ended: Promise<void> }
-
-function read (res: IncomingMessage): Reader {
-  let text = ''
-  res.setEncoding('utf8').on('data', (piece: string) => { text += piece })
-  // A container killed mid-stream resets the connection: the reader ends all the same,
-  // and the assertions on what arrived say what went wrong.
-  res.on('error', () => {})
-  return { text: () => text, ended: new Promise((resolve) => res.once('close', () => resolve())) }
-}
-
-async function startStream (url: string): Promise<Reader> {
-  const req = open(url, { method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' } })
-  const response = responseOf(req)
-  req.end('{"stream": true, "messages": []}')
-  return read(await response)
-}
-
-/** An upstream stream that writes its first event, then stays open until released. */
-function held (): { handler: MockHandler, release: () => void } {
-  let release = (): void => {}
-  const released = new Promise<void>((resolve) => { release = resolve })
-  return {
-    release,
-    handler: async (_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/event-stream' })
-      res.write(chunk({ role: 'assistant' }) + contentEvents(['Working'])[0])
-      await released
-      if (!res.destroyed) res.end()
-    }
-  }
-}
-
-/** A connection that made one request and now sits idle, kept alive. */
-async function idleConnection (url: string): Promise<{ closed: () => boolean }> {
-  const { port } = new URL(url)
-  const socket = net.connect(Number(port), '127.0.0.1')
-  await once(socket, 'connect')
-  let closed = false
-  socket.on('close', () => { closed = true }).on('error', () => {})
-  let received = ''
-  socket.setEncoding('utf8').on('data', (text: string) => { received += text })
-  socket.write('GET /healthz HTTP/1.1\r\nhost: imagegate\r\nconnection: keep-alive\r\n\r\n')
-  await until(() => /\r\n\r\n/.test(received), 'the keep-alive answer', 5000)
-  return { closed: () => closed }
-}

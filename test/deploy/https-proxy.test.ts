@@ -12,9 +12,11 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { contentOf, dataLines, startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
-import { DONE, chunk, contentEvents, startMockUpstream } from '../fixtures/mock-upstream.js'
+import { CHAT, DONE, FINISH, ROLE, chunk, contentEvents } from '../fixtures/chat.js'
+import { startMockUpstream } from '../fixtures/mock-upstream.js'
 import type { MockUpstream } from '../fixtures/mock-upstream.js'
-import { findProgram, freePort, makeCertificate, startCaddy, startNginx } from '../fixtures/reverse-proxy.js'
+import { findProgram, makeCertificate, startCaddy, startNginx } from '../fixtures/reverse-proxy.js'
+import { freePort } from '../fixtures/raw-socket.js'
 import type { Certificate, Proxy } from '../fixtures/reverse-proxy.js'
 import { solidPng } from '../fixtures/png.js'
 import { BROWSER_TIMEOUT_MS, CHROMIUM, QUESTION, launchBrowser, renderChat } from '../fixtures/browser/scene.js'
@@ -34,7 +36,6 @@ const DOC_ORIGIN = 'http://127.0.0.1:8090'
 const DOC_GATE = '127.0.0.1:8090'
 const DOC_SITE = 'chat.example.org'
 const DOC_WEBUI = 'reverse_proxy 127.0.0.1:3000'
-const CHAT = JSON.stringify({ model: 'hermes-agent', stream: true, messages: [{ role: 'user', content: 'Draw me an apple' }] })
 const NOT_FOUND = errorBody('not_found')
 // What stands in for Open WebUI at the proxy's `/` when no page server is asked for.
 const WEBUI_TEXT = 'open-webui'
@@ -84,11 +85,11 @@ function holdAnswer (upstream: MockUpstream, imagePath: string): Held {
       return
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
-    res.write(chunk({ role: 'assistant' }))
+    res.write(ROLE)
     res.write(chunk({ content: 'Drawing it now. ' }))
     await released
     for (const event of contentEvents([`Here: ![apple](${imagePath})`])) res.write(event)
-    res.write(chunk({}, { finish: 'stop' }))
+    res.write(FINISH)
     res.end(DONE, () => { finished = true })
   })
   return { release: () => { release() }, get finished () { return finished } }
@@ -317,7 +318,7 @@ t.test('nginx', { skip: missing('nginx') ?? false }, async (t) => {
     upstream.handle(async (req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' })
       for (const event of contentEvents([`Here: ![apple](${imagePath})\n\n![control](${insecure})`])) res.write(event)
-      res.end(chunk({}, { finish: 'stop' }) + DONE)
+      res.end(FINISH + DONE)
     })
     const context = await browser.newContext({ ignoreHTTPSErrors: true })
     t.teardown(() => context.close())

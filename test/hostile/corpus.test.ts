@@ -2,10 +2,10 @@
 // through a real imagegate from a real mock upstream, whole and cut into uneven reads.
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import t from 'tap'
-import { dataLines, rawEvents, startGate } from '../fixtures/gate.js'
-import { cacheWithImage } from '../fixtures/hermes.js'
+import { dataLines, rawEvents } from '../fixtures/gate.js'
 import { postJson } from '../fixtures/http.js'
-import { sse, startMockUpstream } from '../fixtures/mock-upstream.js'
+import { sse } from '../fixtures/mock-upstream.js'
+import { startProxy } from '../fixtures/proxy.js'
 
 const CORPUS = new URL('../../../shared/corpus/', import.meta.url)
 
@@ -44,10 +44,7 @@ const others = (body: string): string[] => rawEvents(body).filter((block) => tex
 // is reported as skipped, never as passed.
 const skip = existsSync(CORPUS) ? false : `no corpus at ${CORPUS.pathname}: the recorded streams are not replayed`
 t.test('recorded streams come out as the upstream sent them', { skip }, async (t) => {
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
+  const { upstream, gate } = await startProxy(t)
   const files = readdirSync(CORPUS).filter((name) => name.endsWith('.sse')).sort()
   t.ok(files.length > 0, 'the corpus has streams')
   for (const name of files) {

@@ -5,19 +5,18 @@
 import http from 'node:http'
 import t from 'tap'
 import type { Test } from 'tap'
-import type { ServerSettings } from '../../src/server.js'
-import { contentOf, dataLines, startGate } from '../fixtures/gate.js'
+import { contentOf, dataLines } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
-import { IMAGE_NAME, IMAGE_PATH, cacheWithImage } from '../fixtures/hermes.js'
+import { IMAGE_NAME, IMAGE_PATH } from '../fixtures/hermes.js'
 import { open, postJson, responseOf, send, waitFor } from '../fixtures/http.js'
-import { DONE, chunk, contentEvents, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
+import { CHAT, DONE, FINISH, ROLE, chunk, contentEvents } from '../fixtures/chat.js'
+import { sse } from '../fixtures/mock-upstream.js'
 import type { MockHandler, MockUpstream } from '../fixtures/mock-upstream.js'
+import { startProxy } from '../fixtures/proxy.js'
+import type { Proxy } from '../fixtures/proxy.js'
 import { connectionCount } from '../fixtures/raw-socket.js'
 import { errorBody } from '../../src/errors.js'
 
-const CHAT = '{"model": "hermes-agent", "stream": true, "messages": [{"role": "user", "content": "draw"}]}'
-const ROLE = chunk({ role: 'assistant' })
-const FINISH = chunk({}, { finish: 'stop' })
 const UNREACHABLE = JSON.stringify(errorBody('upstream_unreachable'))
 const TIMEOUT = JSON.stringify(errorBody('upstream_timeout'))
 const BROKEN = JSON.stringify(errorBody('upstream_stream_error'))
@@ -27,23 +26,13 @@ const ABORT_PROPAGATION_MS = 100
 /** Every test here ends well within this, or it hangs. */
 const TEST_TIMEOUT = 10_000
 
-interface Setup { upstream: MockUpstream, gate: Gate }
-
-async function setup (t: Test, settings: ServerSettings = {}): Promise<Setup> {
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] }, settings)
-  return { upstream, gate }
-}
-
 /**
  * No socket left open: the clients' connections to the proxy all close, and so do the
  * proxy's connections to the upstream, except (with `idle`) one that finished its
  * response cleanly and waits in the pool for the next request. Waits a little, since
  * each side closes on its own schedule after an error.
  */
-async function assertNoSockets (t: Test, { upstream, gate }: Setup, label: string, idle = 0): Promise<void> {
+async function assertNoSockets (t: Test, { upstream, gate }: Proxy, label: string, idle = 0): Promise<void> {
   let toUpstream = -1
   let toGate = -1
   const deadline = Date.now() + 2000
@@ -88,7 +77,7 @@ function endless (first: string[]): MockHandler {
 }
 
 t.test('a client that goes away: the upstream sees its request closed within 100 ms', { timeout: TEST_TIMEOUT }, async (t) => {
-  const setupAll = await setup(t)
+  const setupAll = await startProxy(t)
   const { upstream, gate } = setupAll
 
   t.test('before the upstream sent its headers', async (t) => {
@@ -167,7 +156,7 @@ function assertCut (t: Test, body: string, text: string, label: string): void {
 }
 
 t.test('an upstream that fails: the client gets a well-formed end, never a hang or a fake finish', { timeout: TEST_TIMEOUT }, async (t) => {
-  const setupAll = await setup(t)
+  const setupAll = await startProxy(t)
   const { upstream, gate } = setupAll
 
   t.test('reset before its headers', async (t) => {
@@ -251,7 +240,7 @@ t.test('an upstream that fails: the client gets a well-formed end, never a hang 
 })
 
 t.test('an upstream that stalls is cut at the idle timeouts', { timeout: TEST_TIMEOUT }, async (t) => {
-  const setupAll = await setup(t, { upstreamTimeouts: { headersTimeout: 300, bodyTimeout: 300 } })
+  const setupAll = await startProxy(t, { settings: { upstreamTimeouts: { headersTimeout: 300, bodyTimeout: 300 } } })
   const { upstream, gate } = setupAll
 
   t.test('before its headers', async (t) => {
@@ -306,7 +295,7 @@ t.test('an upstream that stalls is cut at the idle timeouts', { timeout: TEST_TI
 })
 
 t.test('after every fault, closing imagegate leaves no socket behind', { timeout: TEST_TIMEOUT }, async (t) => {
-  const setupAll = await setup(t)
+  const setupAll = await startProxy(t)
   const { upstream, gate } = setupAll
   const handlers: MockHandler[] = [
     sse([ROLE, ...contentEvents(['ok']), FINISH, DONE]),

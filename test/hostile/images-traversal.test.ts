@@ -7,9 +7,8 @@ import path from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
 import { folderId } from '../../src/files/names.js'
-import { startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
-import { startMockUpstream } from '../fixtures/mock-upstream.js'
+import { startProxy } from '../fixtures/proxy.js'
 import type { MockUpstream } from '../fixtures/mock-upstream.js'
 import { connectionCount, rawRequest } from '../fixtures/raw-socket.js'
 import type { RawResponse } from '../fixtures/raw-socket.js'
@@ -266,9 +265,7 @@ function mounted (target: string | Buffer): string | Buffer {
 
 async function setup (t: Test, noSigning: boolean, publicUrl?: string): Promise<Gate & { upstream: MockUpstream }> {
   // Whatever reaches the proxy's catch-all is recorded here; an image link never may.
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cacheA, cacheB], noSigning, ...(publicUrl === undefined ? {} : { publicUrl }) })
+  const { upstream, gate } = await startProxy(t, { options: { cacheDirs: [cacheA, cacheB], noSigning, ...(publicUrl === undefined ? {} : { publicUrl }) } })
   return Object.assign(gate, { upstream })
 }
 

@@ -4,11 +4,12 @@
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import t from 'tap'
-import { startGate } from '../fixtures/gate.js'
-import { IMAGE_PATH, cacheWithImage } from '../fixtures/hermes.js'
+import { IMAGE_PATH } from '../fixtures/hermes.js'
 import { open, responseOf } from '../fixtures/http.js'
-import { chunk, drained, startMockUpstream } from '../fixtures/mock-upstream.js'
+import { CHAT, chunk } from '../fixtures/chat.js'
+import { drained } from '../fixtures/mock-upstream.js'
 import type { MockHandler } from '../fixtures/mock-upstream.js'
+import { startProxy } from '../fixtures/proxy.js'
 import { watchWarnings } from '../fixtures/warnings.js'
 
 setFlagsFromString('--expose-gc')
@@ -26,8 +27,6 @@ const TOTAL = 50 * MB
 const LIVE_HEAP_GROWTH = 16 * MB
 const RETAINED_HEAP_GROWTH = 2 * MB
 const PEAK_RSS_GROWTH = 96 * MB
-
-const CHAT = '{"model": "hermes-agent", "stream": true, "messages": [{"role": "user", "content": "draw"}]}'
 
 /** One round of hostile events: every kind of text imagegate has to hold or parse. */
 function hostileRound (round: number): string[] {
@@ -65,11 +64,8 @@ function hostileUpstream (total: number): MockHandler {
 
 t.test(`streaming ${TOTAL / MB} MB of hostile input keeps memory bounded`, { timeout: 120_000 }, async (t) => {
   const warnings = watchWarnings(t)
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
   // info: one debug line per reference would be the test's own garbage.
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], logLevel: 'info' })
+  const { upstream, gate } = await startProxy(t, { options: { logLevel: 'info' } })
 
   // A first short answer, so lazily built parts of the server exist before the baseline.
   upstream.handle(hostileUpstream(MB))
@@ -123,11 +119,8 @@ async function drain (base: string, onData?: () => void): Promise<{ bytes: numbe
 
 t.test('inline data: images being captured are bounded per stream, not per choice', async (t) => {
   const warnings = watchWarnings(t)
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
   const limit = 256 * 1024
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], logLevel: 'info', dataImageMaxBytes: limit })
+  const { upstream, gate } = await startProxy(t, { options: { logLevel: 'info', dataImageMaxBytes: limit } })
   // Each of 64 choices opens an inline PNG and sends just under the limit of base64.
   const body = Math.floor(limit / 3) * 4 - 1024
   upstream.handle(async (_req, res) => {

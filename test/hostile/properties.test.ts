@@ -7,7 +7,7 @@ import { createChatCompletionsHandler } from '../../src/sse/chat-completions.js'
 import { createEventStream } from '../../src/sse/event-stream.js'
 import { createRewriter } from '../../src/rewrite/rewriter.js'
 import { dataLines } from '../fixtures/gate.js'
-import { DONE, chunk } from '../fixtures/mock-upstream.js'
+import { DONE, chunk } from '../fixtures/chat.js'
 import { DELIVERABLE, fakeResolve } from '../fixtures/resolve.js'
 
 const NUM_RUNS = 10_000

@@ -9,10 +9,11 @@ import { createEventStream } from '../../src/sse/event-stream.js'
 import type { EventHandler } from '../../src/sse/event-stream.js'
 import { createResponsesHandler } from '../../src/sse/responses.js'
 import { createRewriter } from '../../src/rewrite/rewriter.js'
-import { dataLines, rawEvents, startGate } from '../fixtures/gate.js'
-import { IMAGE_NAME, IMAGE_PATH, cacheWithImage } from '../fixtures/hermes.js'
+import { dataLines, rawEvents } from '../fixtures/gate.js'
+import { IMAGE_NAME, IMAGE_PATH } from '../fixtures/hermes.js'
 import { postJson } from '../fixtures/http.js'
-import { sse, startMockUpstream } from '../fixtures/mock-upstream.js'
+import { sse } from '../fixtures/mock-upstream.js'
+import { startProxy } from '../fixtures/proxy.js'
 import { GROQ_ERROR_EVENT, GROQ_USAGE, HERMES_ERROR_FINISH, LLAMACPP_TIMINGS, MEDIA_THEN_NAMED_EVENT, OPENROUTER_ERROR_CHUNK, RESPONSES_FAILED, TEXT_THEN_TOOL_CALL, mistralParts, providerStreams } from '../fixtures/provider-streams.js'
 import type { ProviderStream } from '../fixtures/provider-streams.js'
 import { fakeResolve } from '../fixtures/resolve.js'
@@ -154,10 +155,7 @@ t.test('any read splits: the same bytes out, and every event without changed tex
 })
 
 t.test('through imagegate: no error of its own after an upstream error, bytes kept', async (t) => {
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
+  const { upstream, gate } = await startProxy(t)
   for (const [name, stream] of Object.entries(providerStreams(IMAGE_PATH))) {
     upstream.handle(sse([stream.body]))
     const res = await postJson(gate.url, stream.path, '{"model": "m", "stream": true, "input": "hi", "messages": []}')

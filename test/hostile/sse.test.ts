@@ -5,21 +5,19 @@ import type { Test } from 'tap'
 import { createChatCompletionsHandler } from '../../src/sse/chat-completions.js'
 import { createEventStream, DEFAULT_MAX_EVENT_SIZE } from '../../src/sse/event-stream.js'
 import { createRewriter } from '../../src/rewrite/rewriter.js'
-import { dataLines, rawEvents, startGate } from '../fixtures/gate.js'
-import type { Gate } from '../fixtures/gate.js'
-import { IMAGE_NAME, IMAGE_PATH, cacheWithImage } from '../fixtures/hermes.js'
+import { dataLines, rawEvents } from '../fixtures/gate.js'
+import { IMAGE_NAME, IMAGE_PATH } from '../fixtures/hermes.js'
 import { hostileContent, hostileStream } from '../fixtures/hostile-sse.js'
 import { postJson } from '../fixtures/http.js'
-import { DONE, chunk, contentEvents, drained, sse, splitBytes, startMockUpstream } from '../fixtures/mock-upstream.js'
-import type { MockUpstream } from '../fixtures/mock-upstream.js'
+import { CHAT, DONE, FINISH, ROLE, chunk, contentEvents } from '../fixtures/chat.js'
+import { drained, sse, splitBytes } from '../fixtures/mock-upstream.js'
+import { startProxy } from '../fixtures/proxy.js'
+import type { Proxy } from '../fixtures/proxy.js'
 import { DELIVERABLE, fakeResolve } from '../fixtures/resolve.js'
 import { watchWarnings } from '../fixtures/warnings.js'
 import { SOON_MS, within } from '../fixtures/within.js'
 import { errorBody } from '../../src/errors.js'
 
-const CHAT = '{"model": "hermes-agent", "stream": true, "messages": [{"role": "user", "content": "draw"}]}'
-const ROLE = chunk({ role: 'assistant' })
-const FINISH = chunk({}, { finish: 'stop' })
 const APPLE = '/root/.hermes/cache/images/apple.png'
 const APPLE_URL = 'http://gate.test/images/apple.png'
 const BROKEN = JSON.stringify(errorBody('upstream_stream_error'))
@@ -126,16 +124,6 @@ t.test('a stream whose lines end in a lone CR ends as cleanly as any other', asy
   t.notOk(cut.done, 'a line ended by CR without its blank line is not an event')
 })
 
-interface Proxy { upstream: MockUpstream, gate: Gate }
-
-async function setup (t: Test): Promise<Proxy> {
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
-  return { upstream, gate }
-}
-
 async function chat (proxy: Proxy, pieces: Array<string | Buffer>): Promise<string> {
   proxy.upstream.handle(sse(pieces))
   const res = await postJson(proxy.gate.url, '/v1/chat/completions', CHAT)
@@ -144,7 +132,7 @@ async function chat (proxy: Proxy, pieces: Array<string | Buffer>): Promise<stri
 }
 
 t.test('the hostile stream through the proxy, whole and cut into pieces', async (t) => {
-  const proxy = await setup(t)
+  const proxy = await startProxy(t)
   const text = hostileStream(IMAGE_PATH)
   const bytes = Buffer.from(text, 'utf8')
   const whole = await chat(proxy, [text])
@@ -161,14 +149,14 @@ t.test('the hostile stream through the proxy, whole and cut into pieces', async 
 })
 
 t.test('a 10 MB line passes through unchanged', async (t) => {
-  const proxy = await setup(t)
+  const proxy = await startProxy(t)
   const progress = `event: hermes.tool.progress\ndata: {"blob": "${'A'.repeat(10 * MB)}"}\n\n`
   const body = await chat(proxy, [ROLE, progress, FINISH, DONE])
   t.equal(body, ROLE + progress + FINISH + DONE, 'a 10 MB named event: every byte unchanged')
 })
 
 t.test('a 10 MB content delta passes through unchanged', async (t) => {
-  const proxy = await setup(t)
+  const proxy = await startProxy(t)
   const events = [ROLE, ...contentEvents(['x'.repeat(10 * MB)]), FINISH, DONE]
   const body = await chat(proxy, events)
   t.notOk(body.includes('"error"'), 'no error event')
@@ -177,7 +165,7 @@ t.test('a 10 MB content delta passes through unchanged', async (t) => {
 
 t.test(`past the cap (${DEFAULT_MAX_EVENT_SIZE / MB} MiB per event) the client gets an error event and imagegate keeps serving`, async (t) => {
   const warnings = watchWarnings(t)
-  const proxy = await setup(t)
+  const proxy = await startProxy(t)
   const before = [ROLE, ...contentEvents(['Before the flood.'])].join('')
   const check = (body: string, label: string): void => {
     const data = dataLines(body)
@@ -211,7 +199,7 @@ t.test(`past the cap (${DEFAULT_MAX_EVENT_SIZE / MB} MiB per event) the client g
 })
 
 t.test('invalid JSON shaped like content chunks in two choices passes through, and the process lives', async (t) => {
-  const proxy = await setup(t)
+  const proxy = await startProxy(t)
   const hostile = [0, 1].map((index) => `data: x{"choices": [{"index": ${index}, "delta": {"content": "![a](/root/.hermes/cac"}, "finish_reason": null}]\n\n`)
   for (const [label, tail] of [['at [DONE]', [DONE]], ['at the end of the body', []]] as const) {
     const body = await chat(proxy, [ROLE, ...hostile, ...tail])

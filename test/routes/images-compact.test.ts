@@ -9,7 +9,7 @@ import type { Options } from '../../src/config/options.js'
 import { pathAndQuery, startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
 import { send } from '../fixtures/http.js'
-import { startMockUpstream } from '../fixtures/mock-upstream.js'
+import { startProxy } from '../fixtures/proxy.js'
 import { picturePng } from '../fixtures/picture.js'
 import { animatedGif } from '../fixtures/pictures-small.js'
 
@@ -22,10 +22,8 @@ const BROWSER = 'image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.
 
 async function setup (t: Test, options: Partial<Options> = {}): Promise<Gate & { cache: string }> {
   const dir = t.testdir({ cache: { 'apple.png': PICTURE, 'moving.gif': GIF, 'small.webp': WEBP, 'corrupt.png': CORRUPT } })
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
   const cache = path.join(dir, 'cache')
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], compactImages: 'webp', ...options })
+  const { gate } = await startProxy(t, { options: { cacheDirs: [cache], compactImages: 'webp', ...options } })
   return Object.assign(gate, { cache })
 }
 

@@ -3,12 +3,13 @@
 import path from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
-import { contentOf, pathAndQuery, startGate } from '../fixtures/gate.js'
+import { contentOf, pathAndQuery } from '../fixtures/gate.js'
 import { postJson, send } from '../fixtures/http.js'
-import { DONE, chunk, contentEvents, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
+import { CHAT, DONE, FINISH, ROLE, contentEvents } from '../fixtures/chat.js'
+import { sse } from '../fixtures/mock-upstream.js'
+import { startProxy } from '../fixtures/proxy.js'
 import { PNG } from '../fixtures/hermes.js'
 
-const CHAT = '{"model": "hermes-agent", "stream": true, "messages": [{"role": "user", "content": "write the report"}]}'
 // hermes names a cached document `doc_<12 hex>_<the original name>`.
 const REPORT = 'doc_7c0b41977a28_Q3 "final"; résumé.pdf'
 const REPORT_BYTES = Buffer.from('%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n')
@@ -34,9 +35,7 @@ async function setup (t: Test) {
     }
   })
   const cache = path.join(dir, 'documents')
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
+  const { upstream, gate } = await startProxy(t, { options: { cacheDirs: [cache] } })
   return { upstream, gate, cache }
 }
 
@@ -49,7 +48,7 @@ t.test('a MEDIA: document becomes a download link; a markdown image of it stays 
     '![not a picture](/root/.hermes/cache/documents/table.csv)',
     'MEDIA:/root/.hermes/cache/documents/page.html MEDIA:/root/.hermes/cache/documents/run.sh'
   ].join('\n')
-  upstream.handle(sse([chunk({ role: 'assistant' }), ...contentEvents([...answer]), chunk({}, { finish: 'stop' }), DONE]))
+  upstream.handle(sse([ROLE, ...contentEvents([...answer]), FINISH, DONE]))
 
   const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
 

@@ -9,7 +9,9 @@ import { folderId } from '../../src/files/names.js'
 import { contentOf, pathAndQuery, startGate } from '../fixtures/gate.js'
 import { solidPng } from '../fixtures/png.js'
 import { send } from '../fixtures/http.js'
-import { chunk, contentEvents, DONE, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
+import { DONE, FINISH, contentEvents } from '../fixtures/chat.js'
+import { sse, startMockUpstream } from '../fixtures/mock-upstream.js'
+import { startProxy } from '../fixtures/proxy.js'
 
 const HOME_PNG = solidPng(3, 3)
 const WORK_PNG = solidPng(5, 5)
@@ -24,12 +26,10 @@ async function hermesGate (t: Test) {
     cache: { images: { 'dup.png': HOME_PNG } },
     profiles: { work: { cache: { images: { 'dup.png': WORK_PNG } } } }
   })
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
   // What the CLI resolves when no --cache-dir is given.
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: findHermesCacheDirs(home), hermesHome: home })
+  const { upstream, gate } = await startProxy(t, { options: { cacheDirs: findHermesCacheDirs(home), hermesHome: home } })
   const ask = async (text: string): Promise<string> => {
-    upstream.handle(sse([...contentEvents([text]), chunk({}, { finish: 'stop' }), DONE]))
+    upstream.handle(sse([...contentEvents([text]), FINISH, DONE]))
     return contentOf((await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{"stream": true}' })).text)
   }
   return { home, gate, ask }
@@ -84,7 +84,7 @@ t.test('explicit cache folders stay as given', async (t) => {
   const later = path.join(home, 'profiles/later/cache/images')
   fs.mkdirSync(later, { recursive: true })
   fs.writeFileSync(path.join(later, 'new.png'), LATER_PNG)
-  upstream.handle(sse([...contentEvents([`![n](${later}/new.png)`]), chunk({}, { finish: 'stop' }), DONE]))
+  upstream.handle(sse([...contentEvents([`![n](${later}/new.png)`]), FINISH, DONE]))
   const answer = contentOf((await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{"stream": true}' })).text)
   t.equal(answer, `![n](${later}/new.png)`, 'a folder outside the given ones is never served')
   t.equal(gate.logs.filter((line) => line.msg === 'cache folder found').length, 0, 'nothing is looked for')

@@ -11,10 +11,9 @@ import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { folderId } from '../../src/files/names.js'
-import { startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
 import { solidPng } from '../fixtures/png.js'
-import { startMockUpstream } from '../fixtures/mock-upstream.js'
+import { startProxy } from '../fixtures/proxy.js'
 import { errorBody } from '../../src/errors.js'
 
 const KEY_HEX = '5e'.repeat(32)
@@ -38,18 +37,17 @@ async function setup (t: Test, options: { noSigning?: boolean, publicUrl?: strin
     second: { 'dup.png': SECOND_DUP, 'only.png': ONLY }
   })
   fs.chmodSync(path.join(dir, 'state/signing-key'), 0o600)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
   const first = path.join(dir, 'first')
   const second = path.join(dir, 'second')
   const store = path.join(dir, 'state/store')
-  const gate = await startGate(t, {
-    upstream: upstream.url,
-    cacheDirs: [first, second],
-    stateDir: path.join(dir, 'state'),
-    storeDir: store,
-    noSigning: options.noSigning ?? false,
-    ...(options.publicUrl !== undefined ? { publicUrl: options.publicUrl } : {})
+  const { gate } = await startProxy(t, {
+    options: {
+      cacheDirs: [first, second],
+      stateDir: path.join(dir, 'state'),
+      storeDir: store,
+      noSigning: options.noSigning ?? false,
+      ...(options.publicUrl !== undefined ? { publicUrl: options.publicUrl } : {})
+    }
   })
   return { gate, first, second, store }
 }

@@ -11,7 +11,8 @@ import t from 'tap'
 import { contentOf, pathAndQuery } from '../fixtures/gate.js'
 import { PNG } from '../fixtures/hermes.js'
 import { send } from '../fixtures/http.js'
-import { chunk, contentEvents, DONE, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
+import { DONE, FINISH, contentEvents } from '../fixtures/chat.js'
+import { sse, startMockUpstream } from '../fixtures/mock-upstream.js'
 import { parseMetrics, sampleValue } from '../fixtures/prometheus.js'
 import { errorBody } from '../../src/errors.js'
 
@@ -55,7 +56,7 @@ t.test('an unprivileged server links only what it can read, and 404s what it no 
   const logs = (): Array<Record<string, unknown>> => stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>)
 
   const text = `A ![r](${cache}/readable.png) B ![l](${cache}/later.png) C ![s](${cache}/secret.png)`
-  upstream.handle(sse([...contentEvents([text]), chunk({}, { finish: 'stop' }), DONE]))
+  upstream.handle(sse([...contentEvents([text]), FINISH, DONE]))
   const answer = contentOf((await send(base, { method: 'POST', path: '/v1/chat/completions', body: '{"stream": true}' })).text)
   const links = [...answer.matchAll(LINK)].map((match) => match[1] as string)
   t.equal(links.length, 2, 'the two readable files are linked')

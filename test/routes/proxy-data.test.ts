@@ -1,37 +1,27 @@
 // Inline images both ways: upstream data: images become stored links, and data-uri mode
 // inlines files and shortens them again when the history comes back.
 import t from 'tap'
-import type { Test } from 'tap'
 import { folderId } from '../../src/files/names.js'
-import { contentOf, pathAndQuery, startGate } from '../fixtures/gate.js'
-import type { Gate } from '../fixtures/gate.js'
-import { IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage } from '../fixtures/hermes.js'
+import { contentOf, pathAndQuery } from '../fixtures/gate.js'
+import { IMAGE_NAME, IMAGE_PATH, PNG } from '../fixtures/hermes.js'
 import { open, postJson, responseOf, send, writeUntilAnswered } from '../fixtures/http.js'
-import { DONE, chunk, contentEvents, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
-import type { MockUpstream } from '../fixtures/mock-upstream.js'
-import type { Options } from '../../src/config/options.js'
+import { DONE, FINISH, ROLE, contentEvents } from '../fixtures/chat.js'
+import { sse } from '../fixtures/mock-upstream.js'
+import { startProxy } from '../fixtures/proxy.js'
 import { DEFAULT_MAX_BODY_SIZE } from '../../src/routes/proxy.js'
 import { parseMetrics, sampleValue } from '../fixtures/prometheus.js'
 import { solidPng } from '../fixtures/png.js'
 import { errorBody } from '../../src/errors.js'
 
-async function setup (t: Test, options: Partial<Options> = {}): Promise<{ upstream: MockUpstream, gate: Gate }> {
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], ...options })
-  return { upstream, gate }
-}
-
 /** Cuts a text into pieces of `size` characters, as a streaming model would. */
 const pieces = (text: string, size: number): string[] => Array.from({ length: Math.ceil(text.length / size) }, (_, i) => text.slice(i * size, (i + 1) * size))
 
 t.test('an inline upstream image streamed in pieces becomes a stored, served link', async (t) => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   const picture = solidPng(300, 200)
   const base64 = picture.toString('base64')
   const text = `Chart:\n\n![chart](data:image/png;base64,${base64})\n\nDone.`
-  upstream.handle(sse([chunk({ role: 'assistant' }), ...contentEvents(pieces(text, 97)), chunk({}, { finish: 'stop' }), DONE]))
+  upstream.handle(sse([ROLE, ...contentEvents(pieces(text, 97)), FINISH, DONE]))
   const res = await postJson(gate.url, '/v1/chat/completions', '{"stream": true}')
   const content = contentOf(res.text)
   const link = /!\[chart\]\((http[^)]+)\)/.exec(content)?.[1] ?? ''
@@ -46,18 +36,18 @@ t.test('an inline upstream image streamed in pieces becomes a stored, served lin
 })
 
 t.test('inline images that are not stored pass through unchanged', async (t) => {
-  const { upstream, gate } = await setup(t, { dataImageMaxBytes: 50 })
+  const { upstream, gate } = await startProxy(t, { options: { dataImageMaxBytes: 50 } })
   const big = `![big](data:image/png;base64,${solidPng(64, 64).toString('base64')})`
   const lying = `![lie](data:image/png;base64,${Buffer.from('<html><script>alert(1)</script></html>').toString('base64')})`
   const text = `${big}\n${lying}`
-  upstream.handle(sse([...contentEvents(pieces(text, 40)), chunk({}, { finish: 'stop' }), DONE]))
+  upstream.handle(sse([...contentEvents(pieces(text, 40)), FINISH, DONE]))
   const res = await postJson(gate.url, '/v1/chat/completions', '{"stream": true}')
   t.equal(contentOf(res.text), text, 'over the size cap, and a PNG that is not one: both left as they were')
 })
 
 t.test('data-uri mode inlines small files, and shortens them when the history comes back', async (t) => {
-  const { upstream, gate } = await setup(t, { mode: 'data-uri' })
-  upstream.handle(sse([...contentEvents(['Here: ', `MEDIA:${IMAGE_PATH}`, ' ok']), chunk({}, { finish: 'stop' }), DONE]))
+  const { upstream, gate } = await startProxy(t, { options: { mode: 'data-uri' } })
+  upstream.handle(sse([...contentEvents(['Here: ', `MEDIA:${IMAGE_PATH}`, ' ok']), FINISH, DONE]))
   const first = await postJson(gate.url, '/v1/chat/completions', '{"stream": true}')
   const content = contentOf(first.text)
   const name = gate.nameOf(IMAGE_NAME)
@@ -78,7 +68,7 @@ t.test('data-uri mode inlines small files, and shortens them when the history co
 })
 
 t.test('data-uri mode refuses a history over the body limit, which it reads whole', async (t) => {
-  const { upstream, gate } = await setup(t, { mode: 'data-uri' })
+  const { upstream, gate } = await startProxy(t, { options: { mode: 'data-uri' } })
   // Chunked, so that only reading it finds the size.
   const { res, written } = await writeUntilAnswered(gate.url, '/v1/chat/completions', DEFAULT_MAX_BODY_SIZE)
   t.equal(res.status, 413, 'status 413')
@@ -88,7 +78,7 @@ t.test('data-uri mode refuses a history over the body limit, which it reads whol
 })
 
 t.test('link mode leaves request bodies alone', async (t) => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   upstream.handle((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"choices": []}') })
   const body = JSON.stringify({ messages: [{ role: 'assistant', content: `![x](data:image/png;imagegate=${IMAGE_NAME};sig=${gate.signer?.sign(IMAGE_NAME) ?? ''};base64,AAAA)` }] })
   await postJson(gate.url, '/v1/chat/completions', body)
@@ -100,9 +90,9 @@ t.test('the store keeps under --store-max-bytes: the least recently used image g
   const second = solidPng(41, 41)
   const third = solidPng(42, 42)
   // Room for two of them.
-  const { upstream, gate } = await setup(t, { storeMaxBytes: first.length + second.length + third.length - 1 })
+  const { upstream, gate } = await startProxy(t, { options: { storeMaxBytes: first.length + second.length + third.length - 1 } })
   const store = async (picture: Buffer): Promise<string> => {
-    upstream.handle(sse([...contentEvents([`![p](data:image/png;base64,${picture.toString('base64')})`]), chunk({}, { finish: 'stop' }), DONE]))
+    upstream.handle(sse([...contentEvents([`![p](data:image/png;base64,${picture.toString('base64')})`]), FINISH, DONE]))
     const content = contentOf((await postJson(gate.url, '/v1/chat/completions', '{"stream": true}')).text)
     return pathAndQuery(/!\[p\]\((http[^)]+)\)/.exec(content)?.[1] ?? '')
   }
@@ -127,9 +117,9 @@ t.test('an image evicted while it is being downloaded is sent whole; new request
   const large = (seed: number): Buffer => Buffer.concat([solidPng(2, 2), Buffer.alloc(4 * 1024 * 1024, seed)])
   const first = large(1)
   const second = large(2)
-  const { upstream, gate } = await setup(t, { storeMaxBytes: first.length + second.length - 1 })
+  const { upstream, gate } = await startProxy(t, { options: { storeMaxBytes: first.length + second.length - 1 } })
   const store = async (picture: Buffer): Promise<string> => {
-    upstream.handle(sse([...contentEvents([`![p](data:image/png;base64,${picture.toString('base64')})`]), chunk({}, { finish: 'stop' }), DONE]))
+    upstream.handle(sse([...contentEvents([`![p](data:image/png;base64,${picture.toString('base64')})`]), FINISH, DONE]))
     const content = contentOf((await postJson(gate.url, '/v1/chat/completions', '{"stream": true}')).text)
     return pathAndQuery(/!\[p\]\((http[^)]+)\)/.exec(content)?.[1] ?? '')
   }

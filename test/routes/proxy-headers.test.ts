@@ -1,13 +1,10 @@
 // Which headers cross the proxy, in both directions.
 import t from 'tap'
-import type { Test } from 'tap'
-import type { Options } from '../../src/config/options.js'
-import { startGate } from '../fixtures/gate.js'
-import type { Gate } from '../fixtures/gate.js'
-import { IMAGE_PATH, cacheWithImage } from '../fixtures/hermes.js'
+import { IMAGE_PATH } from '../fixtures/hermes.js'
 import { send } from '../fixtures/http.js'
-import type { MockUpstream } from '../fixtures/mock-upstream.js'
-import { DONE, chunk, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
+import { DONE, chunk } from '../fixtures/chat.js'
+import { startProxy } from '../fixtures/proxy.js'
+import { sse } from '../fixtures/mock-upstream.js'
 
 const CLIENT_HEADERS = {
   authorization: 'Bearer client-token',
@@ -24,16 +21,8 @@ const CLIENT_HEADERS = {
   te: 'trailers'
 }
 
-async function setup (t: Test, options: Partial<Options> = {}): Promise<{ upstream: MockUpstream, gate: Gate }> {
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{}') })
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { ...options, upstream: upstream.url, cacheDirs: [cache] })
-  return { upstream, gate }
-}
-
 t.test('request headers: end-to-end ones pass, hop-by-hop ones and Origin do not', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   for (const path of ['/v1/chat/completions', '/v1/embeddings']) {
     // Trailer is only valid on a chunked body.
     await send(gate.url, { method: 'POST', path, headers: { ...CLIENT_HEADERS, trailer: 'x-checksum' }, body: '{"stream": false}' })
@@ -54,7 +43,7 @@ t.test('request headers: end-to-end ones pass, hop-by-hop ones and Origin do not
 })
 
 t.test('chat completions ask for an uncompressed answer, other paths keep the client\'s choice', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   await send(gate.url, { method: 'POST', path: '/v1/chat/completions', headers: CLIENT_HEADERS, body: '{}' })
   t.equal(upstream.requests.at(-1)?.headers['accept-encoding'], 'identity', 'chat completions: identity')
   await send(gate.url, { method: 'POST', path: '/chat/completions', headers: CLIENT_HEADERS, body: '{}' })
@@ -64,7 +53,7 @@ t.test('chat completions ask for an uncompressed answer, other paths keep the cl
 })
 
 t.test('a configured upstream API key replaces the client\'s Authorization', async t => {
-  const { upstream, gate } = await setup(t, { upstreamApiKey: 'sk-upstream-KEY' })
+  const { upstream, gate } = await startProxy(t, { options: { upstreamApiKey: 'sk-upstream-KEY' } })
   for (const path of ['/v1/chat/completions', '/v1/models']) {
     await send(gate.url, { method: 'POST', path, headers: CLIENT_HEADERS, body: '{}' })
     t.equal(upstream.requests.at(-1)?.headers.authorization, 'Bearer sk-upstream-KEY', `${path}: the upstream sees the configured key`)
@@ -74,7 +63,7 @@ t.test('a configured upstream API key replaces the client\'s Authorization', asy
 })
 
 t.test('response headers: end-to-end ones pass, hop-by-hop ones and stale lengths do not', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   const upstreamHeaders = {
     'x-request-id': 'r-9',
     'set-cookie': 'a=1',

@@ -2,32 +2,19 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import type { Test } from 'tap'
-import type { ServerSettings } from '../../src/server.js'
 import { contentOf, dataLines, startGate } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
 import { IMAGE_NAME, IMAGE_PATH, cacheWithImage } from '../fixtures/hermes.js'
 import { open, postJson, responseOf, send, waitFor } from '../fixtures/http.js'
-import type { MockUpstream } from '../fixtures/mock-upstream.js'
-import { DONE, chunk, contentEvents, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
+import { CHAT, DONE, FINISH, ROLE, chunk, contentEvents } from '../fixtures/chat.js'
+import { startProxy } from '../fixtures/proxy.js'
+import { sse } from '../fixtures/mock-upstream.js'
 import { SOON_MS, within } from '../fixtures/within.js'
 import { errorBody } from '../../src/errors.js'
-
-const CHAT = '{"model": "hermes-agent", "stream": true, "messages": [{"role": "user", "content": "draw"}]}'
-const ROLE = chunk({ role: 'assistant' })
-const FINISH = chunk({}, { finish: 'stop' })
 
 const UNREACHABLE = JSON.stringify(errorBody('upstream_unreachable'))
 const TIMEOUT = JSON.stringify(errorBody('upstream_timeout'))
 const BROKEN = JSON.stringify(errorBody('upstream_stream_error'))
-
-async function setup (t: Test, settings: ServerSettings = {}): Promise<{ upstream: MockUpstream, gate: Gate }> {
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] }, settings)
-  return { upstream, gate }
-}
 
 /** A port nothing listens on: bound once, then closed. */
 async function closedPort (): Promise<number> {
@@ -47,7 +34,7 @@ function startChat (gate: Gate): http.ClientRequest {
 }
 
 t.test('a client that goes away mid-stream stops the upstream request', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   upstream.handle(sse([ROLE, ...contentEvents(['Drawing', ' ...'])], { end: false }))
   const closed = upstream.closed()
 
@@ -68,7 +55,7 @@ t.test('a client that goes away mid-stream stops the upstream request', async t 
 })
 
 t.test('a client that goes away before the first token stops the upstream request', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   // The agent is still thinking: no headers yet.
   upstream.handle(() => {})
   const closed = upstream.closed()
@@ -98,7 +85,7 @@ t.test('an unreachable upstream is a 502 with an OpenAI-shaped error', async t =
 })
 
 t.test('upstream errors on a streamed call keep status and body', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   const cases: Array<[number, string, string]> = [
     [400, 'application/json', `{"error": {"message": "bad ![x](${IMAGE_PATH})", "type": "invalid_request_error"}}`],
     [401, 'application/json', '{"error": {"message": "Invalid API key", "type": "invalid_request_error", "code": "invalid_api_key"}}'],
@@ -119,7 +106,7 @@ t.test('upstream errors on a streamed call keep status and body', async t => {
 })
 
 t.test('an upstream that dies mid-stream: held text, then an error event, no [DONE]', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   upstream.handle(sse([ROLE, ...contentEvents(['Here: ', '![apple', '](/root/.hermes/cac'])], { destroy: true, delayMs: 5 }))
 
   const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
@@ -134,7 +121,7 @@ t.test('an upstream that dies mid-stream: held text, then an error event, no [DO
 })
 
 t.test('an upstream that ends without [DONE]', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
 
   t.test('and without a finish is a cut answer', async t => {
     upstream.handle(sse([ROLE, ...contentEvents(['Half an ans'])]))
@@ -162,7 +149,7 @@ t.test('an upstream that ends without [DONE]', async t => {
 })
 
 t.test('an upstream that does not send headers in time is a 504', async t => {
-  const { upstream, gate } = await setup(t, { upstreamTimeouts: { headersTimeout: 200 } })
+  const { upstream, gate } = await startProxy(t, { settings: { upstreamTimeouts: { headersTimeout: 200 } } })
   upstream.handle(() => {})
   const closed = upstream.closed()
   for (const [method, path] of [['POST', '/v1/chat/completions'], ['GET', '/v1/models']] as const) {
@@ -175,7 +162,7 @@ t.test('an upstream that does not send headers in time is a 504', async t => {
 })
 
 t.test('an upstream that goes silent mid-stream ends with an error event', async t => {
-  const { upstream, gate } = await setup(t, { upstreamTimeouts: { bodyTimeout: 200 } })
+  const { upstream, gate } = await startProxy(t, { settings: { upstreamTimeouts: { bodyTimeout: 200 } } })
   upstream.handle(sse([ROLE, ...contentEvents(['Thinking ', 'MEDIA:', IMAGE_PATH])], { end: false }))
   const closed = upstream.closed()
 
@@ -189,7 +176,7 @@ t.test('an upstream that goes silent mid-stream ends with an error event', async
 })
 
 t.test('no socket stays open after a run of requests', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   upstream.handle(sse([ROLE, ...contentEvents(['ok']), FINISH, DONE]))
   for (let i = 0; i < 5; i++) await postJson(gate.url, '/v1/chat/completions', CHAT)
   const req = startChat(gate)

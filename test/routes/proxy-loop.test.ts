@@ -4,9 +4,11 @@ import t from 'tap'
 import { startServer } from '../../src/server.js'
 import { ConfigError, errorBody } from '../../src/errors.js'
 import { startGate } from '../fixtures/gate.js'
-import { freePort, send } from '../fixtures/http.js'
+import { send } from '../fixtures/http.js'
+import { freePort } from '../fixtures/raw-socket.js'
 import { testOptions } from '../fixtures/options.js'
-import { DONE, contentEvents, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
+import { DONE, contentEvents } from '../fixtures/chat.js'
+import { sse, startMockUpstream } from '../fixtures/mock-upstream.js'
 
 const LOOP_BODY = JSON.stringify(errorBody('loop_detected'))
 const UPSTREAM_KEY = 'sk-upstream-SECRET-loop-41a7'

@@ -1,34 +1,29 @@
 // Every path other than chat completions goes to the upstream and back untouched.
 import { Readable } from 'node:stream'
 import t from 'tap'
-import type { Test } from 'tap'
 import { resolveOptions } from '../../src/config/index.js'
 import { DEFAULT_MAX_BODY_SIZE } from '../../src/routes/proxy.js'
 import { startGate } from '../fixtures/gate.js'
-import type { Gate } from '../fixtures/gate.js'
 import { IMAGE_PATH, cacheWithImage } from '../fixtures/hermes.js'
-import { open, rawExchange, receive, responseOf, send, waitFor, writeUntilAnswered } from '../fixtures/http.js'
-import type { MockUpstream } from '../fixtures/mock-upstream.js'
+import { open, receive, responseOf, send, waitFor, writeUntilAnswered } from '../fixtures/http.js'
+import type { MockHandler } from '../fixtures/mock-upstream.js'
 import { startMockUpstream } from '../fixtures/mock-upstream.js'
 import { errorBody } from '../../src/errors.js'
+import { startProxy } from '../fixtures/proxy.js'
+import { rawExchange } from '../fixtures/raw-socket.js'
 
 // hermes' answer to GET /v1/models, in its own JSON layout.
 const MODELS = '{"object": "list", "data": [{"id": "hermes-agent", "object": "model", "created": 1777026000, "owned_by": "hermes"}]}'
 
 const TOO_LARGE = JSON.stringify(errorBody('request_too_large', DEFAULT_MAX_BODY_SIZE))
 
-async function setup (t: Test): Promise<{ upstream: MockUpstream, gate: Gate }> {
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(MODELS), 'x-upstream': 'hermes' }).end(MODELS)
-  })
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
-  return { upstream, gate }
+/** hermes' model list, for every request. */
+const models: MockHandler = (_req, res) => {
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(MODELS), 'x-upstream': 'hermes' }).end(MODELS)
 }
 
 t.test('model listing reaches /v1/models however the client spells it', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t, { upstream: models })
   const cases: Array<[string, string]> = [
     ['/v1/models', '/v1/models'],
     ['/models', '/v1/models'],
@@ -50,7 +45,7 @@ t.test('model listing reaches /v1/models however the client spells it', async t 
 })
 
 t.test('no client path climbs out of the upstream base path', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t, { upstream: models })
   const cases: Array<[string, string]> = [
     ['/v1/../admin', '/v1/admin'],
     ['/../../etc/passwd', '/v1/etc/passwd'],
@@ -66,7 +61,7 @@ t.test('no client path climbs out of the upstream base path', async t => {
 })
 
 t.test('statuses and bodies of other endpoints pass through, references included', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t, { upstream: models })
   const body = `{"object": "response", "output_text": "MEDIA:${IMAGE_PATH}"}`
   const cases: Array<[string, string, number]> = [
     ['GET', '/v1/responses/resp_1', 200],
@@ -85,7 +80,7 @@ t.test('statuses and bodies of other endpoints pass through, references included
 })
 
 t.test('a HEAD request passes through without a body', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t, { upstream: models })
   const res = await send(gate.url, { method: 'HEAD', path: '/v1/models' })
   t.equal(upstream.requests.at(-1)?.method, 'HEAD', 'the upstream sees HEAD')
   t.equal(res.status, 200, 'status passes through')
@@ -93,7 +88,7 @@ t.test('a HEAD request passes through without a body', async t => {
 })
 
 t.test('an embeddings request body reaches the upstream byte for byte', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t, { upstream: models })
   // Python layout, escaped and raw non-ASCII, and a byte that is not UTF-8.
   const body = Buffer.concat([
     Buffer.from('{"model": "hermes-agent", "input": ["caf\\u00e9", "caf\u00e9 \u{1F34E}", "'),
@@ -128,7 +123,7 @@ t.test('an upstream configured without /v1 gets the same paths', async t => {
 })
 
 t.test('a large upload streams through to the upstream', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t, { upstream: models })
   const half = 10 * 1024 * 1024
   const piece = Buffer.alloc(64 * 1024)
   for (let i = 0; i < piece.length; i++) piece[i] = (i * 31 + 7) & 0xff
@@ -156,7 +151,7 @@ t.test('a large upload streams through to the upstream', async t => {
 })
 
 t.test('a body over the limit is refused with 413', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t, { upstream: models })
 
   t.test('declared in content-length, before anything is sent upstream', async t => {
     const req = open(gate.url, {
@@ -188,7 +183,7 @@ t.test('a body over the limit is refused with 413', async t => {
 })
 
 t.test('a client that reads only after sending its whole oversized body gets the 413', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t, { upstream: models })
   // Most SDKs work this way: the proxy must keep reading (and dropping) the rest, or the
   // client blocks on a full socket and never sees the answer.
   const piece = Buffer.alloc(1024 * 1024, 0x63)
@@ -215,7 +210,7 @@ t.test('a client that reads only after sending its whole oversized body gets the
 })
 
 t.test('a body right at the limit is accepted', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t, { upstream: models })
   const body = Buffer.alloc(DEFAULT_MAX_BODY_SIZE, 0x62)
   const res = await send(gate.url, { method: 'POST', path: '/v1/embeddings', headers: { 'content-type': 'application/octet-stream' }, body })
   t.equal(res.status, 200, 'answered')

@@ -1,27 +1,16 @@
 // The Responses API (`/v1/responses`), streamed and not, through the real proxy.
 import t from 'tap'
-import type { Test } from 'tap'
-import { dataLines, pathAndQuery, startGate } from '../fixtures/gate.js'
-import type { Gate } from '../fixtures/gate.js'
-import { IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage, hermesFixture } from '../fixtures/hermes.js'
+import { dataLines, pathAndQuery } from '../fixtures/gate.js'
+import { IMAGE_NAME, IMAGE_PATH, PNG, hermesFixture } from '../fixtures/hermes.js'
 import { postJson, send } from '../fixtures/http.js'
-import { startMockUpstream } from '../fixtures/mock-upstream.js'
-import type { MockUpstream } from '../fixtures/mock-upstream.js'
+import { startProxy } from '../fixtures/proxy.js'
 
 const REQUEST = '{"model": "hermes-agent", "stream": true, "input": "draw an apple"}'
-
-async function setup (t: Test): Promise<{ upstream: MockUpstream, gate: Gate }> {
-  const { cache } = cacheWithImage(t)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] })
-  return { upstream, gate }
-}
 
 type Event = Record<string, any>
 
 t.test('the recorded Responses stream: every text rewritten, numbering and the rest intact', async (t) => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   const recorded = hermesFixture('hermes-responses-stream.sse')
   // One event per write, as hermes sends them.
   upstream.handle(async (_req, res) => {
@@ -49,7 +38,7 @@ t.test('the recorded Responses stream: every text rewritten, numbering and the r
 })
 
 t.test('a non-streaming response object is rewritten', async (t) => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   const body = JSON.stringify({
     id: 'resp_1',
     object: 'response',

@@ -1,29 +1,17 @@
 // Streamed chat completions end to end: real mock upstream, real proxy, real files.
 import t from 'tap'
-import type { Test } from 'tap'
-import { pathAndQuery, contentByChoice, contentOf, dataLines, eventBlocks, startGate } from '../fixtures/gate.js'
+import { pathAndQuery, contentByChoice, contentOf, dataLines, eventBlocks } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
-import { CONTAINER_DIR, IMAGE_NAME, IMAGE_PATH, PNG, cacheWithImage, hermesFixture } from '../fixtures/hermes.js'
+import { CONTAINER_DIR, IMAGE_NAME, IMAGE_PATH, PNG, hermesFixture } from '../fixtures/hermes.js'
 import { postJson, send } from '../fixtures/http.js'
-import { DONE, chunk, contentEvents, sse, splitBytes, startMockUpstream } from '../fixtures/mock-upstream.js'
-import type { MockUpstream } from '../fixtures/mock-upstream.js'
+import { CHAT, DONE, ROLE, chunk, contentEvents } from '../fixtures/chat.js'
+import { sse, splitBytes } from '../fixtures/mock-upstream.js'
+import { startProxy } from '../fixtures/proxy.js'
 import { SOON_MS, within } from '../fixtures/within.js'
 
-const CHAT = '{"model": "hermes-agent", "stream": true, "messages": [{"role": "user", "content": "draw an apple"}]}'
-const ROLE = chunk({ role: 'assistant' })
 const FINISH = chunk({}, { finish: 'stop', usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } })
 
 const isContent = (block: string): boolean => block.includes('"content"')
-
-interface Setup { upstream: MockUpstream, gate: Gate, cache: string, dir: string }
-
-async function setup (t: Test, extra: Record<string, Buffer> = {}, options: { dropNamedEvents?: boolean } = {}): Promise<Setup> {
-  const { cache, dir } = cacheWithImage(t, extra)
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache], ...options })
-  return { upstream, gate, cache, dir }
-}
 
 /** Every piece of `text` as its own content event, one character (code point) each. */
 function perCharacter (text: string, index = 0): string[] {
@@ -35,7 +23,7 @@ function linkFor (gate: Gate, name: string): string {
 }
 
 t.test('the recorded hermes stream comes out with the image path rewritten', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   const recorded = hermesFixture('hermes-chat-stream.sse')
   upstream.handle(sse([recorded]))
 
@@ -75,7 +63,7 @@ t.test('the recorded hermes stream comes out with the image path rewritten', asy
 })
 
 t.test('the recorded stream cut at every byte boundary, with CRLF line endings, gives the same events', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   const recorded = hermesFixture('hermes-chat-stream.sse')
   upstream.handle(sse(splitBytes(recorded.replace(/\n/g, '\r\n')), { delayMs: (i) => i % 50 === 0 ? 2 : 0 }))
 
@@ -92,10 +80,10 @@ t.test('the recorded stream cut at every byte boundary, with CRLF line endings, 
 t.test('with dropNamedEvents, hermes\' tool progress events are left out of the chat stream, the rest is unchanged', async t => {
   const recorded = hermesFixture('hermes-chat-stream.sse')
   t.equal((recorded.match(/^event: hermes\.tool\.progress$/gm) ?? []).length, 2, 'control: the recording holds two named events')
-  const plain = await setup(t)
+  const plain = await startProxy(t)
   plain.upstream.handle(sse([recorded]))
   const kept = await postJson(plain.gate.url, '/v1/chat/completions', CHAT)
-  const { upstream, gate } = await setup(t, {}, { dropNamedEvents: true })
+  const { upstream, gate } = await startProxy(t, { options: { dropNamedEvents: true } })
   upstream.handle(sse(splitBytes(recorded)))
 
   const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
@@ -112,7 +100,7 @@ t.test('with dropNamedEvents, hermes\' tool progress events are left out of the 
 })
 
 t.test('a reference split one character per delta is rewritten', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   const text = hermesFixture('hermes-chat-stream.expected.txt')
   // Every event in a write of its own, some of them after a pause.
   upstream.handle(sse([ROLE, ...perCharacter(text), FINISH, DONE], { delayMs: (i) => i % 7 === 0 ? 3 : 0 }))
@@ -125,7 +113,7 @@ t.test('a reference split one character per delta is rewritten', async t => {
 })
 
 t.test('a MEDIA tag split one character per delta becomes a markdown image', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   const text = `Done.\n\nMEDIA:${IMAGE_PATH}\n\nThe file is also in your cache.`
   upstream.handle(sse([ROLE, ...perCharacter(text), FINISH, DONE]))
 
@@ -136,7 +124,7 @@ t.test('a MEDIA tag split one character per delta becomes a markdown image', asy
 })
 
 t.test('paths that are not deliverable files, URLs and code are left byte for byte', async t => {
-  const { upstream, gate, dir } = await setup(t)
+  const { upstream, gate, dir } = await startProxy(t)
   const text = [
     '![p](/etc/passwd)',
     'MEDIA:/etc/passwd',
@@ -182,7 +170,7 @@ t.test('paths that are not deliverable files, URLs and code are left byte for by
 })
 
 t.test('two interleaved choices are rewritten each on its own', async t => {
-  const { upstream, gate } = await setup(t, { 'b.png': PNG })
+  const { upstream, gate } = await startProxy(t, { cacheFiles: { 'b.png': PNG } })
   const first = `A: ![a](${IMAGE_PATH}) end`
   const second = `B: MEDIA:${CONTAINER_DIR}/b.png done`
   const pieces = (text: string): string[] => text.match(/[^]{1,3}/g) ?? []
@@ -202,7 +190,7 @@ t.test('two interleaved choices are rewritten each on its own', async t => {
 })
 
 t.test('held text is released before the finish, at [DONE] and at the end of the upstream', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   const finishData = dataLines(FINISH)[0]
 
   t.test('before the chunk with finish_reason', async t => {
@@ -251,7 +239,7 @@ t.test('held text is released before the finish, at [DONE] and at the end of the
 })
 
 t.test('a stream the upstream keeps open after [DONE] still ends', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   upstream.handle(sse([ROLE, ...contentEvents(['Hi']), FINISH, DONE], { end: false }))
   const closed = upstream.closed()
 
@@ -263,7 +251,7 @@ t.test('a stream the upstream keeps open after [DONE] still ends', async t => {
 })
 
 t.test('nothing after [DONE] is forwarded', async t => {
-  const { upstream, gate } = await setup(t)
+  const { upstream, gate } = await startProxy(t)
   upstream.handle(sse([ROLE, ...contentEvents(['Hi']), FINISH, DONE, chunk({ content: 'late' }), ': late comment\n\n']))
   const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
   t.equal(contentOf(res.text), 'Hi', 'late content is dropped')

@@ -5,7 +5,7 @@ import { createChatCompletionsHandler, MAX_CHOICES } from '../../src/sse/chat-co
 import { createEventStream } from '../../src/sse/event-stream.js'
 import { createRewriter } from '../../src/rewrite/rewriter.js'
 import { fakeResolve } from '../fixtures/resolve.js'
-import { chunk, contentEvents, DONE } from '../fixtures/mock-upstream.js'
+import { DONE, FINISH, ROLE, chunk, contentEvents } from '../fixtures/chat.js'
 import { dataLines, rawEvents } from '../fixtures/gate.js'
 
 const APPLE = '/root/.hermes/cache/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
@@ -58,7 +58,7 @@ t.test('dropNamedEvents drops every named event but message, and nothing else', 
   const named = 'event: hermes.tool.progress\ndata: {"tool": "image_generate", "status": "running"}\n\n'
   const otherName = 'event: ping\ndata: {}\n\n'
   const message = 'event: message\ndata: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
-  const input = [chunk({ role: 'assistant' }), named, ': keepalive\n\n', otherName, message, ...contentEvents(['a ', 'b']), DONE]
+  const input = [ROLE, named, ': keepalive\n\n', otherName, message, ...contentEvents(['a ', 'b']), DONE]
   const kept = transform(input).out
   t.ok(kept.includes(named), 'off (the default): the named event is forwarded')
   const { out, done } = transform(input, { dropNamedEvents: true })
@@ -157,7 +157,7 @@ t.test('chunk invariance over deltas and raw bytes', async (t) => {
     let from = 0
     for (const cut of cuts) { pieces.push(text.slice(from, cut)); from = cut }
     pieces.push(text.slice(from))
-    let wire = [chunk({ role: 'assistant' }), ...contentEvents(pieces), chunk({}, { finish: 'stop' }), DONE].join('')
+    let wire = [ROLE, ...contentEvents(pieces), FINISH, DONE].join('')
     if (crlf) wire = wire.replace(/\n/g, '\r\n')
     const bytes = new TextEncoder().encode(wire)
     const chunks: Uint8Array[] = []

@@ -6,7 +6,7 @@ import { createEventStream } from '../../src/sse/event-stream.js'
 import { createRewriter } from '../../src/rewrite/rewriter.js'
 import { fakeResolve } from '../fixtures/resolve.js'
 import { dataLines, rawEvents } from '../fixtures/gate.js'
-import { pyJson } from '../fixtures/mock-upstream.js'
+import { pyJson } from '../fixtures/chat.js'
 
 const APPLE = '/root/.hermes/cache/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
 const APPLE_URL = 'http://gate.test/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
