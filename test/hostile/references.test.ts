@@ -3,27 +3,36 @@
 // image written next to them is still rewritten.
 import path from 'node:path'
 import t from 'tap'
-import type { Test } from 'tap'
-import { contentOf, dataLines, startGate } from '../fixtures/gate.js'
+import { DEFAULT_DATA_IMAGE_MAX_BYTES, DEFAULT_INLINE_MAX_BYTES } from '../../src/config/options.js'
+import { createDelivery } from '../../src/delivery.js'
+import { createDataStore } from '../../src/files/data-store.js'
+import { folderId } from '../../src/files/names.js'
+import { createFileResolver } from '../../src/files/resolver.js'
+import { createSigner } from '../../src/files/signing.js'
+import { createRewriteSession } from '../../src/rewrite/session.js'
+import { createChatCompletionsHandler } from '../../src/sse/chat-completions.js'
+import { createEventStream } from '../../src/sse/event-stream.js'
+import { contentOf, dataLines } from '../fixtures/gate.js'
 import type { Gate } from '../fixtures/gate.js'
 import { CONTAINER_DIR, IMAGE_NAME, IMAGE_PATH, PNG } from '../fixtures/hermes.js'
 import { createRewriter } from '../../src/rewrite/rewriter.js'
 import { postJson } from '../fixtures/http.js'
-import { DONE, chunk, contentEvents, sse, startMockUpstream } from '../fixtures/mock-upstream.js'
+import { CHAT, DONE, FINISH, ROLE, contentEvents } from '../fixtures/chat.js'
+import { sse } from '../fixtures/mock-upstream.js'
+import { startProxy } from '../fixtures/proxy.js'
 import type { MockUpstream } from '../fixtures/mock-upstream.js'
 
-const CHAT = '{"model": "hermes-agent", "stream": true, "messages": [{"role": "user", "content": "draw"}]}'
-const ROLE = chunk({ role: 'assistant' })
-const FINISH = chunk({}, { finish: 'stop' })
 const SECRET = Buffer.from('TOPSECRET-imagegate-hostile-reference')
 
 const dir = t.testdir({
   'secret.png': SECRET,
   home: { '.ssh': { 'id_rsa.png': SECRET, id_rsa: SECRET }, 'pic.png': SECRET },
-  cache: { [IMAGE_NAME]: PNG }
+  cache: { [IMAGE_NAME]: PNG },
+  store: {}
 })
 const cache = path.join(dir, 'cache')
 const home = path.join(dir, 'home')
+const store = path.join(dir, 'store')
 const stem = IMAGE_NAME.slice(0, -'.png'.length)
 
 /** Destinations that name no deliverable file, each with why it is hostile. */
@@ -91,16 +100,39 @@ function forms (dest: string): string {
 }
 
 const REAL = `\u200b![ok](${IMAGE_PATH})\u200f and MEDIA:${IMAGE_PATH}\n`
-const realRewritten = (gate: Gate): string => `\u200b![ok](${gate.link(IMAGE_NAME)})\u200f and ![${IMAGE_NAME}](${gate.link(IMAGE_NAME)})\n`
+const realRewritten = (link: string): string => `\u200b![ok](${link})\u200f and ![${IMAGE_NAME}](${link})\n`
 
-async function setup (t: Test): Promise<{ upstream: MockUpstream, gate: Gate }> {
-  const upstream = await startMockUpstream()
-  t.teardown(() => upstream.close())
-  const gate = await startGate(t, { upstream: upstream.url, cacheDirs: [cache] }, { homedir: home })
-  return { upstream, gate }
+/**
+ * imagegate's whole rewriting path without the HTTP around it, built as the server builds
+ * it: the real file checks (cache folder, home folder), delivery, one rewrite session per
+ * answer, and the chat event transform fed the upstream's bytes.
+ */
+function createPipeline (): { stream: (pieces: string[]) => string, link: string, logs: Array<[Record<string, unknown>, string]> } {
+  const files = createFileResolver({ cacheDirs: [cache], storeDir: store, homedir: home })
+  const signer = createSigner('k'.repeat(32))
+  const dataStore = createDataStore({ dir: store, maxBytes: DEFAULT_DATA_IMAGE_MAX_BYTES })
+  const delivery = createDelivery({ files, signer, publicUrl: () => 'http://gate.test', mode: 'link', inlineMaxBytes: DEFAULT_INLINE_MAX_BYTES, store: dataStore })
+  const logs: Array<[Record<string, unknown>, string]> = []
+  const log = { debug: (fields: Record<string, unknown>, message: string) => { logs.push([fields, message]) } }
+  const name = `${folderId(cache)}/${IMAGE_NAME}`
+  return {
+    link: `http://gate.test/images/${name}?sig=${signer.sign(name)}`,
+    logs,
+    stream (pieces) {
+      const session = createRewriteSession({
+        resolveFor: delivery.resolveFor,
+        storeDataImage: delivery.storeDataImage,
+        maxDataChars: Math.ceil(DEFAULT_DATA_IMAGE_MAX_BYTES / 3) * 4,
+        log
+      })
+      const events = createEventStream(createChatCompletionsHandler(session.newRewriter))
+      const upstream = Buffer.from([ROLE, ...contentEvents(pieces), FINISH, DONE].join(''), 'utf8')
+      return Buffer.concat([events.feed(upstream), events.end()]).toString('utf8')
+    }
+  }
 }
 
-/** Streams `pieces` as content deltas; returns the client's whole response text. */
+/** Streams `pieces` as content deltas through a whole imagegate; returns the client's whole response text. */
 async function stream (upstream: MockUpstream, gate: Gate, pieces: string[]): Promise<string> {
   const body = [ROLE, ...contentEvents(pieces), FINISH, DONE]
   upstream.handle(sse([body.join('')]))
@@ -109,9 +141,40 @@ async function stream (upstream: MockUpstream, gate: Gate, pieces: string[]): Pr
   return res.text
 }
 
+// Every destination in every stream shape: at the level of the rewriting path, where
+// thousands of one-character events cost no HTTP.
 t.test('hostile destinations come out byte for byte; a real image beside them is rewritten', async (t) => {
-  const { upstream, gate } = await setup(t)
+  const pipeline = createPipeline()
   for (const [dest, why] of HOSTILE) {
+    const label = `${why} ${JSON.stringify(dest.slice(0, 60))}`
+    const text = forms(dest)
+
+    const whole = [ROLE, ...contentEvents([text]), FINISH, DONE].join('')
+    t.equal(pipeline.stream([text]), whole, `${label}, whole: every byte of the stream is unchanged`)
+
+    const perCharacter = pipeline.stream([...text])
+    t.equal(contentOf(perCharacter), text, `${label}, one character per delta: the text is unchanged`)
+    t.equal(dataLines(perCharacter).at(-1), '[DONE]', `${label}, one character per delta: the stream ends cleanly`)
+
+    const mixed = text + REAL
+    const expected = text + realRewritten(pipeline.link)
+    t.equal(contentOf(pipeline.stream([mixed])), expected, `${label}, whole, next to a real image: only the image is rewritten`)
+    t.equal(contentOf(pipeline.stream([...mixed])), expected, `${label}, one character per delta, next to a real image: only the image is rewritten`)
+  }
+  const rewritten = pipeline.logs.filter(([, message]) => message === 'reference rewritten')
+  t.equal(rewritten.length, HOSTILE.length * 4, 'only the real image was ever rewritten, twice per mixed stream')
+  t.ok(rewritten.every(([fields]) => fields.name === IMAGE_NAME), 'and always as the cached image')
+  t.notOk(pipeline.logs.some((line) => JSON.stringify(line).includes('TOPSECRET')), 'no secret reached a log line')
+})
+
+/** A few of them through a whole imagegate: the server wires the same path. */
+const END_TO_END = new Set(['a climb out of the real cache dir', 'a key in the home folder, named like an image', 'a file URL with encoded climbs to a cached name'])
+
+t.test('through a whole imagegate, hostile destinations come out byte for byte; a real image beside them is rewritten', async (t) => {
+  const { upstream, gate } = await startProxy(t, { options: { cacheDirs: [cache] }, settings: { homedir: home } })
+  const chosen = HOSTILE.filter(([, why]) => END_TO_END.has(why))
+  t.equal(chosen.length, END_TO_END.size, 'every chosen destination is in the list')
+  for (const [dest, why] of chosen) {
     const label = `${why} ${JSON.stringify(dest.slice(0, 60))}`
     const text = forms(dest)
 
@@ -123,12 +186,12 @@ t.test('hostile destinations come out byte for byte; a real image beside them is
     t.equal(dataLines(perCharacter).at(-1), '[DONE]', `${label}, one character per delta: the stream ends cleanly`)
 
     const mixed = text + REAL
-    const expected = text + realRewritten(gate)
+    const expected = text + realRewritten(gate.link(IMAGE_NAME))
     t.equal(contentOf(await stream(upstream, gate, [mixed])), expected, `${label}, whole, next to a real image: only the image is rewritten`)
     t.equal(contentOf(await stream(upstream, gate, [...mixed])), expected, `${label}, one character per delta, next to a real image: only the image is rewritten`)
   }
   const rewritten = gate.logs.filter((line) => line.msg === 'reference rewritten')
-  t.equal(rewritten.length, HOSTILE.length * 4, 'only the real image was ever rewritten, twice per mixed stream')
+  t.equal(rewritten.length, chosen.length * 4, 'only the real image was ever rewritten, twice per mixed stream')
   t.ok(rewritten.every((line) => line.name === IMAGE_NAME), 'and always as the cached image')
   t.notOk(gate.rawLogs.some((line) => line.includes('TOPSECRET')), 'no secret reached a log line')
 })
