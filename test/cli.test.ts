@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import t from 'tap'
@@ -139,20 +140,25 @@ t.test('a bad value of any option, from any source, is one line naming where it 
 
 t.test('main reports any other failure on one line and returns 1', async t => {
   const listeners = [process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')]
-  const { main } = await t.mockImport<typeof import('../src/cli.js')>('../src/cli.js', {
-    '../src/server.js': {
-      startServer: async () => { throw new Error('listen EADDRINUSE: address already in use 127.0.0.1:8090\n    at somewhere') }
-    }
-  })
-  const io = capture()
-  const dir = t.testdir({ images: {} })
-  t.equal(await main(['--port', '8090', '--cache-dir', dir], {}, io), 1, 'failure')
-  t.same(io.err, ['imagegate: listen EADDRINUSE: address already in use 127.0.0.1:8090\n'], 'first line of the message only')
+  const dir = t.testdir({ images: {}, state: {} })
+  const args = ['--cache-dir', join(dir, 'images'), '--state-dir', join(dir, 'state')]
+
+  // A real failure to start: the port is taken.
+  const taken = net.createServer()
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { taken.close() })
+  const { port } = taken.address() as net.AddressInfo
+  const busy = capture()
+  t.equal(await main([...args, '--host', '127.0.0.1', '--port', String(port)], {}, busy), 1, 'failure')
+  t.same(busy.err, [`imagegate: listen EADDRINUSE: address already in use 127.0.0.1:${port}\n`], 'the error, on one line')
+
+  // Whatever else is thrown while starting (here by the environment it reads).
+  const throwing = (thrown: unknown): NodeJS.ProcessEnv => new Proxy({}, { get: () => { throw thrown } })
+  const multiLine = capture()
+  t.equal(await main(args, throwing(new Error('the first line\n    at somewhere')), multiLine), 1, 'an Error')
+  t.same(multiLine.err, ['imagegate: the first line\n'], 'first line of the message only')
   const other = capture()
-  const { main: main2 } = await t.mockImport<typeof import('../src/cli.js')>('../src/cli.js', {
-    '../src/server.js': { startServer: async () => { throw 'not an Error' } }
-  })
-  t.equal(await main2(['--cache-dir', dir], {}, other), 1, 'a thrown non-Error')
+  t.equal(await main(args, throwing('not an Error'), other), 1, 'a thrown non-Error')
   t.same(other.err, ['imagegate: not an Error\n'], 'shown as text')
   t.same([process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')], listeners, 'signal listeners removed')
 })
