@@ -77,8 +77,8 @@ function endless (first: string[]): MockHandler {
 }
 
 t.test('a client that goes away: the upstream sees its request closed within 100 ms', { timeout: TEST_TIMEOUT }, async (t) => {
-  const setupAll = await startProxy(t)
-  const { upstream, gate } = setupAll
+  const proxy = await startProxy(t)
+  const { upstream, gate } = proxy
 
   t.test('before the upstream sent its headers', async (t) => {
     upstream.handle(() => {})
@@ -86,7 +86,7 @@ t.test('a client that goes away: the upstream sees its request closed within 100
     await waitFor(() => upstream.requests.length === 1, 'the upstream to get the request')
     const ms = await abortAndMeasure(upstream, req)
     t.ok(ms < ABORT_PROPAGATION_MS, `closed upstream after ${ms.toFixed(1)} ms`)
-    await assertNoSockets(t, setupAll, 'before headers')
+    await assertNoSockets(t, proxy, 'before headers')
   })
 
   t.test('while waiting for the first token', async (t) => {
@@ -98,7 +98,7 @@ t.test('a client that goes away: the upstream sees its request closed within 100
     res.on('error', () => {})
     const ms = await abortAndMeasure(upstream, req)
     t.ok(ms < ABORT_PROPAGATION_MS, `closed upstream after ${ms.toFixed(1)} ms`)
-    await assertNoSockets(t, setupAll, 'before the first token')
+    await assertNoSockets(t, proxy, 'before the first token')
   })
 
   t.test('mid-stream', async (t) => {
@@ -115,7 +115,7 @@ t.test('a client that goes away: the upstream sees its request closed within 100
     })
     const ms = await abortAndMeasure(upstream, req)
     t.ok(ms < ABORT_PROPAGATION_MS, `closed upstream after ${ms.toFixed(1)} ms`)
-    await assertNoSockets(t, setupAll, 'mid-stream')
+    await assertNoSockets(t, proxy, 'mid-stream')
   })
 
   t.test('mid-stream on the Responses API', async (t) => {
@@ -126,7 +126,7 @@ t.test('a client that goes away: the upstream sees its request closed within 100
     await new Promise((resolve) => res.once('data', resolve))
     const ms = await abortAndMeasure(upstream, req)
     t.ok(ms < ABORT_PROPAGATION_MS, `closed upstream after ${ms.toFixed(1)} ms`)
-    await assertNoSockets(t, setupAll, 'Responses API')
+    await assertNoSockets(t, proxy, 'Responses API')
   })
 
   t.test('while a passthrough call waits for its answer', async (t) => {
@@ -137,7 +137,7 @@ t.test('a client that goes away: the upstream sees its request closed within 100
     await waitFor(() => upstream.requests.some((request) => request.url.endsWith('/models')), 'the upstream to get the request')
     const ms = await abortAndMeasure(upstream, req)
     t.ok(ms < ABORT_PROPAGATION_MS, `closed upstream after ${ms.toFixed(1)} ms`)
-    await assertNoSockets(t, setupAll, 'passthrough')
+    await assertNoSockets(t, proxy, 'passthrough')
   })
 })
 
@@ -156,22 +156,22 @@ function assertCut (t: Test, body: string, text: string, label: string): void {
 }
 
 t.test('an upstream that fails: the client gets a well-formed end, never a hang or a fake finish', { timeout: TEST_TIMEOUT }, async (t) => {
-  const setupAll = await startProxy(t)
-  const { upstream, gate } = setupAll
+  const proxy = await startProxy(t)
+  const { upstream, gate } = proxy
 
   t.test('reset before its headers', async (t) => {
     upstream.handle((_req, res) => { res.socket?.destroy() })
     const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
     t.equal(res.status, 502, '502')
     t.equal(res.text, UNREACHABLE, 'the whole error body')
-    await assertNoSockets(t, setupAll, 'reset before headers')
+    await assertNoSockets(t, proxy, 'reset before headers')
   })
 
   t.test('reset mid-stream, mid-reference', async (t) => {
     upstream.handle(sse([ROLE, ...contentEvents(['Here: ', '![apple](', IMAGE_PATH.slice(0, 10)])], { destroy: true }))
     const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
     assertCut(t, res.text, `Here: ![apple](${IMAGE_PATH.slice(0, 10)}`, 'reset')
-    await assertNoSockets(t, setupAll, 'reset mid-stream')
+    await assertNoSockets(t, proxy, 'reset mid-stream')
   })
 
   t.test('EOF without [DONE]: mid-event, mid-character, right after a delta', async (t) => {
@@ -186,7 +186,7 @@ t.test('an upstream that fails: the client gets a well-formed end, never a hang 
       assertCut(t, res.text, text, label)
     }
     // The upstream ended its response cleanly: its connection may be kept for reuse.
-    await assertNoSockets(t, setupAll, 'EOF', 1)
+    await assertNoSockets(t, proxy, 'EOF', 1)
   })
 
   t.test('garbage instead of an event stream', async (t) => {
@@ -194,7 +194,7 @@ t.test('an upstream that fails: the client gets a well-formed end, never a hang 
     const res = await postJson(gate.url, '/v1/chat/completions', CHAT)
     t.equal(res.status, 200, 'the stream had started')
     t.equal(dataLines(res.text).at(-1), BROKEN, 'the last event is the error')
-    await assertNoSockets(t, setupAll, 'garbage', 1)
+    await assertNoSockets(t, proxy, 'garbage', 1)
   })
 
   t.test('error statuses with bodies that are no JSON pass through whole', async (t) => {
@@ -215,7 +215,7 @@ t.test('an upstream that fails: the client gets a well-formed end, never a hang 
       t.equal(res.headers['content-type'], type, `${status} ${type}: the type`)
       t.same(res.body, Buffer.from(body), `${status} ${type}: the body, byte for byte`)
     }
-    await assertNoSockets(t, setupAll, 'error statuses', 1)
+    await assertNoSockets(t, proxy, 'error statuses', 1)
   })
 
   t.test('an error body cut by a reset ends the client response too', async (t) => {
@@ -235,13 +235,13 @@ t.test('an upstream that fails: the client gets a well-formed end, never a hang 
       res.resume()
     })
     t.not(outcome, 'end', `the client sees the body cut (${outcome}), not a complete one`)
-    await assertNoSockets(t, setupAll, 'cut error body')
+    await assertNoSockets(t, proxy, 'cut error body')
   })
 })
 
 t.test('an upstream that stalls is cut at the idle timeouts', { timeout: TEST_TIMEOUT }, async (t) => {
-  const setupAll = await startProxy(t, { settings: { upstreamTimeouts: { headersTimeout: 300, bodyTimeout: 300 } } })
-  const { upstream, gate } = setupAll
+  const proxy = await startProxy(t, { settings: { upstreamTimeouts: { headersTimeout: 300, bodyTimeout: 300 } } })
+  const { upstream, gate } = proxy
 
   t.test('before its headers', async (t) => {
     upstream.handle(() => {})
@@ -252,7 +252,7 @@ t.test('an upstream that stalls is cut at the idle timeouts', { timeout: TEST_TI
     t.equal(res.text, TIMEOUT, 'the whole error body')
     t.ok(performance.now() - started < 2000, 'soon after the timeout')
     await closed
-    await assertNoSockets(t, setupAll, 'stall before headers')
+    await assertNoSockets(t, proxy, 'stall before headers')
   })
 
   t.test('after its headers, before the first event', async (t) => {
@@ -267,7 +267,7 @@ t.test('an upstream that stalls is cut at the idle timeouts', { timeout: TEST_TI
     t.same(dataLines(res.text), [BROKEN], 'the error event is all there is')
     t.ok(performance.now() - started < 2000, 'soon after the timeout')
     await closed
-    await assertNoSockets(t, setupAll, 'stall before the first event')
+    await assertNoSockets(t, proxy, 'stall before the first event')
   })
 
   for (const [label, pieces, text] of [
@@ -282,7 +282,7 @@ t.test('an upstream that stalls is cut at the idle timeouts', { timeout: TEST_TI
       assertCut(t, res.text, text, label)
       t.ok(performance.now() - started < 2000, `${label}: soon after the timeout`)
       await closed
-      await assertNoSockets(t, setupAll, label)
+      await assertNoSockets(t, proxy, label)
     })
   }
 
@@ -295,8 +295,8 @@ t.test('an upstream that stalls is cut at the idle timeouts', { timeout: TEST_TI
 })
 
 t.test('after every fault, closing imagegate leaves no socket behind', { timeout: TEST_TIMEOUT }, async (t) => {
-  const setupAll = await startProxy(t)
-  const { upstream, gate } = setupAll
+  const proxy = await startProxy(t)
+  const { upstream, gate } = proxy
   const handlers: MockHandler[] = [
     sse([ROLE, ...contentEvents(['ok']), FINISH, DONE]),
     sse([ROLE, ...contentEvents(['cut'])], { destroy: true }),
@@ -310,6 +310,6 @@ t.test('after every fault, closing imagegate leaves no socket behind', { timeout
   }
   t.ok(await upstream.connections() <= 1, 'kept-alive upstream connections do not pile up')
   await gate.close()
-  await assertNoSockets(t, setupAll, 'after close')
+  await assertNoSockets(t, proxy, 'after close')
 })
 
