@@ -138,6 +138,13 @@ t.test('choices past the cap pass through unrewritten', async (t) => {
   const texts = contentByChoice(transform(events).out)
   t.equal(texts.get(0), '![a](http://gate.test/images/x.png)', 'first choice rewritten')
   t.equal(texts.get(MAX_CHOICES), '![a](/c/x.png)', 'the choice past the cap is left alone')
+  // The same past the cap on the parser's paths: a chunk with an id line (not taken on
+  // its bytes, then matched by shape) and a chunk of two choices (read whole).
+  const withId = (text: string): string => `id: ${MAX_CHOICES}\n${chunk({ content: text }, { index: MAX_CHOICES })}`
+  const twoChoices = `data: {"choices":[{"index":0,"delta":{"content":" b"},"finish_reason":null},{"index":${MAX_CHOICES},"delta":{"content":"![b](/c/x.png)"},"finish_reason":null}]}\n\n`
+  const out = transform([...events, withId('![c](/c/x.png)'), twoChoices]).out
+  t.equal(out.at(-2), withId('![c](/c/x.png)'), 'a chunk with an id line goes out as it came')
+  t.equal(out.at(-1), twoChoices, 'a chunk of two choices goes out as it came, the first had nothing to change')
 })
 
 // A whole stream with references split at random delta boundaries, then cut into raw
