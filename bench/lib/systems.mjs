@@ -156,13 +156,22 @@ export async function startLoadGenerator () {
  * from /proc). If this build's CLI cannot start, the programmatic API is used instead
  * and the returned `via` says so.
  */
+/**
+ * The Node flags `npm start` runs imagegate with (`node <flags> dist/cli.js`), which the
+ * container image passes too: the benchmark measures imagegate as it is run.
+ */
+function startFlags () {
+  const start = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start.split(' ')
+  return start.slice(1, start.indexOf('dist/cli.js'))
+}
+
 export async function startImagegate ({ upstreamBase, cacheDir, stateDir, nodeFlags = [], probeDir }) {
   // The state folder holds the generated signing key (and the store of decoded data:
   // images): one inside the bench's temporary folder, so no run touches the user's, and
   // every imagegate of a run signs with the same key.
   const flags = ['--upstream', upstreamBase, '--cache-dir', cacheDir, '--state-dir', stateDir, '--port', '0', '--log-level', 'warn']
   const probe = probeSetup(probeDir)
-  const node = [...probe.flags, ...nodeFlags]
+  const node = [...startFlags(), ...probe.flags, ...nodeFlags]
   const handle = track(spawn(process.execPath, [...node, 'dist/cli.js', ...flags], { cwd: ROOT, env: probe.env, stdio: ['ignore', 'pipe', 'pipe'] }), 'imagegate (dist/cli.js)')
   try {
     return { ...system('imagegate', handle, await portOf(handle), probeDir), via: 'dist/cli.js' }

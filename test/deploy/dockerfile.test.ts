@@ -71,6 +71,15 @@ t.test('ENTRYPOINT runs the compiled CLI, so flags follow the image name', async
   t.notOk(inFinal.some((i) => i.keyword === 'CMD'), 'no CMD: docker run arguments are imagegate\'s flags')
 })
 
+t.test('the image runs Node with the V8 flags npm start gives it', async t => {
+  const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> }
+  const start = pkg.scripts.start?.split(' ') ?? []
+  t.same([start[0], start.at(-1)], ['node', 'dist/cli.js'], 'npm start runs node … dist/cli.js')
+  const flags = start.slice(1, -1)
+  t.same(flags, ['--max-semi-space-size=16'], 'with the young generation bounded')
+  t.equal(finalEnv.NODE_OPTIONS, flags.join(' '), 'the image passes the same flags in NODE_OPTIONS')
+})
+
 t.test('runs as the unprivileged node user, with its state folder writable', async t => {
   const user = only(inFinal, 'USER')
   t.equal(user.args, 'node', 'USER node')
