@@ -24,7 +24,7 @@ const OWN_INLINE = /data:image\\?\/[a-z0-9.+-]+;imagegate=([A-Za-z0-9%._~!$&'()*
  * resolving and signing each time was a visible share of the benchmark's profile.
  * (A file that changes or goes within this time is caught when its link is served.)
  */
-export const DEFAULT_RESOLVE_TTL_MS = 5000
+const DEFAULT_RESOLVE_TTL_MS = 5000
 /** Destinations remembered at once; the oldest is forgotten first. */
 export const MAX_RESOLVED = 1024
 

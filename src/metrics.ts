@@ -27,7 +27,7 @@ void everyOutcomeListed
  * it starts answering, which runs from milliseconds (a cached model list) to minutes (a
  * tool-heavy run), hence the wide range.
  */
-export const UPSTREAM_FIRST_BYTE_BUCKETS = [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
+const UPSTREAM_FIRST_BYTE_BUCKETS = [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
 
 /** `route` label of a request no route matched (a URL the router cannot decode). */
 export const UNMATCHED_ROUTE = 'unmatched'

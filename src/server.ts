@@ -50,9 +50,6 @@ export interface ServerSettings {
   compactor?: Pick<CompactorOptions, 'concurrency' | 'queueLimit' | 'waitMs'>
 }
 
-/** What happened to one reference; each one is counted in `imagegate_references_total`. */
-export type { ReferenceOutcome }
-
 export interface Server {
   app: FastifyInstance
   files: FileResolver

@@ -37,7 +37,7 @@ export const finalEvent = (completionTokens) => event(
 export const DONE_EVENT = 'data: [DONE]\n\n'
 
 /** Events an image reference is split across (hermes streams it a few characters at a time). */
-export const IMAGE_PIECES = 6
+const IMAGE_PIECES = 6
 
 /**
  * The content of delta `i`: words, and every `imageEvery` deltas a markdown image whose

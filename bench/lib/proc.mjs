@@ -7,7 +7,7 @@ import fs from 'node:fs'
 const CLOCK_TICKS = 100 // USER_HZ on Linux; /proc/<pid>/stat counts in these
 
 /** The process and its children (nginx: master and workers). */
-export function processTree (pid) {
+function processTree (pid) {
   const pids = [pid]
   for (let i = 0; i < pids.length; i++) {
     let children = ''
@@ -97,7 +97,7 @@ export function machine () {
 }
 
 /** CPU seconds all processes on the machine spent busy (not idle, not waiting on I/O). */
-export function machineBusySeconds () {
+function machineBusySeconds () {
   const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
   const total = fields.slice(0, 8).reduce((a, b) => a + b, 0)
   return (total - fields[3] - fields[4]) / CLOCK_TICKS

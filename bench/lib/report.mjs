@@ -78,7 +78,7 @@ function throughputSets (results) {
 }
 
 /** The target rows; each `[label, measured text, limit text, pass?]`. */
-export function targets (results) {
+function targets (results) {
   const rows = []
   const added = (pick) => {
     const a = pick('imagegate')

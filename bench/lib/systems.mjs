@@ -184,7 +184,7 @@ export async function startImagegate ({ upstreamBase, cacheDir, stateDir, nodeFl
 }
 
 /** An unused loopback port, for servers that cannot listen on port 0 and report it. */
-export function freePort () {
+function freePort () {
   return new Promise((resolve, reject) => {
     const server = net.createServer()
     server.once('error', reject)

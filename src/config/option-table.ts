@@ -19,7 +19,7 @@ import {
 } from './options.js'
 
 /** Where relative folders and `~` are resolved from. */
-export interface Place {
+interface Place {
   cwd: string
   homedir: string
 }
@@ -30,7 +30,7 @@ export interface Place {
  * with the platform's path delimiter, like PATH. `switch`: a flag without a value that
  * means true; variables and YAML say true or false.
  */
-export type Shape = 'text' | 'list' | 'switch'
+type Shape = 'text' | 'list' | 'switch'
 
 /** What an option's value is made of. */
 export interface Kind<T> {

@@ -182,7 +182,7 @@ export function expectString ({ value, origin }: Raw): string {
  * often ends in one; imagegate would append `/v1` to it and every request would 404.
  * `/chat/completions` before `/completions`, so the message names the whole endpoint.
  */
-export const UPSTREAM_ENDPOINTS = ['/chat/completions', '/responses', '/models', '/completions', '/embeddings'] as const
+const UPSTREAM_ENDPOINTS = ['/chat/completions', '/responses', '/models', '/completions', '/embeddings'] as const
 
 /** Upstream base URL, normalized so routes can append `/chat/completions` and friends. */
 export function parseUpstream (raw: Raw): URL {

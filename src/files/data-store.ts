@@ -12,7 +12,7 @@ import path from 'node:path'
 import { createBoundedFolder } from './bounded-folder.js'
 import { base64Length, extensionFor, sniffImageType } from './file-types.js'
 
-export type StoreRejection = 'too-large' | 'type-mismatch' | 'write-failed'
+type StoreRejection = 'too-large' | 'type-mismatch' | 'write-failed'
 
 export interface DataStore {
   readonly dir: string

@@ -9,10 +9,10 @@
  */
 import fs from 'node:fs'
 
-export const DEFAULT_MAX_FILE_BYTES = 2 * 1024 * 1024
-export const DEFAULT_MAX_TOTAL_BYTES = 64 * 1024 * 1024
+const DEFAULT_MAX_FILE_BYTES = 2 * 1024 * 1024
+const DEFAULT_MAX_TOTAL_BYTES = 64 * 1024 * 1024
 
-export interface CachedFile {
+interface CachedFile {
   bytes: Buffer
   /** In @fastify/send's format, so a client's validators match either way. */
   etag: string

@@ -28,7 +28,7 @@ export interface DeliverableFile {
 /** Why a destination is not deliverable; stable strings, safe to log and count. */
 export type Rejection = 'not-a-path' | 'outside-roots' | 'missing' | 'not-a-file' | 'extension' | 'hostile' | 'symlink-escape' | 'unreadable'
 
-export type ResolveResult = { ok: true, delivery: DeliverableFile } | { ok: false, reason: Rejection }
+type ResolveResult = { ok: true, delivery: DeliverableFile } | { ok: false, reason: Rejection }
 
 export interface FileResolver {
   /** The cache dirs, normalized, in lookup order (the store last); grows on rediscovery. */

@@ -11,7 +11,7 @@ const MAX_TAIL = 1024
 const isBase64 = (c: number): boolean =>
   (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2f || c === 0x3d
 
-export type CaptureStep =
+type CaptureStep =
   /** Everything given was taken; more text is needed. */
   | { kind: 'more' }
   /** The image ended at `end` (exclusive) in the buffer; `tail` is its text after the body, `)` included. */

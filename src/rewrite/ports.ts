@@ -27,7 +27,7 @@ export interface Resolved {
 export type Resolve = (dest: string, accept: Accept) => Resolved | undefined
 
 /** A reference left alone: why, and the file name it ends in (never the whole path). */
-export interface Rejected {
+interface Rejected {
   reason: Rejection
   fileName: string
 }

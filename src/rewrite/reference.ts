@@ -23,7 +23,7 @@ export type ParseResult =
  * decoded bytes must match that type's magic bytes (see files/file-types.ts, checked by
  * files/data-store.ts).
  */
-export const DATA_IMAGE_PREFIXES: ReadonlyMap<string, string> = new Map(
+const DATA_IMAGE_PREFIXES: ReadonlyMap<string, string> = new Map(
   [...DATA_IMAGE_SUBTYPES].map(([subtype, mime]) => [`data:image/${subtype};base64,`, mime])
 )
 const LONGEST_DATA_PREFIX = Math.max(...[...DATA_IMAGE_PREFIXES.keys()].map((prefix) => prefix.length))

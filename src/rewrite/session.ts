@@ -11,7 +11,7 @@ export interface ReferenceTally {
 }
 
 /** Where a session's debug lines go (a request's logger). */
-export interface SessionLog {
+interface SessionLog {
   debug: (fields: Record<string, unknown>, message: string) => void
 }
 

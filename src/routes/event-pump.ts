@@ -25,7 +25,7 @@ export type PumpEnd = 'done' | 'eof' | 'aborted' | 'upstream-error' | 'too-large
 const KEEPALIVE = serializeComment('keepalive')
 
 /** An SSE `data:` event carrying an OpenAI-shaped error body. */
-export function errorEvent (error: HttpError): string {
+function errorEvent (error: HttpError): string {
   return serializeData(JSON.stringify(error.toBody()))
 }
 

@@ -10,7 +10,7 @@ import type { Upstream } from '../upstream/client.js'
 export const HEALTH_PATHS = ['/healthz', '/readyz'] as const
 
 /** How long the readiness probe waits for the upstream's answer. */
-export const DEFAULT_READINESS_TIMEOUT_MS = 2000
+const DEFAULT_READINESS_TIMEOUT_MS = 2000
 /** How long a readiness answer is reused, so that frequent probes do not reach the agent. */
 export const DEFAULT_READINESS_TTL_MS = 5000
 

@@ -7,7 +7,7 @@ import type { EventHandler } from '../sse/event-stream.js'
 import { createResponsesHandler } from '../sse/responses.js'
 
 /** How event streams are shaped for the client, the same for every protocol. */
-export type StreamOptions = ChatStreamOptions
+type StreamOptions = ChatStreamOptions
 
 /** An API whose answers carry model text: where it lives, streamed and not, side by side. */
 export interface Protocol {

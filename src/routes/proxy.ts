@@ -19,7 +19,7 @@ export const DEFAULT_MAX_BODY_SIZE = 50 * 1024 * 1024
 /** A non-streaming answer is read whole to rewrite it; past this it passes through as is. */
 export const DEFAULT_MAX_JSON_SIZE = 64 * 1024 * 1024
 /** How long the rest of a refused body is read and dropped before the connection closes. */
-export const LINGER_MS = 30_000
+const LINGER_MS = 30_000
 
 /** A running event stream, as the server sees it for shutdown and metrics. */
 export interface ActiveStream {

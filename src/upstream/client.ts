@@ -8,7 +8,7 @@ import { HttpError, upstreamTimeout, upstreamUnreachable } from '../errors.js'
  */
 export const DEFAULT_HEADERS_TIMEOUT = 10 * 60_000
 export const DEFAULT_BODY_TIMEOUT = 10 * 60_000
-export const DEFAULT_CONNECT_TIMEOUT = 10_000
+const DEFAULT_CONNECT_TIMEOUT = 10_000
 
 export interface UpstreamOptions {
   /** Normalized base URL, path ending in `/v1`. */
