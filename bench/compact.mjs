@@ -89,6 +89,7 @@ try {
       const encoders = mode === 'idle'
         ? []
         : Array.from({ length: ENCODE_CLIENTS }, async () => {
+          // eslint-disable-next-line no-unmodified-loop-condition -- set once the latency run below ends; every pass awaits, so the loop sees it
           while (!stop) {
             const r = await get(freshCopy(), BROWSER)
             if (r.type === 'image/webp') encoded++

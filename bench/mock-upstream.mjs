@@ -45,6 +45,7 @@ function paced (res, options, answer) {
 async function fast (res, options, answer) {
   let closed = false
   res.on('close', () => { closed = true })
+  // eslint-disable-next-line no-unmodified-loop-condition -- set by the 'close' listener, which runs while a write waits for 'drain'
   for (let i = 1; i < options.events && !closed;) {
     let text = ''
     for (const end = Math.min(options.events, i + options.batch); i < end; i++) text += answer.delta(i)

@@ -394,7 +394,7 @@ function observeOnClose (request: FastifyRequest, reply: FastifyReply, metrics: 
     // A stream whose client left ends (`aborted`) just after this event.
     const answer = answers.get(request)
     if (answer === undefined) write()
-    else void answer.then(write)
+    else answer.then(write)
     metrics.request({ method: request.method, route, status, finished, contentLength: reply.getHeader('content-length') })
   })
 }

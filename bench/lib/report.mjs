@@ -161,7 +161,6 @@ export function formatReport (results) {
   out.push('')
 
   const available = ['direct', ...PROXIES].filter((s) => results.systems.includes(s))
-  const proxies = PROXIES.filter((s) => available.includes(s))
   const latency = latencyMetrics(results)
 
   out.push('## Ratios')

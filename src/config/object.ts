@@ -42,8 +42,8 @@ export interface ImagegateOptions {
 
 // ImagegateOptions has exactly Options' properties that are options: a row added to the
 // option table without its property here fails to compile.
+// eslint-disable-next-line @typescript-eslint/no-unused-vars -- a compile-time check: only its type is read
 const everyOptionNamed: Same<keyof ImagegateOptions, OptionField> = true
-void everyOptionNamed
 
 /**
  * Validates `given` and fills in the defaults. Relative folders are taken from

@@ -229,8 +229,8 @@ type Mismatched = {
 // The table declares exactly Options' properties, each with the type Options gives it: a
 // row added or dropped without Options following, or a kind or default of another type,
 // fails to compile here, naming the property.
+// eslint-disable-next-line @typescript-eslint/no-unused-vars -- a compile-time check: only its type is read
 const tableMatchesOptions: [Mismatched] extends [never] ? true : { mismatched: Mismatched } = true
-void tableMatchesOptions
 
 /** Options' property for a key: the key in camelCase, unless the row names another. */
 export function fieldOf (key: Key): OptionField {

@@ -114,7 +114,7 @@ export function createCompactor (options: CompactorOptions): Compactor {
     return new Promise<Outcome>((resolve) => {
       const start = (): void => {
         running++
-        void job().then(resolve).finally(() => {
+        job().then(resolve).finally(() => {
           running--
           queue.shift()?.()
         })
@@ -170,7 +170,7 @@ export function createCompactor (options: CompactorOptions): Compactor {
         pending = schedule(() => encode(realPath, format, key, name, stat.size))
         inflight.set(key, pending)
         const settled = pending
-        void settled.finally(() => inflight.delete(key))
+        settled.finally(() => inflight.delete(key))
       }
       let timer: NodeJS.Timeout | undefined
       const late = new Promise<'late'>((resolve) => { timer = setTimeout(resolve, waitMs, 'late') })

@@ -14,6 +14,7 @@ export type Destination =
 
 // C0 controls (NUL included), DEL and C1 controls, plus lone surrogates, which no file
 // name on disk can hold and which make `encodeURIComponent` throw.
+// eslint-disable-next-line no-control-regex -- matching control characters is its purpose
 const HOSTILE_CHARACTER = /[\u0000-\u001f\u007f-\u009f]|\p{Cs}/u
 
 // `file:` URL (RFC 8089): `file:/x`, `file:///x` and `file://localhost/x`. Group 1 is the

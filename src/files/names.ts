@@ -30,6 +30,7 @@ const MARKDOWN_UNSAFE = /[!'()*]/g
 
 // C0 controls, DEL and C1 controls: no legitimate file name carries them, and they
 // can split log lines or headers.
+// eslint-disable-next-line no-control-regex -- matching control characters is its purpose
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/
 
 function encodeSegment (segment: string): string {

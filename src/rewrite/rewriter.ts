@@ -226,4 +226,3 @@ export function createRewriter (options: RewriterOptions): Rewriter {
     }
   }
 }
-

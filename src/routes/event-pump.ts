@@ -113,7 +113,7 @@ export function pumpEvents (res: ServerResponse, source: AsyncIterable<Uint8Arra
     } finally {
       if (keepalive !== undefined) clearInterval(keepalive)
       // Stops the upstream body (and its request) unless it already ended.
-      void iterator.return?.()
+      iterator.return?.()
     }
   }
 

@@ -223,7 +223,7 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
     const { streams } = options
     if (streams !== undefined) {
       streams.add(pump)
-      void pump.done.finally(() => streams.delete(pump))
+      pump.done.finally(() => streams.delete(pump))
     }
     return reply
   }

@@ -8,7 +8,6 @@ import { bytesAt } from './raw-bytes.js'
  * and provider extras stay exactly as they came.
  */
 
-
 const isWhitespace = (c: number): boolean => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d
 
 /** The index just past the JSON string literal that opens at `start`, or -1. */

@@ -1,7 +1,7 @@
 import type { EventSourceMessage } from 'eventsource-parser'
 import { isObject } from '../json.js'
 import type { JsonObject } from '../json.js'
-import { rewriteItem, rewritePart, rewriteResponseObject } from '../rewrite/responses-body.js'
+import { rewriteItem, rewritePart } from '../rewrite/responses-body.js'
 import type { Rewriter } from '../rewrite/rewriter.js'
 import { createDeltaFinders, findDeltaSlot } from './delta-slot.js'
 import { readString } from './raw-bytes.js'
