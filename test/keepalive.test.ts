@@ -14,7 +14,7 @@ const ANSWER = [ROLE, ...contentEvents(['Looking', ' it up.']), FINISH, DONE]
 const PAUSE_AFTER = 1
 
 t.test('comments fill an upstream pause, and the stream then completes', async t => {
-  const { upstream, gate } = await startProxy(t, { options: { keepalive: 0.3 }, upstream: sse(ANSWER, { delayMs: (i) => i === PAUSE_AFTER ? 1500 : 0 }) })
+  const { gate } = await startProxy(t, { options: { keepalive: 0.3 }, upstream: sse(ANSWER, { delayMs: (i) => i === PAUSE_AFTER ? 1500 : 0 }) })
 
   const res = await postJson(gate.url, '/v1/chat/completions', { stream: true })
   const blocks = eventBlocks(res.text)
@@ -31,14 +31,14 @@ t.test('comments fill an upstream pause, and the stream then completes', async t
 })
 
 t.test('no comment while the upstream keeps talking', async t => {
-  const { upstream, gate } = await startProxy(t, { options: { keepalive: 0.3 }, upstream: sse(ANSWER, { delayMs: 100 }) })
+  const { gate } = await startProxy(t, { options: { keepalive: 0.3 }, upstream: sse(ANSWER, { delayMs: 100 }) })
   const res = await postJson(gate.url, '/v1/chat/completions', { stream: true })
   t.notOk(res.text.includes(KEEPALIVE), 'each upstream read resets the timer')
   t.equal(dataLines(res.text).at(-1), '[DONE]', 'complete')
 })
 
 t.test('keepalive 0 adds no comment, however long the pause', async t => {
-  const { upstream, gate } = await startProxy(t, { options: { keepalive: 0 }, upstream: sse(ANSWER, { delayMs: (i) => i === PAUSE_AFTER ? 700 : 0 }) })
+  const { gate } = await startProxy(t, { options: { keepalive: 0 }, upstream: sse(ANSWER, { delayMs: (i) => i === PAUSE_AFTER ? 700 : 0 }) })
   const res = await postJson(gate.url, '/v1/chat/completions', { stream: true })
   t.notOk(res.text.includes(KEEPALIVE), 'no comment')
   t.equal(res.text, ANSWER.join(''), 'the stream byte for byte as the upstream sent it')

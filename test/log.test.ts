@@ -139,7 +139,7 @@ t.test('a server run logs one line per request and no secret', async t => {
 })
 
 t.test('at the default info level nothing per rewrite is written', async t => {
-  const { upstream, gate } = await startProxy(t, { options: { logLevel: 'info' }, upstream: sse([...contentEvents([`MEDIA:${IMAGE_PATH} `]), DONE]) })
+  const { gate } = await startProxy(t, { options: { logLevel: 'info' }, upstream: sse([...contentEvents([`MEDIA:${IMAGE_PATH} `]), DONE]) })
   const res = await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })
   t.ok(res.text.includes('/images/'), 'the reference was rewritten')
   t.equal(gate.logs.filter((line) => line.msg === 'reference rewritten').length, 0, 'no debug line')

@@ -207,7 +207,7 @@ t.test('startServer listens, says where, and closes', async t => {
 })
 
 t.test('a configured public URL is used in links', async t => {
-  const { upstream, gate } = await startProxy(t, { options: { publicUrl: 'https://chat.example.org/imagegate' }, upstream: sse([...contentEvents([`![a](${IMAGE_PATH})`]), DONE]) })
+  const { gate } = await startProxy(t, { options: { publicUrl: 'https://chat.example.org/imagegate' }, upstream: sse([...contentEvents([`![a](${IMAGE_PATH})`]), DONE]) })
 
   t.equal(gate.publicUrl, 'https://chat.example.org/imagegate', 'kept after listen')
   const res = await send(gate.url, { method: 'POST', path: '/v1/chat/completions', body: '{}' })

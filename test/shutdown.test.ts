@@ -7,7 +7,7 @@ import { nsPid, startCli } from './fixtures/cli-process.js'
 import type { CliProcess, Exit } from './fixtures/cli-process.js'
 import { contentOf, dataLines } from './fixtures/gate.js'
 import { IMAGE_NAME, IMAGE_PATH } from './fixtures/hermes.js'
-import { open, postJson, send, waitFor } from './fixtures/http.js'
+import { postJson, send, waitFor } from './fixtures/http.js'
 import { DONE, FINISH, ROLE, contentEvents } from './fixtures/chat.js'
 import { startMockUpstream } from './fixtures/mock-upstream.js'
 import type { MockUpstream } from './fixtures/mock-upstream.js'
@@ -81,7 +81,7 @@ t.test('a stream still running after the grace period ends with an error event',
 })
 
 t.test('close with no stream running is immediate', async t => {
-  const { upstream, gate } = await startProxy(t, { options: { shutdownGrace: 30 } })
+  const { gate } = await startProxy(t, { options: { shutdownGrace: 30 } })
   const started = Date.now()
   await gate.close()
   t.ok(Date.now() - started < 1000, 'no grace period to wait for')

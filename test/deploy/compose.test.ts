@@ -127,8 +127,10 @@ t.test('the agent\'s cache folders, and only those, are mounted read-only where 
   const cache = mounts.filter((m) => m.target === `${CONTAINER_HERMES_HOME}/cache`)
   t.equal(cache.length, 1, 'one mount at /hermes/cache')
   t.equal(cache[0]?.mode, 'ro', 'read-only: imagegate only reads the cache')
+  /* eslint-disable no-template-curly-in-string -- Compose's own variable syntax, as the file holds it */
   t.equal(cache[0]?.source, '${HERMES_HOME:-~/.hermes}/cache', 'the cache of the agent\'s home, ~/.hermes unless HERMES_HOME says otherwise')
   t.notOk(mounts.some((m) => m.target === CONTAINER_HERMES_HOME || m.source === '${HERMES_HOME:-~/.hermes}'), 'not the whole home, whose .env holds API keys')
+  /* eslint-enable no-template-curly-in-string */
   // How to avoid Docker making a missing host folder as root, which the agent then
   // cannot write into: the file says so where the mount is.
   const text = read('docker-compose.yml')
@@ -159,6 +161,7 @@ t.test('Open WebUI reaches imagegate by its service name and port', async t => {
   t.equal(base.hostname, 'imagegate', 'the service name, not localhost')
   t.equal(Number(base.port), resolved.options.port, 'the port imagegate listens on')
   t.equal(base.pathname, '/v1', 'with /v1, as for any OpenAI base URL')
+  // eslint-disable-next-line no-template-curly-in-string -- Compose's own variable syntax, as the file holds it
   t.equal(env.OPENAI_API_KEY, '${OPENAI_API_KEY}', 'the key comes from the environment, not the file')
 })
 

@@ -12,7 +12,7 @@ import { parse } from 'yaml'
 import { folderId } from '../../src/files/names.js'
 import { createSigner } from '../../src/files/signing.js'
 import { contentOf, dataLines } from '../fixtures/gate.js'
-import { open, postJson, send } from '../fixtures/http.js'
+import { postJson, send } from '../fixtures/http.js'
 import { DONE, FINISH, ROLE, contentEvents } from '../fixtures/chat.js'
 import { sse, startMockUpstream } from '../fixtures/mock-upstream.js'
 import type { MockUpstream } from '../fixtures/mock-upstream.js'
@@ -120,6 +120,7 @@ async function suite (made: ReturnType<typeof resources>, upstream: MockUpstream
     t.equal(check.stdout, `imagegate healthcheck: http://127.0.0.1:${otherPort}/healthz ok\n`, 'it asked that port')
 
     // A server that no longer answers: imagegate stopped (SIGSTOP), its socket still open.
+    // eslint-disable-next-line no-template-curly-in-string -- a shell parameter expansion, for sh
     const pid = (await podmanOk(['exec', other, 'sh', '-c', 'for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline | grep -q "^node dist/cli.js" && echo ${p#/proc/}; done'])).trim()
     t.match(pid, /^\d+$/, `imagegate's pid in the container: ${pid}`)
     t.not(pid, '1', 'not PID 1: the init is')
@@ -314,4 +315,3 @@ async function composeService (home: string): Promise<ComposeService> {
 async function untilHealthz (url: string): Promise<void> {
   await until(() => send(url, { path: '/healthz' }).then((res) => res.status === 200, () => false), `${url}/healthz`, 30_000)
 }
-

@@ -209,7 +209,8 @@ t.test('resolveName', async (t) => {
     [`${A.toUpperCase()}/apple.png`, undefined],
     [A, undefined],
     [`${A}/`, undefined],
-    [`${A}/${B}/x.png`, undefined],  ]
+    [`${A}/${B}/x.png`, undefined]
+  ]
   for (const [raw, file] of names) {
     t.equal(files.resolveName(raw)?.realPath, file, `${JSON.stringify(raw.slice(0, 60))} -> ${file ?? 'nothing'}`)
   }

@@ -312,4 +312,3 @@ t.test('after every fault, closing imagegate leaves no socket behind', { timeout
   await gate.close()
   await assertNoSockets(t, proxy, 'after close')
 })
-

@@ -35,7 +35,7 @@ t.test('what cannot be stored is left exactly as it was', async (t) => {
   const cases: Array<[string, string]> = [
     ['store refuses (not a PNG body)', '![c](data:image/png;base64,R0lGODlh)'],
     ['declared type not an image type we store', `![c](data:image/svg+xml;base64,${BODY})`],
-    ['a character outside base64', `![c](data:image/png;base64,iVBOR*x) and ![d](/c/x.png`],
+    ['a character outside base64', '![c](data:image/png;base64,iVBOR*x) and ![d](/c/x.png'],
     ['no closing paren', `![c](data:image/png;base64,${BODY}`],
     ['junk after the body', `![c](data:image/png;base64,${BODY} junk)`],
     ['a line break in the title', `![c](data:image/png;base64,${BODY} "a\nb")`],
@@ -44,7 +44,7 @@ t.test('what cannot be stored is left exactly as it was', async (t) => {
     ['too long', `![c](data:image/png;base64,iVBOR${'A'.repeat(100_001)})`]
   ]
   for (const [name, text] of cases) t.equal(whole(text), text, name)
-  t.equal(whole(`![c](data:image/png;base64,iVBOR*x) then ![d](/c/x.png)`), '![c](data:image/png;base64,iVBOR*x) then ![d](http://gate.test/images/x.png)', 'scanning goes on after a released image')
+  t.equal(whole('![c](data:image/png;base64,iVBOR*x) then ![d](/c/x.png)'), '![c](data:image/png;base64,iVBOR*x) then ![d](http://gate.test/images/x.png)', 'scanning goes on after a released image')
 })
 
 t.test('the body is collected piece by piece, not held as text', async (t) => {

@@ -2,7 +2,6 @@ import t from 'tap'
 import { createDeltaFinders, findDeltaSlot } from '../../src/sse/delta-slot.js'
 import type { DeltaSlot } from '../../src/sse/delta-slot.js'
 
-
 /** The delta's literal, item literal and indices as found, or undefined. */
 function find (event: string, lines = 2): { item: string, output: number, content: number, literal: string } | undefined {
   const buf = Buffer.from(event, 'utf8')

@@ -7,8 +7,15 @@ const plain = { apiKey: undefined, identity: false }
 t.test('request headers: what never goes upstream', async t => {
   const cases: Array<[string, IncomingHttpHeaders, string[]]> = [
     ['hop-by-hop (RFC 9110 7.6.1)', {
-      connection: 'keep-alive', 'keep-alive': 'timeout=5', 'proxy-authorization': 'Basic x', 'proxy-connection': 'keep-alive',
-      te: 'trailers', trailer: 'x-sum', 'transfer-encoding': 'chunked', upgrade: 'h2c', 'http2-settings': 'AAA'
+      connection: 'keep-alive',
+      'keep-alive': 'timeout=5',
+      'proxy-authorization': 'Basic x',
+      'proxy-connection': 'keep-alive',
+      te: 'trailers',
+      trailer: 'x-sum',
+      'transfer-encoding': 'chunked',
+      upgrade: 'h2c',
+      'http2-settings': 'AAA'
     }, []],
     ['host is the upstream\'s own', { host: 'imagegate.local:8090' }, []],
     ['Origin, which hermes answers with 403', { origin: 'http://openwebui:3000' }, []],
@@ -16,8 +23,14 @@ t.test('request headers: what never goes upstream', async t => {
     ['Connection given as a list', { connection: ['x-a', 'x-b'] as unknown as string, 'x-a': '1', 'x-b': '2', 'x-kept': '3' }, ['x-kept']],
     ['empty Connection entries', { connection: ' , ,', 'x-kept': '1' }, ['x-kept']],
     ['end-to-end headers stay', {
-      authorization: 'Bearer c', 'content-type': 'application/json', 'content-length': '12', accept: 'text/event-stream',
-      'accept-encoding': 'gzip', cookie: 'a=1', 'user-agent': 'OpenAI/Python 1.0', 'x-openwebui-chat-id': 'c1'
+      authorization: 'Bearer c',
+      'content-type': 'application/json',
+      'content-length': '12',
+      accept: 'text/event-stream',
+      'accept-encoding': 'gzip',
+      cookie: 'a=1',
+      'user-agent': 'OpenAI/Python 1.0',
+      'x-openwebui-chat-id': 'c1'
     }, ['authorization', 'content-type', 'content-length', 'accept', 'accept-encoding', 'cookie', 'user-agent', 'x-openwebui-chat-id']]
   ]
   for (const [label, incoming, kept] of cases) {
