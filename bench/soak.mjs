@@ -26,7 +26,7 @@ import { sleep } from './lib/clock.mjs'
 import { contentSource } from './lib/hermes.mjs'
 import { writePng } from './lib/png.mjs'
 import { listeningPort, rssBytes, tcpSockets } from './lib/proc.mjs'
-import { startMock } from './lib/systems.mjs'
+import { startFlags, startMock } from './lib/systems.mjs'
 
 const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
 const RESULTS = path.join(ROOT, 'bench', 'results', 'soak.md')
@@ -67,7 +67,7 @@ function classifySockets (pid, gatePort, mockPort) {
 
 /** Starts imagegate's CLI in its own process (through soak-gate.mjs, for the GC hook). */
 async function startGate (flags) {
-  const child = spawn(process.execPath, ['--expose-gc', path.join(ROOT, 'bench', 'soak-gate.mjs'), ...flags], {
+  const child = spawn(process.execPath, [...startFlags(), '--expose-gc', path.join(ROOT, 'bench', 'soak-gate.mjs'), ...flags], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe', 'ipc']
   })
@@ -188,7 +188,7 @@ function report ({ args, run, before, after, growth, checks, seconds }) {
   return [
     '# imagegate soak test',
     '',
-    `${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} · ${cpu.length} cores (${cpu[0]?.model ?? 'unknown'}) · Node ${process.version} · imagegate via \`dist/cli.js\` (\`main()\` in bench/soak-gate.mjs, \`--expose-gc\`) · load average ${os.loadavg()[0].toFixed(2)} at the end`,
+    `${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} · ${cpu.length} cores (${cpu[0]?.model ?? 'unknown'}) · Node ${process.version} · imagegate via \`dist/cli.js\` (\`main()\` in bench/soak-gate.mjs, with npm start's Node flags \`${startFlags().join(' ')}\` and \`--expose-gc\`) · load average ${os.loadavg()[0].toFixed(2)} at the end`,
     '',
     `${args.streams} concurrent streams for ${args.seconds} s after a ${args.warmup} s warm-up, through imagegate to the bench's mock upstream (${BENCH.events} deltas ${BENCH.paceMs} ms apart per stream, an image path split over two deltas every ${BENCH.imageEvery}). Every stream's text is compared with the expected rewrite; every ${IMAGE_CHECK_EVERY}th stream also fetches its signed image link. Memory is read after a full GC in imagegate, after the warm-up and after the run, with no stream open. Total ${seconds.toFixed(0)} s.`,
     '',

@@ -160,7 +160,7 @@ export async function startLoadGenerator () {
  * The Node flags `npm start` runs imagegate with (`node <flags> dist/cli.js`), which the
  * container image passes too: the benchmark measures imagegate as it is run.
  */
-function startFlags () {
+export function startFlags () {
   const start = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start.split(' ')
   return start.slice(1, start.indexOf('dist/cli.js'))
 }
