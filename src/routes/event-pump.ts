@@ -24,6 +24,37 @@ export type PumpEnd = 'done' | 'eof' | 'aborted' | 'upstream-error' | 'too-large
 
 const KEEPALIVE = serializeComment('keepalive')
 
+/**
+ * After `[DONE]`, how much more of the upstream body is read (and dropped), and for how
+ * long. An upstream ends its body right after `[DONE]`; reading to that end lets the
+ * connection go back to the pool for the next request. Stopping at `[DONE]` instead
+ * closed it, so every answer opened a new connection to the agent.
+ */
+export const DRAIN_MAX_BYTES = 64 * 1024
+export const DRAIN_MAX_MS = 1000
+
+/**
+ * Reads what is left of an answered body, within the bounds above, then lets it go:
+ * past them the upstream request is aborted (a pending read cannot be returned from).
+ */
+async function drainRest (iterator: AsyncIterator<Uint8Array>, abort: () => void): Promise<void> {
+  const late = setTimeout(abort, DRAIN_MAX_MS)
+  late.unref()
+  try {
+    for (let bytes = 0; bytes <= DRAIN_MAX_BYTES;) {
+      const next = await iterator.next()
+      if (next.done === true) return
+      bytes += next.value.length
+    }
+    abort()
+  } catch {
+    // The upstream went away, or the wait ran out: there is no connection to keep.
+  } finally {
+    clearTimeout(late)
+    iterator.return?.()
+  }
+}
+
 /** An SSE `data:` event carrying an OpenAI-shaped error body. */
 function errorEvent (error: HttpError): string {
   return serializeData(JSON.stringify(error.toBody()))
@@ -80,6 +111,7 @@ export function pumpEvents (res: ServerResponse, source: AsyncIterable<Uint8Arra
 
   async function run (): Promise<PumpEnd> {
     const iterator = source[Symbol.asyncIterator]()
+    let draining = false
     try {
       for (;;) {
         const next = await iterator.next()
@@ -87,7 +119,11 @@ export function pumpEvents (res: ServerResponse, source: AsyncIterable<Uint8Arra
         keepalive?.refresh()
         const bytes = events.feed(next.value)
         const writable = bytes.length === 0 || res.destroyed || res.write(bytes)
-        if (events.done) return 'done'
+        if (events.done) {
+          draining = true
+          drainRest(iterator, options.abort)
+          return 'done'
+        }
         if (events.overflowed) {
           write([events.end(), errorEvent(upstreamEventTooLarge())])
           return 'too-large'
@@ -113,7 +149,7 @@ export function pumpEvents (res: ServerResponse, source: AsyncIterable<Uint8Arra
     } finally {
       if (keepalive !== undefined) clearInterval(keepalive)
       // Stops the upstream body (and its request) unless it already ended.
-      iterator.return?.()
+      if (!draining) iterator.return?.()
     }
   }
 

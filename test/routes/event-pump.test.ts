@@ -2,7 +2,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import type { Test } from 'tap'
-import { pumpEvents } from '../../src/routes/event-pump.js'
+import { DRAIN_MAX_BYTES, DRAIN_MAX_MS, pumpEvents } from '../../src/routes/event-pump.js'
 import type { PumpEnd } from '../../src/routes/event-pump.js'
 import { createEventStream } from '../../src/sse/event-stream.js'
 import type { EventHandler } from '../../src/sse/event-stream.js'
@@ -12,7 +12,7 @@ import { errorBody } from '../../src/errors.js'
 const BROKEN = `data: ${JSON.stringify(errorBody('upstream_stream_error'))}\n\n`
 
 /** Pumps `source` through `handler` into a real response; what the client read, and how it ended. */
-async function pump (t: Test, source: AsyncIterable<Uint8Array>, handler: EventHandler): Promise<{ text: string, end: PumpEnd, errors: unknown[] }> {
+async function pump (t: Test, source: AsyncIterable<Uint8Array>, handler: EventHandler, onAbort = (): void => {}): Promise<{ text: string, end: PumpEnd, errors: unknown[] }> {
   const errors: unknown[] = []
   let end: Promise<PumpEnd> | undefined
   const server = http.createServer((_req, res) => {
@@ -20,7 +20,10 @@ async function pump (t: Test, source: AsyncIterable<Uint8Array>, handler: EventH
     const controller = new AbortController()
     end = pumpEvents(res, source, createEventStream(handler), {
       signal: controller.signal,
-      abort: () => { controller.abort() },
+      abort: () => {
+        controller.abort()
+        onAbort()
+      },
       keepaliveMs: 0,
       complete: () => handler.complete,
       onUpstreamError: (err) => { errors.push(err) }
@@ -58,6 +61,94 @@ function breaking (chunks: string[], error: Error): AsyncIterable<Uint8Array> {
     }
   }
 }
+
+/** Ends at `[DONE]`, as the chat transform does. */
+function endsAtDone (): EventHandler {
+  let done = false
+  return {
+    inspect: ({ buf, start, end }) => buf.subarray(start, end).includes('[DONE]') ? 'decode' : 'forward',
+    onEvent: (event) => {
+      if (event.data === '[DONE]') done = true
+      return undefined
+    },
+    flush: () => {},
+    get done () { return done },
+    complete: true
+  }
+}
+
+/**
+ * An upstream body that sends `[DONE]`, then `after` (pieces, then, when `hang`, a read
+ * that waits until `abort` is called, as undici's body does for an aborted request); it
+ * records each read and when the request was let go (aborted, or its body returned).
+ */
+function afterDone (after: string[], hang: boolean | Error): { source: AsyncIterable<Uint8Array>, reads: () => number, released: Promise<number>, abort: () => void } {
+  let reads = 0
+  let aborted: (err: Error) => void = () => {}
+  let release: (at: number) => void = () => {}
+  const released = new Promise<number>((resolve) => { release = resolve })
+  const pieces = ['data: a\n\ndata: [DONE]\n\n', ...after]
+  const source: AsyncIterable<Uint8Array> = {
+    [Symbol.asyncIterator] () {
+      return {
+        async next () {
+          reads++
+          const piece = pieces.shift()
+          if (piece !== undefined) return { done: false, value: new TextEncoder().encode(piece) }
+          if (hang instanceof Error) throw hang
+          if (hang) return await new Promise<never>((_resolve, reject) => { aborted = reject })
+          return { done: true, value: undefined }
+        },
+        async return () {
+          release(performance.now())
+          return { done: true, value: undefined }
+        }
+      }
+    }
+  }
+  const abort = (): void => {
+    release(performance.now())
+    aborted(new Error('aborted'))
+  }
+  return { source, reads: () => reads, released, abort }
+}
+
+t.test('after [DONE] the rest of the body is read, so the upstream connection can serve another request', async (t) => {
+  const body = afterDone(['\n', ': bye\n\n'], false)
+  const { text, end } = await pump(t, body.source, endsAtDone())
+  t.equal(text, 'data: a\n\ndata: [DONE]\n\n', 'the client gets the answer up to [DONE] and nothing after')
+  t.equal(end, 'done', 'ended at [DONE]')
+  await body.released
+  t.equal(body.reads(), 4, 'the body was read to its end (three pieces, then the end) before it was let go')
+})
+
+t.test('what an upstream sends after [DONE] is read at most up to a bound, then its request is let go', async (t) => {
+  const piece = 'x'.repeat(1024)
+  const body = afterDone(Array.from({ length: 200 }, () => piece), true)
+  const { end } = await pump(t, body.source, endsAtDone(), body.abort)
+  t.equal(end, 'done', 'the answer ended at [DONE]')
+  await body.released
+  const dropped = (body.reads() - 1) * piece.length
+  t.ok(dropped > DRAIN_MAX_BYTES && dropped <= DRAIN_MAX_BYTES + piece.length, `${dropped} bytes read after [DONE], just past ${DRAIN_MAX_BYTES}`)
+})
+
+t.test('an upstream that fails after [DONE] is let go, and the answer stays whole', async (t) => {
+  const body = afterDone([': bye\n\n'], new Error('socket hang up'))
+  const { text, end, errors } = await pump(t, body.source, endsAtDone())
+  t.equal(text, 'data: a\n\ndata: [DONE]\n\n', 'the answer, with no error event')
+  t.equal(end, 'done', 'ended at [DONE]')
+  await body.released
+  t.same(errors, [], 'nothing reported: the answer was already whole')
+})
+
+t.test('an upstream that sends nothing more after [DONE] is let go after a bounded wait', async (t) => {
+  const body = afterDone([], true)
+  const started = performance.now()
+  const { end } = await pump(t, body.source, endsAtDone(), body.abort)
+  t.equal(end, 'done', 'the client\'s answer did not wait')
+  const at = await body.released
+  t.ok(at - started >= DRAIN_MAX_MS - 50, `let go after the wait (${Math.round(at - started)} ms)`)
+})
 
 t.test('a handler that fails again while the stream ends on an error still sends the error event', async (t) => {
   const reset = new Error('socket hang up')

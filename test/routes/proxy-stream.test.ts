@@ -250,6 +250,26 @@ t.test('a stream the upstream keeps open after [DONE] still ends', async t => {
   t.pass('the upstream response is released')
 })
 
+t.test('answers that end with [DONE] leave the upstream connection open for the next request', async t => {
+  const { upstream, gate } = await startProxy(t)
+  const sockets = new Set<unknown>()
+  let ended = Promise.resolve()
+  // As an agent does: [DONE], and the end of the body a moment later.
+  upstream.handle((req, res) => {
+    sockets.add(req.socket)
+    ended = new Promise((resolve) => { res.once('close', () => { setTimeout(resolve, 20) }) })
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    res.write([ROLE, ...contentEvents(['Hi']), FINISH, DONE].join(''))
+    setTimeout(() => res.end(), 50)
+  })
+  for (let i = 0; i < 3; i++) {
+    t.equal(contentOf((await postJson(gate.url, '/v1/chat/completions', CHAT)).text), 'Hi', `answer ${i + 1}`)
+    // The next question comes after the agent finished its answer.
+    await ended
+  }
+  t.equal(sockets.size, 1, 'three answers over one upstream connection')
+})
+
 t.test('nothing after [DONE] is forwarded', async t => {
   const { upstream, gate } = await startProxy(t)
   upstream.handle(sse([ROLE, ...contentEvents(['Hi']), FINISH, DONE, chunk({ content: 'late' }), ': late comment\n\n']))
