@@ -1,10 +1,9 @@
-import type { EventSourceMessage } from 'eventsource-parser'
-import { QUOTE } from '../chars.js'
+import { COLON, QUOTE } from '../chars.js'
 import { isObject } from '../json.js'
 import type { JsonObject as Json } from '../json.js'
 import type { Rewriter } from '../rewrite/rewriter.js'
 import { createContentSlotFinder } from './content-slot.js'
-import { readString } from './raw-bytes.js'
+import { expectByte, readString, skipBlanks } from './raw-bytes.js'
 import type { ContentSlot } from './content-slot.js'
 import type { EventHandler, RawEvent } from './event-stream.js'
 import { createFinder, replaceData, replaceStrings } from './raw-json.js'
@@ -32,21 +31,9 @@ function identityOf (data: string): Json {
   return identity
 }
 
+const FINISH_REASON = Buffer.from('"finish_reason"')
+
 const isChoiceIndex = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0
-
-/**
- * The common content chunk, in OpenAI's and hermes' field order: one choice,
- * `"delta": {"content": "…"}`, no finish. Its text is taken from the raw data (the `d`
- * flag gives the literal's exact offsets), so nothing is parsed but the one string.
- */
-// The string literal is written as an unrolled loop: an alternation repeated per
-// character recurses in V8's regex engine and overflows its stack on multi-megabyte
-// content.
-const CONTENT_CHUNK = /"choices":\s*\[\{"index":\s*(\d{1,9}),\s*"delta":\s*\{"content":\s*("[^"\\]*(?:\\.[^"\\]*)*")\}(?:,\s*"logprobs":\s*null)?,\s*"finish_reason":\s*null\}\]/d
-/** Past this, a chunk takes the general path; the fast path is for ordinary deltas. */
-const FAST_PATH_MAX = 64 * 1024
-
-const isBlankByte = (c: number | undefined): boolean => c === 0x20 || c === 0x09 || c === 0x3a
 
 export interface ChatStreamOptions {
   /**
@@ -106,7 +93,7 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter, optio
   let lastChunk = '{}'
 
   const findContent = createFinder('"content"')
-  const findFinish = createFinder('"finish_reason"')
+  const findFinish = createFinder(FINISH_REASON.toString())
   // Anchored past a frequent first byte (see createFinder).
   const findError = createFinder('"error"', 2)
   const findDone = createFinder('[DONE]', 1)
@@ -117,10 +104,8 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter, optio
   /** A `"finish_reason"` with a string value in the event; `null` is the common case. */
   function finishSet (event: RawEvent): boolean {
     const { buf, end } = event
-    for (let at = findFinish(event); at !== -1 && at < end; at = buf.indexOf('"finish_reason"', at + 1)) {
-      let j = at + 15
-      while (j < end && isBlankByte(buf[j])) j++
-      if (buf[j] === QUOTE) return true
+    for (let at = findFinish(event); at !== -1 && at < end; at = buf.indexOf(FINISH_REASON, at + 1)) {
+      if (buf[skipBlanks(buf, expectByte(buf, at + FINISH_REASON.length, end, COLON), end)] === QUOTE) return true
     }
     return false
   }
@@ -188,24 +173,6 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter, optio
     return changes
   }
 
-  /** The fast path for `CONTENT_CHUNK`; undefined sends the event down the general path. */
-  function rewriteInPlace (event: EventSourceMessage, raw: string, match: RegExpExecArray): { text: string | undefined } | undefined {
-    const [start, end] = (match.indices as RegExpIndicesArray)[2] as [number, number]
-    let content: unknown
-    try {
-      content = JSON.parse(event.data.slice(start, end))
-    } catch {
-      return undefined
-    }
-    const state = choiceState(Number(match[1]))
-    if (state === undefined) return undefined
-    lastChunk = event.data
-    const text = pass(state, content as string, false)
-    if (text === content) return { text: undefined }
-    const data = event.data.slice(0, start) + JSON.stringify(text) + event.data.slice(end)
-    return { text: replaceData(raw, event.data, data) ?? serializeEvent({ ...event, data }) }
-  }
-
   /**
    * The common content chunk, taken on its bytes: only its text is decoded and pushed
    * through the choice's rewriter. Text that changes nothing (a few words, no reference)
@@ -257,15 +224,8 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter, optio
         done = true
         return undefined
       }
-      // Only what looks like one JSON object: anything else goes to the general path,
-      // which forwards what it cannot parse untouched.
-      const fast = data.length <= FAST_PATH_MAX && data.charCodeAt(0) === 0x7b && data.charCodeAt(data.length - 1) === 0x7d
-        ? CONTENT_CHUNK.exec(data)
-        : null
-      if (fast !== null) {
-        const result = rewriteInPlace(event, raw, fast)
-        if (result !== undefined) return result.text
-      }
+      // The common content chunk was taken on its bytes (`takeContent`); what comes here
+      // is read whole, and forwarded untouched when it is not JSON.
       let chunk: unknown
       try {
         chunk = JSON.parse(data)
