@@ -68,18 +68,18 @@ export interface Rewriter {
   readonly holding: boolean
 }
 
+// Module constants, not imported bindings, for the per-character loop (see chars.ts).
+const { BACKSLASH, BACKTICK, BANG, CAPITAL_M, CR, NEWLINE, TILDE } = chars
+
 /**
  * Characters that can start a reference (`!`, `M`) or change the code state (the rest):
- * text without any goes through `CodeState.advancePlain`.
+ * text without any goes through `CodeState.advancePlain`. Tested as a regex on text and,
+ * on UTF-8 bytes, as a table (a byte of 0x80 or above is never one of them).
  */
-const SPECIAL = /[!M`~\\\n\r]/
-
-// Module constants, not imported bindings, for the per-character loop (see chars.ts).
-const { BANG, CAPITAL_M } = chars
-
-/** `SPECIAL` as bytes: 1 for each ASCII byte it matches. A UTF-8 byte of 0x80 or above never does. */
+const SPECIAL_CODES = [BANG, CAPITAL_M, BACKTICK, TILDE, BACKSLASH, NEWLINE, CR]
+const SPECIAL = new RegExp(`[${SPECIAL_CODES.map((c) => `\\u${c.toString(16).padStart(4, '0')}`).join('')}]`)
 const SPECIAL_BYTE = new Uint8Array(0x80)
-for (const c of '!M`~\\\n\r') SPECIAL_BYTE[c.charCodeAt(0)] = 1
+for (const c of SPECIAL_CODES) SPECIAL_BYTE[c] = 1
 
 /**
  * Creates a rewriter in the shape of eventsource-parser's `createParser`: closure state,

@@ -99,7 +99,7 @@ export function createChatCompletionsHandler (newRewriter: () => Rewriter, optio
   const findDone = createFinder('[DONE]', 1)
   const findName = createFinder('event:', 1)
   const findSlot = createContentSlotFinder()
-  const slot: ContentSlot = { index: 0, from: 0, to: 0 }
+  const slot: ContentSlot = { index: 0, from: 0, to: 0, listEnd: 0 }
 
   /** A `"finish_reason"` with a string value in the event; `null` is the common case. */
   function finishSet (event: RawEvent): boolean {

@@ -19,6 +19,8 @@ export interface ContentSlot {
   index: number
   from: number
   to: number
+  /** Just past the `]` that closes the choices list. */
+  listEnd: number
 }
 
 const DATA = Buffer.from('data:')
@@ -65,6 +67,7 @@ export function findContentSlot (event: RawEvent, choices: number, slot: Content
   slot.index = readIndex(buf, indexFrom, indexTo)
   slot.from = from
   slot.to = to
+  slot.listEnd = at
   return true
 }
 
@@ -97,6 +100,7 @@ export function createContentSlotFinder (): (event: RawEvent, slot: ContentSlot)
     slot.index = index
     slot.from = from
     slot.to = to
+    slot.listEnd = to + suffixLength
     return true
   }
 
@@ -106,13 +110,11 @@ export function createContentSlotFinder (): (event: RawEvent, slot: ContentSlot)
     const choices = findChoices(event)
     if (choices === -1 || !findContentSlot(event, choices, slot)) return false
     const { buf, start } = event
-    // The end of the choices list: its `]` follows the choice's `}` after the text.
-    const listEnd = buf.indexOf(CLOSE_BRACKET, slot.to) + 1
-    if (slot.from + 1 - choices <= MAX_SHAPE && listEnd - slot.to <= MAX_SHAPE) {
+    if (slot.from + 1 - choices <= MAX_SHAPE && slot.listEnd - slot.to <= MAX_SHAPE) {
       offset = choices - start
       index = slot.index
       prefixLength = buf.copy(prefix, 0, choices, slot.from + 1)
-      suffixLength = buf.copy(suffix, 0, slot.to, listEnd)
+      suffixLength = buf.copy(suffix, 0, slot.to, slot.listEnd)
     }
     return true
   }

@@ -8,7 +8,7 @@ const OPENAI = '{"id":"c1","object":"chat.completion.chunk","created":1,"model":
 /** The event's text literal and choice index as found, or undefined. */
 function find (event: string, lines = 1): { index: number, literal: string } | undefined {
   const buf = Buffer.from(event, 'utf8')
-  const slot: ContentSlot = { index: -1, from: -1, to: -1 }
+  const slot: ContentSlot = { index: -1, from: -1, to: -1, listEnd: -1 }
   const found = findContentSlot({ buf, start: 0, end: buf.length, lines }, buf.indexOf('"choices"'), slot)
   return found ? { index: slot.index, literal: buf.toString('utf8', slot.from, slot.to) } : undefined
 }
@@ -55,7 +55,7 @@ t.test('a finder remembers the shape of the last chunk and still reads every chu
   const find = createContentSlotFinder()
   const read = (event: string): { index: number, literal: string } | undefined => {
     const buf = Buffer.from(event, 'utf8')
-    const slot: ContentSlot = { index: -1, from: -1, to: -1 }
+    const slot: ContentSlot = { index: -1, from: -1, to: -1, listEnd: -1 }
     return find({ buf, start: 0, end: buf.length, lines: 1 }, slot) ? { index: slot.index, literal: buf.toString('utf8', slot.from, slot.to) } : undefined
   }
   const sequence: Array<[string, string, { index: number, literal: string } | undefined]> = [
@@ -76,5 +76,5 @@ t.test('a finder remembers the shape of the last chunk and still reads every chu
   ]
   for (const [label, text, expected] of sequence) t.same(read(text), expected, label)
   const buf = Buffer.from(event(OPENAI, '"m"'))
-  t.notOk(find({ buf, start: 0, end: buf.length, lines: 2 }, { index: 0, from: 0, to: 0 }), 'an event of two lines is not taken')
+  t.notOk(find({ buf, start: 0, end: buf.length, lines: 2 }, { index: 0, from: 0, to: 0, listEnd: 0 }), 'an event of two lines is not taken')
 })
