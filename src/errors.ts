@@ -95,6 +95,9 @@ export function errorBody<C extends ErrorCode> (code: C, ...args: MessageArgs<C>
   return bodyOf(code, errorMessage(code, ...args))
 }
 
+/** The whole 404 body, the same for every miss so it can never echo the request. */
+export const NOT_FOUND_BODY = errorBody('not_found')
+
 /**
  * The base of every error imagegate raises on purpose: each has a stable `code` and,
  * where one exists, the underlying `cause`. Programs that embed imagegate can tell them

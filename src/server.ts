@@ -10,7 +10,7 @@ import type { DestinationStream } from 'pino'
 import { defaultPublicUrl, isImageLink, publicPath, redactUrl, unmount } from './config/urls.js'
 import { formatAddress, isLoopbackHost, machineAddresses, reachesListener, selfUpstreamMessage } from './config/self-address.js'
 import type { Options } from './config/options.js'
-import { ConfigError, ERRORS, errorBody, malformedRequest, serverShuttingDown, toHttpError } from './errors.js'
+import { ConfigError, ERRORS, NOT_FOUND_BODY, malformedRequest, serverShuttingDown, toHttpError } from './errors.js'
 import { createFileResolver } from './files/resolver.js'
 import type { FileResolver } from './files/resolver.js'
 import { createSigner, loadOrCreateKey } from './files/signing.js'
@@ -108,7 +108,7 @@ function keyIn (stateDir: string): ReturnType<typeof loadOrCreateKey> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === undefined) throw err
-    throw new Error(`--state-dir: cannot keep the signing key in "${stateDir}" (${code}); give a folder this user may write with --state-dir, or a key of your own with --signing-key`, { cause: err })
+    throw new ConfigError(`--state-dir: cannot keep the signing key in "${stateDir}" (${code}); give a folder this user may write with --state-dir, or a key of your own with --signing-key`, { cause: err })
   }
 }
 
@@ -331,8 +331,6 @@ export async function startServer (options: Options, extra: { warnings?: string[
   }
   return { url, publicUrl: server.publicUrl, address: server.address, close: server.close }
 }
-
-const NOT_FOUND_BODY = errorBody('not_found')
 
 /**
  * Answers `error` with its row of the error table. A client mistake is already visible

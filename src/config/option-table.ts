@@ -164,7 +164,7 @@ export const OPTIONS = {
       ? resolvePath(env.XDG_STATE_HOME, 'imagegate')
       : resolvePath(cwd, expandHome(DEFAULT_STATE_DIR, homedir)),
     shown: `$XDG_STATE_HOME/imagegate\nor ${DEFAULT_STATE_DIR}`,
-    about: 'folder for the generated signing key'
+    about: 'folder for the signing key and stored images'
   },
   'allow-svg': { kind: toggle, default: false, about: 'also deliver SVG files (served sandboxed)' },
   'shutdown-grace': { kind: seconds, default: DEFAULT_SHUTDOWN_GRACE, about: 'time running requests get to finish on SIGTERM' },

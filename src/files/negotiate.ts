@@ -8,13 +8,14 @@
  * must get the file that was linked.
  */
 
+import type { CompactImages } from '../config/options.js'
 import { COMPACTABLE_EXTENSIONS } from './file-types.js'
 
-/** A compact format imagegate encodes to. */
-export type CompactFormat = 'webp' | 'avif'
-
 /** What `--compact-images` asks for; `avif` means AVIF where accepted, WebP elsewhere. */
-export type CompactSetting = CompactFormat | 'off'
+export type CompactSetting = CompactImages
+
+/** A compact format imagegate encodes to. */
+export type CompactFormat = Exclude<CompactImages, 'off'>
 
 const MEDIA_TYPES: ReadonlyMap<string, CompactFormat> = new Map([['image/webp', 'webp'], ['image/avif', 'avif']])
 

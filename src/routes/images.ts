@@ -20,7 +20,7 @@ import type { CompactSetting } from '../files/negotiate.js'
 import type { DeliverableFile, FileResolver } from '../files/resolver.js'
 import type { Signer } from '../files/signing.js'
 import { createFileCache } from '../files/file-cache.js'
-import { ERRORS, errorBody } from '../errors.js'
+import { ERRORS, NOT_FOUND_BODY, errorBody } from '../errors.js'
 import type { ErrorBody } from '../errors.js'
 
 export interface ImagesOptions {
@@ -49,9 +49,6 @@ const REVALIDATE = 'no-cache'
 // Every extension the resolver delivers is in send's table; the fallback is for the type.
 /* c8 ignore next */
 const contentType = (file: string): string => send.mime.getType(file) ?? 'application/octet-stream'
-
-/** The whole 404 body, the same for every miss so it can never echo the request. */
-const NOT_FOUND_BODY = errorBody('not_found')
 
 // Answers to a valid file but an impossible Range or If-Match, by the status
 // @fastify/send reports them with; fixed for the same reason.

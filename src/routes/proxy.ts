@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
-import { ERRORS, HttpError, errorBody, loopDetected, requestTooLarge, serverShuttingDown, upstreamStreamError } from '../errors.js'
+import { ERRORS, HttpError, NOT_FOUND_BODY, loopDetected, requestTooLarge, serverShuttingDown, upstreamStreamError } from '../errors.js'
 import { createEventStream } from '../sse/event-stream.js'
 import type { ReferenceTally, RewriteSession } from '../rewrite/session.js'
 import { classifyUpstreamError } from '../upstream/client.js'
@@ -69,8 +69,6 @@ export interface ProxyOptions {
   maxBodySize?: number
   maxJsonSize?: number
 }
-
-const NOT_FOUND_BODY = errorBody('not_found')
 
 const SSE_HEADERS = {
   'content-type': 'text/event-stream',
