@@ -44,7 +44,7 @@ t.test('isMainModule compares real paths', async t => {
   t.notOk(isMainModule(pathToFileURL(join(dir, 'lib.js')).href, join(dir, 'cli.js')), 'another module')
 })
 
-t.test('a second signal exits with 128 + its number, as a shell reports it', async t => {
+t.test('exitCodeFor gives a signal\'s exit code as a shell reports it, 128 + its number (the second signal itself: shutdown.test.ts)', async t => {
   t.equal(exitCodeFor('SIGINT'), 130, 'SIGINT')
   t.equal(exitCodeFor('SIGTERM'), 143, 'SIGTERM')
 })

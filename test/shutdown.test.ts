@@ -1,5 +1,8 @@
 // Graceful shutdown: a stream running when imagegate is told to stop either completes
 // within the grace period or ends with an error event, never silently.
+import { once } from 'node:events'
+import type { Server } from 'node:http'
+import type { Socket } from 'node:net'
 import t from 'tap'
 import type { Test } from 'tap'
 import { CUT_FLUSH_MS } from '../src/shutdown.js'
@@ -25,6 +28,17 @@ import { errorBody } from '../src/errors.js'
  * taken over a second, so the bound is the property, not the idle timing.
  */
 const PROMPT_MS = 5000
+
+/** The server's side of the next connection it accepts. */
+async function serverSide (server: Server): Promise<Socket> {
+  const [socket] = await once(server, 'connection') as [Socket]
+  return socket
+}
+
+/** Waits until the server has read what the client sent so far on `socket`. */
+async function readBy (socket: Socket): Promise<void> {
+  await waitFor(() => socket.bytesRead > 0, 'the server to read the partial request head')
+}
 
 const SHUTTING_DOWN = JSON.stringify(errorBody('server_shutting_down', 'answer-cut'))
 
@@ -218,10 +232,11 @@ t.test('as PID 1 of its namespace (a container without init), the first SIGTERM 
 
 t.test('a request that arrives on an open connection during shutdown gets a 503 with the OpenAI-shaped error, and the connection closes', async t => {
   const { upstream, gate } = await startProxy(t, { options: { shutdownGrace: 20 } })
+  const accepted = serverSide(gate.app.server)
   const { socket, received, closed } = await rawConnection(t, gate.url)
   // The head is not complete yet, so the connection is busy, not idle, when shutdown starts.
   socket.write('POST /v1/chat/completions HTTP/1.1\r\nHost: imagegate\r\nContent-Type: application/json\r\nContent-Length: 16\r\n')
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await readBy(await accepted)
   const closing = gate.close()
   await waitFor(() => !gate.app.server.listening, 'the server to stop listening')
   socket.write('\r\n{"stream": true}')
@@ -239,14 +254,15 @@ t.test('a request that arrives on an open connection during shutdown gets a 503 
 
 t.test('a connection whose request head never ends is closed at the end of the grace', async t => {
   const { upstream, gate } = await startProxy(t, { options: { shutdownGrace: 0.2 } })
+  const accepted = serverSide(gate.app.server)
   const { socket, closed } = await rawConnection(t, gate.url)
   socket.write('GET /v1/models HTTP/1.1\r\nHost: imagegate\r\n')
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await readBy(await accepted)
   const started = Date.now()
   await gate.close()
   const closedAt = await closed
   t.ok(closedAt - started >= 180, `the connection had the grace (${closedAt - started} ms)`)
-  t.ok(closedAt - started < 180 + CUT_FLUSH_MS + 1000, `and was then closed (${closedAt - started} ms)`)
+  t.ok(closedAt - started < 180 + CUT_FLUSH_MS + PROMPT_MS, `and was then closed (${closedAt - started} ms)`)
   t.equal(upstream.requests.length, 0, 'nothing went upstream')
 })
 

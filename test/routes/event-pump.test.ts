@@ -8,6 +8,7 @@ import { createEventStream } from '../../src/sse/event-stream.js'
 import type { EventHandler } from '../../src/sse/event-stream.js'
 import { send } from '../fixtures/http.js'
 import { errorBody } from '../../src/errors.js'
+import { SOON_MS } from '../fixtures/within.js'
 
 const BROKEN = `data: ${JSON.stringify(errorBody('upstream_stream_error'))}\n\n`
 
@@ -145,9 +146,13 @@ t.test('an upstream that sends nothing more after [DONE] is let go after a bound
   const body = afterDone([], true)
   const started = performance.now()
   const { end } = await pump(t, body.source, endsAtDone(), body.abort)
-  t.equal(end, 'done', 'the client\'s answer did not wait')
+  const answered = performance.now()
+  t.equal(end, 'done', 'ended at [DONE]')
   const at = await body.released
+  t.ok(answered < at, 'the client\'s answer ended before the upstream request was let go')
   t.ok(at - started >= DRAIN_MAX_MS - 50, `let go after the wait (${Math.round(at - started)} ms)`)
+  // Bounded: without the timer the request would be held until the upstream's own timeout.
+  t.ok(at - started < DRAIN_MAX_MS + SOON_MS, `and not much later (${Math.round(at - started)} ms)`)
 })
 
 t.test('a handler that fails again while the stream ends on an error still sends the error event', async (t) => {

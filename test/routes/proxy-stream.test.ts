@@ -257,7 +257,8 @@ t.test('answers that end with [DONE] leave the upstream connection open for the 
   // As an agent does: [DONE], and the end of the body a moment later.
   upstream.handle((req, res) => {
     sockets.add(req.socket)
-    ended = new Promise((resolve) => { res.once('close', () => { setTimeout(resolve, 20) }) })
+    // A moment for the proxy to read the end and give the connection back to its pool.
+    ended = new Promise((resolve) => { res.once('close', () => { setTimeout(resolve, 200) }) })
     res.writeHead(200, { 'content-type': 'text/event-stream' })
     res.write([ROLE, ...contentEvents(['Hi']), FINISH, DONE].join(''))
     setTimeout(() => res.end(), 50)
