@@ -61,8 +61,6 @@ function checkDirectory (dir: string, given: string, origin: Origin): void {
 
 /** Folders found when no source names any, and a warning when there are none. */
 export interface DiscoveredCacheDirs {
-  /** The HERMES_HOME searched, absolute. */
-  home: string
   dirs: string[]
   warning: string | undefined
 }
@@ -79,7 +77,7 @@ export function discoverCacheDirs (env: Readonly<Record<string, string | undefin
   const warning = dirs.length > 0
     ? undefined
     : `no cache folder found in ${home} (looked for ${kinds}, also under profiles/*): no images can be served until --cache-dir names one`
-  return { home, dirs, warning }
+  return { dirs, warning }
 }
 
 /** The HERMES_HOME that hermes-agent uses, absolute: the variable, else `~/.hermes`. */

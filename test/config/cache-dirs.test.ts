@@ -57,7 +57,6 @@ t.test('without explicit folders, hermes cache folders are discovered', async t 
   })
   const found = discoverCacheDirs({ HERMES_HOME: hermes }, '/', '/nowhere')
   t.same(found, {
-    home: hermes,
     dirs: [
       join(hermes, 'cache', 'images'),
       join(hermes, 'profiles', 'alpha', 'cache', 'images'),
