@@ -83,6 +83,7 @@ const MAX_SHAPE = 256
  */
 export function createContentSlotFinder (): (event: RawEvent, slot: ContentSlot) => boolean {
   const findChoices = createFinder('"choices"')
+  const findContent = createFinder('"content"')
   let offset = -1
   let index = 0
   const prefix = Buffer.alloc(MAX_SHAPE)
@@ -107,6 +108,9 @@ export function createContentSlotFinder (): (event: RawEvent, slot: ContentSlot)
   return (event, slot) => {
     if (event.lines !== 1) return false
     if (offset !== -1 && sameShape(event, slot)) return true
+    // Most events of another shape carry no text at all (reasoning, tool calls): one
+    // search per read rules them out before the walk over their fields.
+    if (findContent(event) === -1) return false
     const choices = findChoices(event)
     if (choices === -1 || !findContentSlot(event, choices, slot)) return false
     const { buf, start } = event
