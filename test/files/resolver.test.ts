@@ -14,6 +14,9 @@ const files = createFileResolver({ cacheDirs: [tree.cacheA, tree.cacheB], homedi
 // Every name starts with the id of its folder.
 const A = folderId(tree.cacheA)
 const B = folderId(tree.cacheB)
+// Ids are hex digits of a hash of the folder's path, which depends on where the project is
+// cloned: about one in a hundred has no letter, and then its capitals are the same id.
+const LETTERED = [A, B].find((id) => /[a-f]/.test(id))
 
 // The agent runs in a container: this is where it believes its cache lives.
 const CONTAINER = '/root/.hermes/cache/images'
@@ -206,7 +209,7 @@ t.test('resolveName', async (t) => {
     ['apple.png', undefined],
     ['banana.jpg', undefined],
     ['0123456789/apple.png', undefined],
-    [`${A.toUpperCase()}/apple.png`, undefined],
+    ...(LETTERED === undefined ? [] : [[`${LETTERED.toUpperCase()}/apple.png`, undefined] as [string, undefined]]),
     [A, undefined],
     [`${A}/`, undefined],
     [`${A}/${B}/x.png`, undefined]

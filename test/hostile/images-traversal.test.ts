@@ -158,6 +158,9 @@ const table: Case[] = [
 // Every real name starts with the id of its folder.
 const A = folderId(cacheA)
 const B = folderId(cacheB)
+// Ids are hex digits of a hash of the folder's path, which depends on where the project is
+// cloned: about one in a hundred has no letter, and then its capitals are the same id.
+const LETTERED = [A, B].find((id) => /[a-f]/.test(id))
 
 /** Names a client may fetch, and the exact bytes each one serves. */
 const OWN: Array<[name: string, bytes: Buffer]> = [
@@ -182,7 +185,7 @@ const ACROSS: Case[] = [
   [`/images/${A}/../${B}/b.png`, 'a climb from one folder id into the other'],
   [`/images/${A}%2f..%2f${B}/b.png`, 'an encoded climb from one folder id into the other'],
   [`/images/${A}/sub/../a.png`, 'an old name\'s climb below a folder id'],
-  [`/images/${A.toUpperCase()}/a.png`, 'a folder id in capitals'],
+  ...(LETTERED === undefined ? [] : [[`/images/${LETTERED.toUpperCase()}/${LETTERED === A ? 'a' : 'b'}.png`, 'a folder id in capitals'] as Case]),
   [`/images/${A}`, 'a folder id alone'],
   [`/images/${A}/`, 'a folder id with a slash'],
   [`/images/${A}/${A}/a.png`, 'a folder id twice']
