@@ -97,19 +97,25 @@ function signerFor (options: Options, log: FastifyBaseLogger): Signer | undefine
 }
 
 /**
- * The key kept in the state folder. A folder this user may not create or write (the
- * default under a home folder of another user, a read-only mount) is the most common
- * failure at first start; the message names the option to change rather than the
- * system call that failed. A corrupt key file already says what to do.
+ * Builds what keeps its files in `dir`. A folder this user may not create or write (the
+ * default under a home folder of another user, a read-only mount, a volume owned by
+ * another uid) is the most common failure at first start; the message names the option
+ * to change rather than the system call that failed. An error that is not the system's
+ * (a corrupt key file) already says what to do.
  */
-function keyIn (stateDir: string): ReturnType<typeof loadOrCreateKey> {
+function inFolder<T> (option: string, dir: string, what: string, fix: string, build: () => T): T {
   try {
-    return loadOrCreateKey(stateDir)
+    return build()
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === undefined) throw err
-    throw new ConfigError(`--state-dir: cannot keep the signing key in "${stateDir}" (${code}); give a folder this user may write with --state-dir, or a key of your own with --signing-key`, { cause: err })
+    throw new ConfigError(`${option}: cannot keep ${what} in "${dir}" (${code}); ${fix}`, { cause: err })
   }
+}
+
+/** The key kept in the state folder. */
+function keyIn (stateDir: string): ReturnType<typeof loadOrCreateKey> {
+  return inFolder('--state-dir', stateDir, 'the signing key', 'give a folder this user may write with --state-dir, or a key of your own with --signing-key', () => loadOrCreateKey(stateDir))
 }
 
 /** Builds the whole application without listening (routes, upstream pool, resolver). */
@@ -182,12 +188,12 @@ export async function buildServer (options: Options, settings: ServerSettings = 
   app.addHook('onClose', async () => { await upstream.close() })
 
   const onReference = (outcome: ReferenceOutcome): void => { metrics.reference(outcome) }
-  const store = createDataStore({
+  const store = inFolder('--store-dir', options.storeDir, 'the images sent as data: URLs', 'give a folder this user may write with --store-dir (by default <state-dir>/store)', () => createDataStore({
     dir: options.storeDir,
     maxBytes: options.dataImageMaxBytes,
     maxTotalBytes: options.storeMaxBytes,
     onEvict: () => { metrics.storeEviction() }
-  })
+  }))
   const delivery = createDelivery({
     files,
     signer,
@@ -220,17 +226,18 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     probeUpstream({ upstream, apiKey: options.upstreamApiKey, via: `1.1 ${via}`, ...(timeoutMs !== undefined ? { timeoutMs } : {}) })
   await app.register(registerHealth, { version: VERSION, readiness: createReadiness({ probe, ...cache }) })
   await app.register(registerMetrics, { metrics })
+  const compactDir = path.join(options.stateDir, 'compact')
   const compactor = options.compactImages === 'off'
     ? undefined
-    : createCompactor({
-      dir: path.join(options.stateDir, 'compact'),
+    : inFolder('--state-dir', compactDir, 'compact images', 'give a folder this user may write with --state-dir, or --compact-images off', () => createCompactor({
+      dir: compactDir,
       maxTotalBytes: options.compactMaxBytes,
       quality: options.compactQuality,
       maxWidth: options.compactMaxWidth,
       ...settings.compactor,
       // The file name only, as for every reference logged.
       onFailure: ({ realPath, err }) => { app.log.warn({ err, name: path.basename(realPath) }, 'image could not be compacted; the original is sent') }
-    })
+    }))
   if (compactor !== undefined) app.addHook('onClose', async () => { await compactor.close() })
   await app.register(registerImages, {
     files,

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import t from 'tap'
 import { exitCodeFor, isMainModule, main, type Output } from '../src/cli.js'
@@ -12,6 +12,7 @@ import { cleanEnv, startCli } from './fixtures/cli-process.js'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
+const TS_SPECIFIERS = `--import=${new URL('./fixtures/ts-specifiers.mjs', import.meta.url).href}`
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 const capture = (): Output & { out: string[], err: string[] } => {
@@ -23,8 +24,13 @@ const capture = (): Output & { out: string[], err: string[] } => {
 interface Child { code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string }
 
 // Runs src/cli.ts in a new Node with this process's flags, so tap's TypeScript loader applies.
-const runCli = async (args: string[], env = cleanEnv()): Promise<Child> => {
-  const child = spawn(process.execPath, [...process.execArgv, CLI, ...args], { cwd: ROOT, env })
+// With `uid`, as that user, and with none of tap's loaders: its process recorder writes
+// into the repository's .tap folder at exit, which an unprivileged user may not. tap
+// hands the recorder to every child in NODE_OPTIONS, which `env -u` takes out again.
+const runCli = async (args: string[], env = cleanEnv(), uid?: number): Promise<Child> => {
+  const child = uid === undefined
+    ? spawn(process.execPath, [...process.execArgv, CLI, ...args], { cwd: ROOT, env })
+    : spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, TS_SPECIFIERS, CLI, ...args], { cwd: ROOT, env, uid, gid: uid })
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (text: string) => { stdout += text })
@@ -188,6 +194,26 @@ t.test('the CLI as a process', async t => {
     t.equal(code, 2, 'exit 2')
     t.equal(stderr.split('\n').length, 2, 'one line')
     t.match(stderr, /^imagegate: IMAGEGATE_LOG_LEVEL: must be one of /, 'names the variable')
+  })
+  // Tests run as root, who may write anywhere: the CLI runs as nobody, as the image's
+  // own user meets a volume made by another uid.
+  t.test('a folder it may not write, as an unprivileged user', async t => {
+    const NOBODY = 65534
+    const dir = t.testdir({ images: {}, state: { store: {}, compact: {} } })
+    const state = join(dir, 'state')
+    chownSync(state, NOBODY, NOBODY)
+    // Every folder on the way from the repository must be searchable by nobody.
+    for (let up = dir; up !== resolve(ROOT); up = dirname(up)) chmodSync(up, statSync(up).mode | 0o055)
+    const args = ['--cache-dir', join(dir, 'images'), '--state-dir', state, '--port', '0', '--log-level', 'error']
+    const store = await runCli(args, cleanEnv(), NOBODY)
+    t.equal(store.code, 2, 'a root-owned store folder: exit 2, as for any configuration mistake')
+    t.equal(store.stderr, `imagegate: --store-dir: cannot keep the images sent as data: URLs in "${join(state, 'store')}" (EACCES); give a folder this user may write with --store-dir (by default <state-dir>/store)\n`, 'one line: the option, the folder, the cause, what to do')
+    chownSync(join(state, 'store'), NOBODY, NOBODY)
+    const compact = await runCli([...args, '--compact-images', 'webp'], cleanEnv(), NOBODY)
+    t.equal(compact.code, 2, 'a root-owned compact folder: exit 2')
+    t.equal(compact.stderr, `imagegate: --state-dir: cannot keep compact images in "${join(state, 'compact')}" (EACCES); give a folder this user may write with --state-dir, or --compact-images off\n`, 'one line naming what to change')
+    const off = await runCli([...args, '--compact-images', 'off', '--version'], cleanEnv(), NOBODY)
+    t.equal(off.code, 0, 'nobody can run the CLI at all (the checks above are about the folders)')
   })
 })
 

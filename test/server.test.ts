@@ -297,7 +297,7 @@ t.test('a newly generated signing key is said at start; a kept one is not', asyn
   t.same(configured.lines().filter((line) => String(line.msg).includes('signing key')), [], 'nor does a configured key')
 })
 
-t.test('a state folder that cannot hold the key stops the start with a message naming the option', async t => {
+t.test('a folder imagegate cannot write stops the start with a message naming the option', async t => {
   const { dir, cache } = cacheWithImage(t)
   // A path below a regular file fails for root too (ENOTDIR), as a folder of another
   // user fails for an unprivileged one (EACCES).
@@ -306,6 +306,15 @@ t.test('a state folder that cannot hold the key stops the start with a message n
   await t.rejects(buildServer(options(t, 'http://127.0.0.1:9/v1', cache, { stateDir })), {
     message: `--state-dir: cannot keep the signing key in "${stateDir}" (ENOTDIR); give a folder this user may write with --state-dir, or a key of your own with --signing-key`
   }, 'the option, the folder, the cause and what to do')
+  const storeDir = `${dir}/plain-file/store`
+  await t.rejects(buildServer(options(t, 'http://127.0.0.1:9/v1', cache, { stateDir: `${dir}/state`, storeDir })), {
+    message: `--store-dir: cannot keep the images sent as data: URLs in "${storeDir}" (ENOTDIR); give a folder this user may write with --store-dir (by default <state-dir>/store)`
+  }, 'the store folder: its own option')
+  fs.mkdirSync(`${dir}/taken`)
+  fs.writeFileSync(`${dir}/taken/compact`, 'x')
+  await t.rejects(buildServer(options(t, 'http://127.0.0.1:9/v1', cache, { stateDir: `${dir}/taken`, compactImages: 'webp' })), {
+    message: `--state-dir: cannot keep compact images in "${dir}/taken/compact" (EEXIST); give a folder this user may write with --state-dir, or --compact-images off`
+  }, 'the compact folder: the state folder, or no compacting')
   fs.writeFileSync(`${dir}/signing-key`, 'not a key\n')
   await t.rejects(buildServer(options(t, 'http://127.0.0.1:9/v1', cache, { stateDir: dir })), { message: /does not hold a signing key .* remove it to generate a new one/ }, 'a corrupt key file keeps its own message')
 })

@@ -10,6 +10,7 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
+import { ensureWritableFolder } from './writable-folder.js'
 
 export interface BoundedFolder {
   /** The folder, absolute. */
@@ -50,7 +51,7 @@ export interface BoundedFolderOptions {
 export function createBoundedFolder (options: BoundedFolderOptions): BoundedFolder {
   const dir = path.resolve(options.dir)
   const { maxTotalBytes, names, fileMode, onEvict } = options
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+  ensureWritableFolder(dir)
   // Sizes by name; a Map iterates in insertion order, so re-inserting on use keeps the
   // least recently used first.
   const sizes = new Map<string, number>()

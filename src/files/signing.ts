@@ -6,6 +6,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
+import { ensureWritableFolder } from './writable-folder.js'
 
 /** 128 bits of HMAC-SHA256: past any online guessing, and short enough for a link. */
 export const SIGNATURE_BYTES = 16
@@ -46,7 +47,7 @@ export function loadOrCreateKey (stateDir: string): { key: Buffer, created: bool
   const file = path.join(stateDir, KEY_FILE)
   const existing = readKey(file)
   if (existing !== undefined) return { key: existing, created: false }
-  fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 })
+  ensureWritableFolder(stateDir)
   const key = randomBytes(KEY_BYTES)
   try {
     fs.writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' })
