@@ -48,6 +48,8 @@ export interface ServerSettings {
   readiness?: { timeoutMs?: number, ttlMs?: number, now?: () => number }
   /** Encoder concurrency, queue and wait, for tests of a busy compactor. */
   compactor?: Pick<CompactorOptions, 'concurrency' | 'queueLimit' | 'waitMs'>
+  /** Request body limit, for tests of refused bodies that need not send 50 MB each. */
+  maxBodySize?: number
 }
 
 export interface Server {
@@ -254,6 +256,7 @@ export async function buildServer (options: Options, settings: ServerSettings = 
     dropNamedEvents: options.dropNamedEvents,
     streams,
     graceOver: graceOver.signal,
+    ...(settings.maxBodySize !== undefined ? { maxBodySize: settings.maxBodySize } : {}),
     rewriteRequestBody: options.mode === 'data-uri' ? delivery.shortenOwnInline : undefined,
     onUpstreamHeaders: (request, seconds) => { metrics.upstreamFirstByte(routeOf(request), seconds) },
     onAnswer: ({ request, summary }) => { answers.set(request, summary) },

@@ -241,7 +241,13 @@ function refuseTooLarge (request: FastifyRequest, limit: number): HttpError {
   if (socket !== null && !socket.destroyed) {
     const timer = setTimeout(() => { socket.destroy() }, LINGER_MS)
     timer.unref()
-    const stop = (): void => { clearTimeout(timer) }
+    // Whichever comes first takes the other listener along: a kept-alive connection
+    // may carry many refused requests.
+    const stop = (): void => {
+      clearTimeout(timer)
+      raw.off('end', stop)
+      socket.off('close', stop)
+    }
     raw.once('end', stop)
     socket.once('close', stop)
     raw.resume()

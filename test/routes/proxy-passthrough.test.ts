@@ -10,7 +10,8 @@ import type { MockHandler } from '../fixtures/mock-upstream.js'
 import { startMockUpstream } from '../fixtures/mock-upstream.js'
 import { errorBody } from '../../src/errors.js'
 import { startProxy } from '../fixtures/proxy.js'
-import { rawExchange } from '../fixtures/raw-socket.js'
+import { rawConnection, rawExchange } from '../fixtures/raw-socket.js'
+import { watchWarnings } from '../fixtures/warnings.js'
 
 // hermes' answer to GET /v1/models, in its own JSON layout.
 const MODELS = '{"object": "list", "data": [{"id": "hermes-agent", "object": "model", "created": 1777026000, "owned_by": "hermes"}]}'
@@ -213,6 +214,26 @@ t.test('a client that reads only after sending its whole oversized body gets the
     t.ok(complete(text), `${label}: OpenAI-shaped body`)
   }
   t.equal(upstream.requests.length, 0, 'the upstream never saw a whole request')
+})
+
+t.test('refused bodies on one kept-alive connection leave nothing behind on it', async t => {
+  const limit = 1024
+  const { upstream, gate } = await startProxy(t, { upstream: models, settings: { maxBodySize: limit } })
+  const warnings = watchWarnings(t)
+  const connection = await rawConnection(t, gate.url)
+  const refused = JSON.stringify(errorBody('request_too_large', limit))
+  // Past Node's 10 listeners per event: one left per refused request would warn.
+  const count = 15
+  for (let i = 1; i <= count; i++) {
+    connection.socket.write(`POST /v1/embeddings HTTP/1.1\r\nHost: imagegate\r\nContent-Type: application/json\r\nContent-Length: ${2 * limit}\r\n\r\n${'x'.repeat(2 * limit)}`)
+    await waitFor(() => connection.received().split(refused).length - 1 === i, `refusal ${i}`)
+  }
+  t.equal(connection.received().match(/HTTP\/1\.1 413 /g)?.length, count, 'every request refused with 413')
+  t.notOk(connection.isClosed(), 'the connection stays open for the next request')
+  connection.socket.write('GET /v1/models HTTP/1.1\r\nHost: imagegate\r\n\r\n')
+  await waitFor(() => connection.received().includes(MODELS), 'the next answer on the same connection')
+  t.same(warnings(), [], 'no process warning (a listener per refused request shows as MaxListenersExceededWarning)')
+  t.equal(upstream.requests.filter((request) => request.method === 'POST').length, 0, 'no refused body reached the upstream')
 })
 
 t.test('a body right at the limit is accepted', async t => {
