@@ -6,7 +6,8 @@
  *
  * Options:
  *   --profile        also run imagegate under --cpu-prof in the events/s, Responses
- *                    events/s and /images scenarios and print the top of each profile
+ *                    events/s, short answers and /images scenarios and print the top of
+ *                    each profile
  *                    (bench/results/*.cpuprofile)
  *   --only a,b       run only these scenarios: ttft, latency, events, responses, memory,
  *                    images (the report is printed, latest.md is left alone)
@@ -38,6 +39,10 @@ const EVENTS = { api: 'chat', concurrency: 16, durationMs: 2000, warmupMs: 1000,
 // Responses API: the same paced streams at the concurrencies of the targets, and, for
 // events/s, whole answers back to back (each ends with the three events that repeat the
 // whole text, which imagegate rewrites again), so answers stay a realistic length.
+// Profiled only: short answers back to back, so the work done once per request (routing,
+// headers, the upstream request, the rewrite session, the log line) shows in the profile
+// instead of being buried under the events of long streams.
+const ANSWERS = { api: 'chat', concurrency: 16, durationMs: 2000, warmupMs: 1000, bench: { mode: 'fast', events: 4, batch: 16, imageEvery: 0 } }
 const RESPONSES = {
   latency: { durationMs: 1500, warmupMs: 500, bench: { mode: 'paced', paceMs: 20, events: 30, imageEvery: 30 } },
   events: { api: 'responses', concurrency: 16, durationMs: 2000, warmupMs: 1000, bench: { mode: 'fast', events: 400, batch: 16, imageEvery: 40 } }
@@ -275,6 +280,7 @@ async function main () {
       const profiles = [
         ['events/s scenario', 'events', (system) => measureThroughputOnce(load, system, mock, EVENTS, true), (run) => `${Math.round(run.eps).toLocaleString('en-US')} events/s`, EVENTS.durationMs],
         ['Responses API events/s scenario', 'responses', (system) => measureThroughputOnce(load, system, mock, RESPONSES.events, true), (run) => `${Math.round(run.eps).toLocaleString('en-US')} events/s`, RESPONSES.events.durationMs],
+        ['short answers (role chunk, 4 deltas, usage, [DONE]; 16 clients back to back)', 'answers', (system) => measureThroughputOnce(load, system, mock, ANSWERS, true), (run) => `${Math.round(run.aps).toLocaleString('en-US')} answers/s`, ANSWERS.durationMs],
         ['/images scenario', 'images', (system) => measureImages(load, system, signedImage, imageBytes, true), (run) => `${Math.round(run.rps).toLocaleString('en-US')} requests/s`, IMAGES.durationMs]
       ]
       results.profiles = []
@@ -373,6 +379,7 @@ async function measureThroughputOnce (load, system, mock, { api, concurrency, du
   const direct = system.name === 'direct'
   return {
     eps: r.events / r.seconds,
+    aps: r.answers / r.seconds,
     cpu: direct ? NaN : server,
     perCpu: direct ? NaN : r.events / (server * r.seconds),
     mockCpu: upstream,
