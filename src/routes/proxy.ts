@@ -150,11 +150,13 @@ export async function registerProxy (app: FastifyInstance, options: ProxyOptions
       body = Readable.from(limitBody(request.raw.iterator({ destroyOnReturn: false }), maxBodySize, () => { tooLarge = true }), { objectMode: false })
     }
 
+    // Outside the try below: only what the request to the upstream throws is the upstream's failure.
+    const path = upstream.pathFor(request.url)
     let response: Dispatcher.ResponseData
     const sent = performance.now()
     try {
       response = await upstream.dispatcher.request({
-        path: upstream.pathFor(request.url),
+        path,
         method,
         headers: outgoing,
         body: body ?? null,

@@ -1,4 +1,5 @@
 import { errors as undiciErrors } from 'undici'
+import fc from 'fast-check'
 import t from 'tap'
 import { ImagegateError, requestTooLarge } from '../../src/errors.js'
 import {
@@ -46,6 +47,10 @@ t.test('pathFor maps client URLs below the base path', async t => {
     ['http://h/api/v1', '/v1/./models', '/api/v1/models'],
     ['http://h/api/v1', '/v1/..\\..\\admin', '/api/v1/admin'],
     ['http://h/api/v1', '/v1/models/..?x=..', '/api/v1/?x=..'],
+    // A backslash right after the first slash would start a host to the URL parser.
+    ['http://h/api/v1', '/\\', '/api/v1/'],
+    ['http://h/api/v1', '/\\?a=1', '/api/v1/?a=1'],
+    ['http://h/api/v1', '/\\evil.example/v1/models', '/api/v1/evil.example/v1/models'],
     // Targets that are not origin-form stay paths on the configured upstream.
     ['http://h/api/v1', '*', '/api/v1/*'],
     ['http://h/api/v1', 'http://evil.example/v1/models', '/api/v1/http:/evil.example/v1/models']
@@ -55,6 +60,25 @@ t.test('pathFor maps client URLs below the base path', async t => {
     t.teardown(() => upstream.close())
     t.equal(upstream.pathFor(url), expected, `${base} + ${url} → ${expected}`)
   }
+})
+
+t.test('pathFor never throws, and gives a plain path the same answer as the full parse', async t => {
+  // The whole mapping as the URL parser does it, for every target.
+  const parsed = (base: string, url: string): string => {
+    const q = url.indexOf('?')
+    const target = q === -1 ? url : url.slice(0, q)
+    const path = new URL(('/' + target).replace(/\\/g, '/').replace(/\/{2,}/g, '/'), 'http://upstream.invalid').pathname.replace(/\/{2,}/g, '/')
+    return base.replace(/\/+$/, '') + path.replace(/^\/v1(?=\/|$)/, '') + (q === -1 ? '' : url.slice(q))
+  }
+  const upstream = createUpstream({ base: new URL('http://h/api/v1') })
+  t.teardown(() => upstream.close())
+  const piece = fc.constantFrom('/', '//', 'v1', 'chat', 'completions', 'a_b-c', '.', '..', '%2e', '%2E%2e', '\\', '%', 'x.y', '?', '?a=/..', '~', ' ', 'é', '*', ':')
+  fc.assert(fc.property(fc.array(piece, { maxLength: 8 }), (pieces) => {
+    const url = pieces.join('')
+    return upstream.pathFor(url) === parsed('/api/v1', url)
+  }), { numRuns: 5000 })
+  t.pass('5000 targets of plain and hostile pieces agree')
+  t.equal(upstream.pathFor('/v1/chat/completions'), '/api/v1/chat/completions', 'the common path')
 })
 
 t.test('timeouts default to idle limits and can be set', async t => {
