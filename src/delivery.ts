@@ -12,6 +12,7 @@ import type { DataStore } from './files/data-store.js'
 import { extensionOf, inlineType } from './files/file-types.js'
 import type { FileResolver } from './files/resolver.js'
 import type { Signer } from './files/signing.js'
+import { createOldestOutMap } from './oldest-out-map.js'
 import type { OnReject, Resolve, ResolveFor, Resolved, StoreDataImage } from './rewrite/ports.js'
 
 // One inline image imagegate wrote, as it appears in a JSON request body: `/` may be
@@ -90,7 +91,7 @@ export function createDelivery (options: DeliveryOptions): Delivery {
 
   const ttl = options.resolveTtlMs ?? DEFAULT_RESOLVE_TTL_MS
   const now = options.now ?? Date.now
-  const remembered = new Map<string, Remembered>()
+  const remembered = createOldestOutMap<string, Remembered>(MAX_RESOLVED)
 
   /**
    * A link made a moment ago for the same destination, while the public URL is the same.
@@ -108,11 +109,6 @@ export function createDelivery (options: DeliveryOptions): Delivery {
     return found.resolved
   }
 
-  function keep (key: string, resolved: Resolved): void {
-    if (remembered.size >= MAX_RESOLVED) remembered.delete(remembered.keys().next().value as string)
-    remembered.set(key, { resolved, at: now() })
-  }
-
   const resolveFor = (onReject: OnReject | undefined): Resolve => (dest, accept) => {
     const key = `${accept}\u0000${dest}`
     const known = ttl > 0 ? recall(key) : undefined
@@ -125,7 +121,7 @@ export function createDelivery (options: DeliveryOptions): Delivery {
     const { name, kind, realPath } = result.delivery
     const inlined = options.mode === 'data-uri' && kind === 'image' ? inline(name, realPath) : undefined
     const resolved = { url: inlined ?? link(name), name: displayName(name), kind }
-    if (inlined === undefined && ttl > 0) keep(key, resolved)
+    if (inlined === undefined && ttl > 0) remembered.set(key, { resolved, at: now() })
     return resolved
   }
 

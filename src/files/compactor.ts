@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import sharp from 'sharp'
+import { createOldestOutMap } from '../oldest-out-map.js'
 import { createCompactStore } from './compact-store.js'
 import type { CompactFormat } from './negotiate.js'
 
@@ -98,14 +99,13 @@ export function createCompactor (options: CompactorOptions): Compactor {
   // The decoded pixels of big pictures would otherwise stay in libvips' operation cache.
   sharp.cache(false)
 
-  const originals = new Set<string>()
+  const originals = createOldestOutMap<string, true>(maxDecisions)
   const inflight = new Map<string, Promise<Outcome>>()
   const queue: Array<() => void> = []
   let running = 0
 
   function remember (key: string): Outcome {
-    if (originals.size >= maxDecisions) originals.delete(originals.values().next().value as string)
-    originals.add(key)
+    originals.set(key, true)
     return 'original'
   }
 
