@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import sharp from 'sharp'
 import { createOldestOutMap } from '../oldest-out-map.js'
-import { createCompactStore } from './compact-store.js'
+import { createBoundedFolder } from './bounded-folder.js'
 import type { CompactFormat } from './negotiate.js'
 
 /** One encode at a time: on 2 cores the other stays free for the streams. */
@@ -27,11 +27,17 @@ const DEFAULT_WAIT_MS = 2000
 const DEFAULT_MAX_DECISIONS = 10_000
 /** libvips' own bound on decoded pixels (a decompression bomb is refused, not encoded). */
 const MAX_INPUT_PIXELS = 268_402_689
+// What the compactor names a rendering: a hex key and the format. Anything else in the
+// folder is not the compactor's to count or remove.
+const RENDERING_NAME = /^[0-9a-f]{32}\.(?:webp|avif)$/
 
 export interface CompactorOptions {
-  /** Folder of the renderings. */
+  /**
+   * Folder of the renderings (`<state-dir>/compact`): past `maxTotalBytes` the least
+   * recently used are removed, and encoded again when asked for (see bounded-folder.ts).
+   */
   dir: string
-  /** Bound on the folder's files together. */
+  /** Bound on the folder's renderings together. */
   maxTotalBytes: number
   /** Encoder quality, 1–100. */
   quality: number
@@ -90,7 +96,7 @@ export function avifQuality (quality: number): number {
 }
 
 export function createCompactor (options: CompactorOptions): Compactor {
-  const store = createCompactStore({ dir: options.dir, maxTotalBytes: options.maxTotalBytes })
+  const store = createBoundedFolder({ dir: options.dir, maxTotalBytes: options.maxTotalBytes, names: RENDERING_NAME, fileMode: 0o600 })
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY
   const queueLimit = options.queueLimit ?? DEFAULT_QUEUE_LIMIT
   const waitMs = options.waitMs ?? DEFAULT_WAIT_MS

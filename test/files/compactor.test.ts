@@ -134,6 +134,75 @@ t.test('a rendering larger than the folder\'s bound is not kept: the original', 
   t.same(fs.readdirSync(path.join(dir, 'compact')), [], 'nothing stored')
 })
 
+/** The sizes of the renderings `setup`'s pictures get, encoded in a folder of their own. */
+async function renderingSizes (t: Test): Promise<{ picture: number, wide: number, avif: number }> {
+  const { file, compactor } = await setup(t)
+  const size = async (name: string, format: 'webp' | 'avif'): Promise<number> =>
+    fs.statSync(pathOf(await compactor.rendering(file(name), format))).size
+  return { picture: await size('picture.png', 'webp'), wide: await size('wide.png', 'webp'), avif: await size('picture.png', 'avif') }
+}
+
+t.test('the folder of renderings is bounded: the least recently used goes, and is encoded again when asked for', async (t) => {
+  const sizes = await renderingSizes(t)
+  const { file, compactor } = await setup(t, { maxTotalBytes: sizes.picture + sizes.wide + sizes.avif - 1 })
+  const picture = pathOf(await compactor.rendering(file('picture.png'), 'webp'))
+  t.equal(fs.statSync(picture).mode & 0o777, 0o600, 'a rendering is readable by its owner only')
+  const wide = pathOf(await compactor.rendering(file('wide.png'), 'webp'))
+  t.equal(pathOf(await compactor.rendering(file('picture.png'), 'webp', { encode: false })), picture, 'the first is used again')
+  const avif = pathOf(await compactor.rendering(file('picture.png'), 'avif'))
+  t.notOk(fs.existsSync(wide), 'past the bound the least recently used is removed from disk')
+  t.ok(fs.existsSync(picture) && fs.existsSync(avif), 'the one used again and the newest stay')
+  t.equal(await compactor.rendering(file('wide.png'), 'webp', { encode: false }), LATER, 'the removed one is no longer found')
+  t.equal(pathOf(await compactor.rendering(file('wide.png'), 'webp')), wide, 'asked for, it is encoded again')
+  t.notOk(fs.existsSync(picture), 'and the least recently used makes room for it')
+})
+
+t.test('a rendering removed by hand is encoded again', async (t) => {
+  const { file, compactor } = await setup(t)
+  const rendering = pathOf(await compactor.rendering(file('picture.png'), 'webp'))
+  fs.unlinkSync(rendering)
+  t.equal(await compactor.rendering(file('picture.png'), 'webp', { encode: false }), LATER, 'gone from disk: not found')
+  t.equal(pathOf(await compactor.rendering(file('picture.png'), 'webp')), rendering, 'encoded again under its name')
+  t.ok(fs.existsSync(rendering), 'and on disk')
+})
+
+t.test('across restarts the bound holds, oldest renderings out first; what is not a rendering is left alone', async (t) => {
+  const sizes = await renderingSizes(t)
+  const { dir, file, compactor } = await setup(t)
+  const picture = pathOf(await compactor.rendering(file('picture.png'), 'webp'))
+  const wide = pathOf(await compactor.rendering(file('wide.png'), 'webp'))
+  await compactor.close()
+  const compact = path.join(dir, 'compact')
+  const old = new Date(Date.now() - 60_000)
+  fs.utimesSync(wide, old, old)
+  // Named like no rendering, or a folder named like one: neither counted nor removed.
+  const foreign = ['notes.txt', `${'0'.repeat(32)}.png`, `${'1'.repeat(32)}.webp`]
+  fs.writeFileSync(path.join(compact, foreign[0] as string), 'not the compactor\'s')
+  fs.writeFileSync(path.join(compact, foreign[1] as string), Buffer.alloc(sizes.picture))
+  fs.mkdirSync(path.join(compact, foreign[2] as string))
+  const restarted = createCompactor({ dir: compact, maxTotalBytes: sizes.picture, quality: 80, maxWidth: 2048 })
+  t.teardown(() => restarted.close())
+  t.notOk(fs.existsSync(wide), 'trimmed to the bound at start: the oldest is removed')
+  t.equal(pathOf(await restarted.rendering(file('picture.png'), 'webp', { encode: false })), picture, 'the newer is found without encoding')
+  t.same(fs.readdirSync(compact).sort(), [...foreign, path.basename(picture)].sort(), 'the rest is left alone')
+})
+
+t.test('a rendering that cannot be written: the original, and no temporary file left', async (t) => {
+  const { dir, file, compactor } = await setup(t)
+  const rendering = pathOf(await compactor.rendering(file('picture.png'), 'webp'))
+  await compactor.close()
+  fs.unlinkSync(rendering)
+  // A folder where the rendering goes makes its rename fail.
+  fs.mkdirSync(rendering)
+  fs.writeFileSync(path.join(rendering, 'x'), 'x')
+  const failures: string[] = []
+  const restarted = createCompactor({ dir: path.join(dir, 'compact'), maxTotalBytes: 64 * 1024 * 1024, quality: 80, maxWidth: 2048, onFailure: ({ realPath }) => { failures.push(realPath) } })
+  t.teardown(() => restarted.close())
+  t.equal(await restarted.rendering(file('picture.png'), 'webp'), undefined, 'the original')
+  t.same(failures, [], 'not an encoding failure')
+  t.same(fs.readdirSync(path.join(dir, 'compact')), [path.basename(rendering)], 'no temporary file is left')
+})
+
 t.test('remembered decisions are bounded, the oldest forgotten first', async (t) => {
   const { file, failures, compactor } = await setup(t, { maxDecisions: 1 })
   fs.copyFileSync(file('corrupt.png'), file('corrupt-2.png'))
