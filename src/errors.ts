@@ -153,7 +153,8 @@ function httpError<C extends ErrorCode> (code: C, cause: unknown, ...args: Messa
   return new HttpError(code, errorMessage(code, ...args), cause === undefined ? undefined : { cause })
 }
 
-// One factory per code, named after it.
+// One factory per code raised as an error, named after it. The 412 and 416 of `/images`
+// are only ever sent as fixed bodies (`errorBody`), so they have none.
 
 export const upstreamUnreachable = (cause: unknown): HttpError => httpError('upstream_unreachable', cause)
 export const upstreamTimeout = (cause: unknown): HttpError => httpError('upstream_timeout', cause)
@@ -169,8 +170,6 @@ export const requestTooLarge = (limit: number): HttpError => httpError('request_
  */
 export const serverShuttingDown = (moment: ShutdownMoment): HttpError => httpError('server_shutting_down', undefined, moment)
 export const notFound = (cause?: unknown): HttpError => httpError('not_found', cause)
-export const preconditionFailed = (cause?: unknown): HttpError => httpError('precondition_failed', cause)
-export const rangeNotSatisfiable = (cause?: unknown): HttpError => httpError('range_not_satisfiable', cause)
 export const malformedUrl = (cause?: unknown): HttpError => httpError('malformed_url', cause)
 export const unsupportedMediaType = (cause?: unknown): HttpError => httpError('unsupported_media_type', cause)
 export const missingContentType = (cause?: unknown): HttpError => httpError('missing_content_type', cause)
