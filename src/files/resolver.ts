@@ -262,24 +262,31 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
   }
 
   /**
+   * The first of `ordered` holding a deliverable file at `segments` below it. The reason
+   * given when none does is the first one that is not 'missing'.
+   */
+  function firstHolding (ordered: readonly Root[], segments: readonly string[]): ResolveResult {
+    let reason: Rejection = 'missing'
+    for (const root of ordered) {
+      const result = check(root, segments)
+      if (result.ok) return result
+      if (reason === 'missing') reason = result.reason
+    }
+    return { ok: false, reason: reason === 'missing' ? 'outside-roots' : reason }
+  }
+
+  /**
    * By name only, for agents whose paths are not ours: among the cache dirs holding a
    * deliverable file of that name directly, the one whose path ends like the folder the
    * agent named (`…/profiles/work/cache/images` for the agent's
    * `/root/.hermes/profiles/work/cache/images/x.png`: hermes' profiles keep the same
    * layout under another home), then the first in lookup order. Without that, a profile's
-   * reference would show another profile's file of the same name. The reason given is the
-   * first one that is not 'missing'.
+   * reference would show another profile's file of the same name.
    */
   function byBasename (basename: string, agentDir: readonly string[]): ResolveResult {
-    let reason: Rejection = 'missing'
     // Array sort is stable: equal tails keep the lookup order.
     const ordered = agentDir.length === 0 ? roots : [...roots].sort((a, b) => sharedTail(b.dir, agentDir) - sharedTail(a.dir, agentDir))
-    for (const root of ordered) {
-      const result = check(root, [basename])
-      if (result.ok) return result
-      if (reason === 'missing') reason = result.reason
-    }
-    return { ok: false, reason: reason === 'missing' ? 'outside-roots' : reason }
+    return firstHolding(ordered, [basename])
   }
 
   function narrow (result: ResolveResult, accept: Accept): ResolveResult {
@@ -334,11 +341,8 @@ export function createFileResolver (options: FileResolverOptions): FileResolver 
     const segments = relative.split('/')
     if (!allowedFor(extensionOf(segments[segments.length - 1] as string), 'media')) return undefined
     // The same checks as a current name; only the folder is found by looking, in order.
-    for (const root of roots) {
-      const result = check(root, segments)
-      if (result.ok) return result.delivery
-    }
-    return undefined
+    const result = firstHolding(roots, segments)
+    return result.ok ? result.delivery : undefined
   }
 
   function nameIn (dir: string, fileName: string): string {
