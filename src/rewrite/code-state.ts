@@ -172,6 +172,12 @@ export function createCodeState (): CodeState {
     prevWord = isWordChar(c)
   }
 
+  // advancePlain and advancePlainBytes are twins that differ only in how they read a
+  // character (a string's code unit, a byte): keep them in step. A test feeds both the
+  // same text and compares the states they leave. One body for both (reading through a
+  // `string | Uint8Array` check, or even only the tail below in a shared function)
+  // measured 0.5 to 1.7 ns slower per call, on calls of about 9 ns over plain deltas;
+  // one of them runs for every forwarded delta.
   function advancePlain (text: string): void {
     let i = 0
     // One character settles a pending run; the line's first non-blank one decides its kind.
@@ -186,6 +192,7 @@ export function createCodeState (): CodeState {
     }
   }
 
+  // The twin of advancePlain, on UTF-8 bytes (see above): change both or neither.
   function advancePlainBytes (buf: Uint8Array, from: number, to: number): void {
     let i = from
     for (; (!lineEntered || run > 0) && i < to; i++) advance(buf[i] as number)

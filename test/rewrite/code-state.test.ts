@@ -203,3 +203,32 @@ for (const bytes of [false, true]) {
     t.ok(plainPieces > 500, `advancePlain took part (${plainPieces} plain pieces)`)
   })
 }
+
+// What advancePlain and advancePlainBytes accept: no backtick, tilde, backslash, CR or
+// line feed. Indents and list markers make the line-start characters count; any other
+// character of Unicode, ASCII or several UTF-8 bytes long, may follow.
+const plainText = fc.array(fc.oneof(
+  fc.constantFrom(' ', '    ', '\t', '- ', '1. ', '* ', 'word', '_', '!', 'M', 'é', '🍎'),
+  fc.string({ unit: 'binary', maxLength: 4 }).map((value) => value.replace(/[`~\\\r\n]/g, ''))
+), { minLength: 1, maxLength: 8 }).map((parts) => parts.join(''))
+
+t.test('advancePlain and advancePlainBytes, twins, leave the same state for the same text', async (t) => {
+  let multiByte = 0
+  fc.assert(fc.property(text, plainText, text, (before, plain, probe) => {
+    const buf = Buffer.from(`"${plain}"`)
+    if (buf.length - 2 > plain.length) multiByte++
+    for (let at = 0; at <= probe.length; at++) {
+      const asText = createCodeState()
+      feed(asText, before)
+      asText.advancePlain(plain)
+      feed(asText, probe.slice(0, at))
+      const asBytes = createCodeState()
+      feed(asBytes, before)
+      asBytes.advancePlainBytes(buf, 1, buf.length - 1)
+      feed(asBytes, probe.slice(0, at))
+      if (asText.afterWord() !== asBytes.afterWord() || asText.place() !== asBytes.place()) return false
+    }
+    return true
+  }), { numRuns: 1000 })
+  t.ok(multiByte > 200, `texts with multi-byte characters took part (${multiByte})`)
+})
