@@ -9,6 +9,7 @@ import { createRewriter } from '../../src/rewrite/rewriter.js'
 import { dataLines } from '../fixtures/gate.js'
 import { DONE, chunk } from '../fixtures/chat.js'
 import { DELIVERABLE, fakeResolve } from '../fixtures/resolve.js'
+import { cutAt } from '../fixtures/split.js'
 
 const NUM_RUNS = 10_000
 
@@ -65,19 +66,6 @@ const cutsOf = (length: number, max: number): fc.Arbitrary<number[]> =>
     ? fc.constant([])
     : fc.uniqueArray(fc.integer({ min: 1, max: length - 1 }), { maxLength: max, size: 'medium' }).map((cuts) => cuts.sort((a, b) => a - b))
 
-interface Sliceable<T> { slice: (start?: number, end?: number) => T }
-
-function cut<T extends Sliceable<T>> (value: T, cuts: readonly number[]): T[] {
-  const pieces: T[] = []
-  let from = 0
-  for (const at of cuts) {
-    pieces.push(value.slice(from, at))
-    from = at
-  }
-  pieces.push(value.slice(from))
-  return pieces
-}
-
 /**
  * A content delta in one of the layouts upstreams use: hermes' (Python separators, ASCII
  * escapes, the in-place fast path), OpenAI's compact one with logprobs, and one with an
@@ -131,7 +119,7 @@ interface Built {
 }
 
 function build (s: { texts: string[], ending: typeof ENDINGS[number], seed: number, deltaCuts: number[][], layouts: number[] }): Built {
-  const queues = s.texts.map((text, index) => cut([...text], s.deltaCuts[index] ?? []).map((points) => points.join('')))
+  const queues = s.texts.map((text, index) => cutAt([...text], s.deltaCuts[index] ?? []).map((points) => points.join('')))
   const next = random(s.seed)
   const events: string[] = []
   let n = 0
@@ -187,7 +175,7 @@ const encode = (text: string): Uint8Array => new TextEncoder().encode(text)
 
 function run (built: Built, byteCuts: number[]): string | undefined {
   const bytes = encode(built.stream)
-  return check(bytes, cut(bytes, byteCuts), built.expected)
+  return check(bytes, cutAt(bytes, byteCuts), built.expected)
 }
 
 t.test(`${NUM_RUNS} random streams: the output equals the whole-text rewrite, and no delta is ever taken back`, async (t) => {

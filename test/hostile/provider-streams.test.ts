@@ -17,6 +17,7 @@ import { startProxy } from '../fixtures/proxy.js'
 import { GROQ_ERROR_EVENT, GROQ_USAGE, HERMES_ERROR_FINISH, LLAMACPP_TIMINGS, MEDIA_THEN_NAMED_EVENT, OPENROUTER_ERROR_CHUNK, RESPONSES_FAILED, TEXT_THEN_TOOL_CALL, mistralParts, providerStreams } from '../fixtures/provider-streams.js'
 import type { ProviderStream } from '../fixtures/provider-streams.js'
 import { fakeResolve } from '../fixtures/resolve.js'
+import { cutAt } from '../fixtures/split.js'
 
 const resolve = fakeResolve({ '/c/x.png': 'image' })
 const X_URL = 'http://gate.test/images/x.png'
@@ -43,15 +44,6 @@ function run (stream: ProviderStream, reads: Uint8Array[]): { text: string, comp
 }
 
 const whole = (stream: ProviderStream): { text: string, complete: boolean } => run(stream, [Buffer.from(stream.body)])
-
-function split (bytes: Buffer, cuts: number[]): Buffer[] {
-  const sorted = [...new Set(cuts)].sort((a, b) => a - b)
-  const reads: Buffer[] = []
-  let from = 0
-  for (const cut of sorted) { reads.push(bytes.subarray(from, cut)); from = cut }
-  reads.push(bytes.subarray(from))
-  return reads
-}
 
 /** Answer text per choice or part. */
 function answer (body: string): string {
@@ -146,8 +138,8 @@ t.test('any read splits: the same bytes out, and every event without changed tex
     t.equal(whole(plain).text, plain.body, `${name}: with nothing to hold, byte for byte`)
     t.same(others(expected.text).filter((block) => !block.includes('"content":"!"') && !block.includes('"delta":"!"') && !block.includes('"content":"MEDIA"')), others(stream.body).map((block) => stream.path === '/v1/responses' ? block.replace(/"sequence_number":(\d+)/, (_, n: string) => `"sequence_number":${Number(n) >= 2 ? Number(n) + 1 : n}`) : block), `${name}: events without text as they came`)
     fc.assert(fc.property(fc.array(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 12 }), (cuts) => {
-      const same = run(stream, split(bytes, cuts))
-      const plainRun = run(plain, split(plainBytes, cuts.filter((cut) => cut < plainBytes.length)))
+      const same = run(stream, cutAt(bytes, cuts))
+      const plainRun = run(plain, cutAt(plainBytes, cuts.filter((cut) => cut < plainBytes.length)))
       return same.text === expected.text && same.complete === expected.complete && plainRun.text === plain.body
     }), { numRuns: 300 })
     t.pass(`${name}: 300 read splits agree`)

@@ -2,6 +2,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { createCodeState } from '../../src/rewrite/code-state.js'
 import type { CodeState, Place } from '../../src/rewrite/code-state.js'
+import { splitText } from '../fixtures/split.js'
 
 /** Feeds `text` one character at a time. */
 function feed (state: CodeState, text: string): void {
@@ -141,17 +142,6 @@ const fragment = fc.constantFrom(
 )
 const text = fc.array(fragment, { maxLength: 24 }).map((parts) => parts.join(''))
 
-/** Splits a string at arbitrary UTF-16 offsets. */
-const splitText = (value: string): fc.Arbitrary<string[]> =>
-  fc.uniqueArray(fc.integer({ min: 1, max: Math.max(1, value.length - 1) }), { maxLength: 10 })
-    .map((cuts) => {
-      const pieces: string[] = []
-      let from = 0
-      for (const cut of cuts.filter((cut) => cut < value.length).sort((a, b) => a - b)) { pieces.push(value.slice(from, cut)); from = cut }
-      pieces.push(value.slice(from))
-      return pieces
-    })
-
 /** What the rewriter looks at one by one: reference starts and code syntax. */
 const SPECIAL = /[!M`~\\\n\r]/
 
@@ -186,7 +176,7 @@ function feedPieces (state: CodeState, pieces: string[], bytes = false): number 
 for (const bytes of [false, true]) {
   t.test(`text fed in pieces leaves the state it leaves fed whole${bytes ? ', plain pieces as UTF-8 bytes' : ''}`, async (t) => {
     let plainPieces = 0
-    fc.assert(fc.property(text.chain((value) => fc.tuple(fc.constant(value), splitText(value), text)), ([value, pieces, probe]) => {
+    fc.assert(fc.property(text.chain((value) => fc.tuple(fc.constant(value), splitText(value, 10), text)), ([value, pieces, probe]) => {
       // Equal states answer alike whatever follows: compare where a reference would stand
       // at every position of a probe text fed after them, and whether it follows a word.
       plainPieces += feedPieces(createCodeState(), pieces, bytes)

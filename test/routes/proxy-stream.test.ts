@@ -5,8 +5,9 @@ import type { Gate } from '../fixtures/gate.js'
 import { CONTAINER_DIR, IMAGE_NAME, IMAGE_PATH, PNG, hermesFixture } from '../fixtures/hermes.js'
 import { postJson, send } from '../fixtures/http.js'
 import { CHAT, DONE, ROLE, chunk, contentEvents } from '../fixtures/chat.js'
-import { sse, splitBytes } from '../fixtures/mock-upstream.js'
+import { sse } from '../fixtures/mock-upstream.js'
 import { startProxy } from '../fixtures/proxy.js'
+import { splitBytes } from '../fixtures/split.js'
 import { SOON_MS, within } from '../fixtures/within.js'
 
 const FINISH = chunk({}, { finish: 'stop', usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } })

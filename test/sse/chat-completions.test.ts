@@ -7,6 +7,7 @@ import { createRewriter } from '../../src/rewrite/rewriter.js'
 import { fakeResolve } from '../fixtures/resolve.js'
 import { DONE, FINISH, ROLE, chunk, contentEvents } from '../fixtures/chat.js'
 import { dataLines, rawEvents } from '../fixtures/gate.js'
+import { cutAt } from '../fixtures/split.js'
 
 const APPLE = '/root/.hermes/cache/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
 const resolve = fakeResolve({ [APPLE]: 'image', '/c/x.png': 'image' })
@@ -159,18 +160,11 @@ const scenario = fc.record({
 
 t.test('chunk invariance over deltas and raw bytes', async (t) => {
   fc.assert(fc.property(scenario, ({ text, deltaCuts, byteCuts, crlf }) => {
-    const cuts = deltaCuts.filter((cut) => cut < text.length).sort((a, b) => a - b)
-    const pieces: string[] = []
-    let from = 0
-    for (const cut of cuts) { pieces.push(text.slice(from, cut)); from = cut }
-    pieces.push(text.slice(from))
+    const pieces = cutAt(text, deltaCuts.filter((cut) => cut < text.length))
     let wire = [ROLE, ...contentEvents(pieces), FINISH, DONE].join('')
     if (crlf) wire = wire.replace(/\n/g, '\r\n')
     const bytes = new TextEncoder().encode(wire)
-    const chunks: Uint8Array[] = []
-    let at = 0
-    for (const cut of byteCuts.filter((c) => c < bytes.length).sort((a, b) => a - b)) { chunks.push(bytes.subarray(at, cut)); at = cut }
-    chunks.push(bytes.subarray(at))
+    const chunks = cutAt(bytes, byteCuts.filter((c) => c < bytes.length))
     return contentByChoice(transform(chunks).out).get(0) === whole(text)
   }), { numRuns: 1500 })
   t.pass('1500 random delta and byte splits agree with the whole-text rewrite')

@@ -3,6 +3,7 @@ import fc from 'fast-check'
 import type { EventSourceMessage } from 'eventsource-parser'
 import { createEventStream } from '../../src/sse/event-stream.js'
 import type { EventHandler, RawEvent, Verdict } from '../../src/sse/event-stream.js'
+import { cutAt } from '../fixtures/split.js'
 
 /**
  * A handler that sends events holding `x` to be decoded (`inspect`), records what it
@@ -53,15 +54,6 @@ function run (chunks: Uint8Array[], options: { maxEventSize?: number, complete?:
   return { writes, text: Buffer.concat(writes).toString(), handler, overflowed: stream.overflowed }
 }
 
-const splitAt = (input: Uint8Array, cuts: number[]): Uint8Array[] => {
-  const sorted = [...new Set(cuts)].sort((a, b) => a - b)
-  const chunks: Uint8Array[] = []
-  let from = 0
-  for (const cut of sorted) { chunks.push(input.subarray(from, cut)); from = cut }
-  chunks.push(input.subarray(from))
-  return chunks
-}
-
 t.test('events, comments, retry and unknown lines go out as the exact bytes, one buffer per read', async (t) => {
   const input = 'data: {"a":1}\n\nevent: hermes.tool.progress\ndata:{"b": 2}\n\n:keepalive\n\nretry: 1500\n\nfoo: bar\nid: 7\ndata: y\n\n'
   const { writes, handler } = run([bytes(input)])
@@ -103,7 +95,7 @@ t.test('each event is inspected with its count of lines that are not empty, what
   const withLines = (events: Array<[string, number]>): Array<[string, number]> =>
     events.filter(([, lines]) => lines > 0).map(([text, lines]) => [text.replace(/^[\r\n]+|[\r\n]+$/g, ''), lines])
   fc.assert(fc.property(fc.array(fc.integer({ min: 0, max: whole.length }), { maxLength: 8 }), (cuts) => {
-    const seen = run(splitAt(whole, cuts)).handler.inspected
+    const seen = run(cutAt(whole, cuts)).handler.inspected
     t.same(withLines(seen), withLines(expected), `cut at ${cuts.join(',')}: the same events and lines`)
     t.equal(seen.map(([text]) => text).join(''), input, `cut at ${cuts.join(',')}: every byte inspected once`)
     return true
@@ -138,7 +130,7 @@ t.test('raw byte splits anywhere, even inside UTF-8 sequences and CRLF, give the
   const expected = run([input])
   t.equal(expected.writes.length, 2, 'one write for one read')
   fc.assert(fc.property(fc.uniqueArray(fc.integer({ min: 1, max: input.length - 1 }), { maxLength: 20 }), (cuts) => {
-    const { text, handler } = run(splitAt(input, cuts))
+    const { text, handler } = run(cutAt(input, cuts))
     return text === expected.text && JSON.stringify(handler.seen) === JSON.stringify(expected.handler.seen)
   }), { numRuns: 2000 })
   t.pass('2000 byte splits agree')
