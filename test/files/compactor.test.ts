@@ -6,6 +6,7 @@ import type { Test } from 'tap'
 import { LATER, avifQuality, createCompactor } from '../../src/files/compactor.js'
 import type { Rendering } from '../../src/files/compactor.js'
 import type { CompactorOptions } from '../../src/files/compactor.js'
+import { waitFor } from '../fixtures/http.js'
 import { picturePng } from '../fixtures/picture.js'
 import { animatedGif, checkerboardPng } from '../fixtures/pictures-small.js'
 
@@ -122,10 +123,19 @@ t.test('busy: past the queue the original is sent at once; a slow encode is not 
 })
 
 t.test('past the running encode, requests queue and are served in turn', async (t) => {
-  const { file, compactor } = await setup(t, { concurrency: 1, queueLimit: 2 })
-  const all = await Promise.all([compactor.rendering(file('picture.png'), 'webp'), compactor.rendering(file('wide.png'), 'webp')])
-  t.ok(all.every((r) => r !== undefined && r !== LATER), 'both get a rendering, one after the other')
-  t.not(pathOf(all[0]), pathOf(all[1]), 'each its own')
+  const { dir, file, compactor } = await setup(t, { concurrency: 1, queueLimit: 2 })
+  const first = compactor.rendering(file('wide.png'), 'webp')
+  const second = compactor.rendering(file('picture.png'), 'webp')
+  // Both are past their stat() once the first encode has read its file.
+  await waitFor(() => compactor.encodes === 2, 'both encodes asked for')
+  const renderings = (): string[] => fs.readdirSync(path.join(dir, 'compact')).filter((name) => name.endsWith('.webp'))
+  const done = await first
+  // The second encode starts when the first ends, and reads its file before anything
+  // else: it cannot have written its rendering by the time the first one's caller runs.
+  t.same(renderings(), [path.basename(pathOf(done))], 'when the first is done, only its rendering exists')
+  await waitFor(() => compactor.encodes === 1, 'the second encode, alone')
+  t.not(pathOf(await second), pathOf(done), 'then the second gets its own')
+  t.equal(compactor.encodes, 0, 'nothing left running')
 })
 
 t.test('a rendering larger than the folder\'s bound is not kept: the original', async (t) => {
