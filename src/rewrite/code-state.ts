@@ -12,7 +12,7 @@
 import * as chars from '../chars.js'
 
 // Module constants, not imported bindings, for the per-character loop (see chars.ts).
-const { BACKSLASH, BACKTICK, CR, NEWLINE, SPACE, TAB, TILDE, isWordChar } = chars
+const { BACKSLASH, BACKTICK, CR, NEWLINE, QUOTE, SLASH, SMALL_U, SPACE, TAB, TILDE, isWordChar } = chars
 
 /** Where a reference starting at the next character would stand. */
 export type Place =
@@ -33,9 +33,10 @@ export interface CodeState {
    */
   advancePlain: (text: string) => void
   /**
-   * `advancePlain` over the UTF-8 bytes `buf[from, to)`, undecoded: every byte of a
-   * multi-byte character is 0x80 or above, which no rule of the code state looks at, so
-   * the state after its bytes is the state after the character.
+   * `advancePlain` over `buf[from, to)`, the UTF-8 bytes of a JSON string's content,
+   * undecoded: every byte of a multi-byte character is 0x80 or above, which no rule of
+   * the code state looks at, so the state after its bytes is the state after the
+   * character. Its escapes may only be the plain ones (`plainEscapeLength`).
    */
   advancePlainBytes: (buf: Uint8Array, from: number, to: number) => void
   /**
@@ -49,6 +50,37 @@ export interface CodeState {
   afterWord: () => boolean
   /** A reference ending with the character `last` was taken on the current line. */
   afterReference: (last: number) => void
+}
+
+/** A character past ASCII, as the code state sees every one of them. */
+const NON_ASCII = 0x80
+
+/** The value of an ASCII hex digit, or -1. */
+function hexValue (c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30
+  const lower = c | 0x20
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x57 : -1
+}
+
+/**
+ * The length of the JSON escape at `buf[at]` (a backslash) when the character it stands
+ * for is plain text to the rewriter and the code state: `\"` and `\/` (2 bytes), or
+ * `\uXXXX` (6) of a character past ASCII, which no rule looks at. Any other escape
+ * (`\\`, `\n`, an ASCII `\u0021`…) and one cut by `to` give 0. Backends that write JSON
+ * with ASCII only (Python's `json.dumps`, hermes) escape every accent and emoji this way.
+ */
+export function plainEscapeLength (buf: Uint8Array, at: number, to: number): number {
+  const next = buf[at + 1]
+  if (at + 2 > to) return 0
+  if (next === QUOTE || next === SLASH) return 2
+  if (next !== SMALL_U || at + 6 > to) return 0
+  let code = 0
+  for (let k = at + 2; k < at + 6; k++) {
+    const digit = hexValue(buf[k] as number)
+    if (digit === -1) return 0
+    code = code * 16 + digit
+  }
+  return code >= NON_ASCII ? 6 : 0
 }
 
 /** `-`, `*`, `+` or a digit as the first character of a line (CommonMark 5.2). */
@@ -192,15 +224,29 @@ export function createCodeState (): CodeState {
     }
   }
 
-  // The twin of advancePlain, on UTF-8 bytes (see above): change both or neither.
+  // The twin of advancePlain, on the UTF-8 bytes of a JSON string's content (see above):
+  // change both or neither. Its only escapes are those `plainEscapeLength` takes, each
+  // one character that is neither a word character nor one the state looks at.
   function advancePlainBytes (buf: Uint8Array, from: number, to: number): void {
     let i = from
-    for (; (!lineEntered || run > 0) && i < to; i++) advance(buf[i] as number)
+    for (; (!lineEntered || run > 0) && i < to; i++) {
+      const c = buf[i] as number
+      if (c !== BACKSLASH) {
+        advance(c)
+      } else if (buf[i + 1] === SMALL_U) {
+        advance(NON_ASCII)
+        i += 5
+      } else {
+        advance(buf[++i] as number)
+      }
+    }
     if (i < to) {
       lineStart = false
       lineBlank = false
       escaped = false
-      prevWord = isWordChar(buf[to - 1] as number)
+      // A text that ends with `\u00e9` ends with no word character, though its last byte
+      // is one (`\"` and `\/` end with what they stand for).
+      prevWord = !(to - 6 >= from && buf[to - 6] === BACKSLASH && buf[to - 5] === SMALL_U) && isWordChar(buf[to - 1] as number)
     }
   }
 

@@ -1,5 +1,5 @@
 import * as chars from '../chars.js'
-import { createCodeState } from './code-state.js'
+import { createCodeState, plainEscapeLength } from './code-state.js'
 import { createDataCapture } from './data-capture.js'
 import type { DataCapture } from './data-capture.js'
 import { parseMarkdownImage, parseMediaTag } from './reference.js'
@@ -58,10 +58,11 @@ export interface Rewriter {
   /** The text ended: returns whatever was still held, rewritten where complete. */
   end: () => string
   /**
-   * Takes the UTF-8 text `buf[from, to)` without decoding it when it is plain: nothing
-   * held and no byte that can start a reference, change the code state or end a line.
-   * Returns true when taken (the text goes out as it came, the state is as after
-   * `push`), false when the caller must decode it and `push` it.
+   * Takes `buf[from, to)`, the UTF-8 bytes of a JSON string's content, without decoding
+   * them when the text is plain: nothing held and no character that can start a
+   * reference, change the code state or end a line (escapes only of characters past
+   * ASCII, `\"` and `\/`). Returns true when taken (the text goes out as it came, the
+   * state is as after `push`), false when the caller must decode it and `push` it.
    */
   pushPlainBytes: (buf: Uint8Array, from: number, to: number) => boolean
   /** True while some text is held back. */
@@ -214,7 +215,14 @@ export function createRewriter (options: RewriterOptions): Rewriter {
     pushPlainBytes (buf: Uint8Array, from: number, to: number): boolean {
       if (held.length > 0 || capture !== undefined) return false
       // A delta is a few words: looking at its bytes costs less than decoding them.
-      for (let i = from; i < to; i++) if (SPECIAL_BYTE[buf[i] as number] === 1) return false
+      for (let i = from; i < to; i++) {
+        const c = buf[i] as number
+        if (SPECIAL_BYTE[c] !== 1) continue
+        // An escape starts with a backslash: `\u00e9` is an accent, `\u0021` a `!`.
+        const length = c === BACKSLASH ? plainEscapeLength(buf, i, to) : 0
+        if (length === 0) return false
+        i += length - 1
+      }
       advancePlainBytes(buf, from, to)
       return true
     },

@@ -1,6 +1,6 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { createCodeState } from '../../src/rewrite/code-state.js'
+import { createCodeState, plainEscapeLength } from '../../src/rewrite/code-state.js'
 import type { CodeState, Place } from '../../src/rewrite/code-state.js'
 import { splitText } from '../fixtures/split.js'
 
@@ -221,4 +221,75 @@ t.test('advancePlain and advancePlainBytes, twins, leave the same state for the 
     return true
   }), { numRuns: 1000 })
   t.ok(multiByte > 200, `texts with multi-byte characters took part (${multiByte})`)
+})
+
+/**
+ * `text` as the content of a JSON string written with ASCII only, as Python's json.dumps
+ * writes it: every character past ASCII a `\uXXXX` escape (an emoji two of them); with
+ * `slashes`, `/` as `\/` too, as PHP writes it.
+ */
+function asciiJson (text: string, slashes: boolean): Buffer {
+  let out = JSON.stringify(text).slice(1, -1).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  if (slashes) out = out.replaceAll('/', '\\/')
+  return Buffer.from(out)
+}
+
+t.test('advancePlainBytes reads the plain escapes of a JSON string as the characters they stand for', async (t) => {
+  let escapes = 0
+  const withQuotes = plainText.map((plain) => plain.replace(/_/g, '"').replace(/\*/g, '/'))
+  fc.assert(fc.property(text, withQuotes, fc.boolean(), text, (before, plain, slashes, probe) => {
+    const buf = asciiJson(plain, slashes)
+    // A tab or a control character is an escape the rewriter does not take as plain.
+    for (let i = buf.indexOf(0x5c); i !== -1; i = buf.indexOf(0x5c, i + 2)) if (plainEscapeLength(buf, i, buf.length) === 0) return true
+    if (buf.includes(0x5c)) escapes++
+    for (let at = 0; at <= probe.length; at++) {
+      const asText = createCodeState()
+      feed(asText, before)
+      asText.advancePlain(plain)
+      feed(asText, probe.slice(0, at))
+      const asBytes = createCodeState()
+      feed(asBytes, before)
+      asBytes.advancePlainBytes(buf, 0, buf.length)
+      feed(asBytes, probe.slice(0, at))
+      if (asText.afterWord() !== asBytes.afterWord() || asText.place() !== asBytes.place()) return false
+    }
+    return true
+  }), { numRuns: 1000 })
+  t.ok(escapes > 300, `texts with escapes took part (${escapes})`)
+  // The word before a `MEDIA:` tag decides whether it is one: an escape ends no word.
+  for (const [plain, word] of [['caf\\u00e9', false], ['cafe', true], ['a\\/', false], ['a\\"', false], ['\\u00e9a', true], ['x\\u00e9\\u00e9', false], ['\\u00e9', false]] as const) {
+    const state = createCodeState()
+    state.advance(0x20)
+    const buf = Buffer.from(plain)
+    state.advancePlainBytes(buf, 0, buf.length)
+    t.equal(state.afterWord(), word, `after ${plain}: ${word ? '' : 'no '}word`)
+  }
+})
+
+t.test('plainEscapeLength takes only escapes of characters no rule looks at', async (t) => {
+  const cases: Array<[content: string, length: number, why: string]> = [
+    ['\\u00e9', 6, 'an accent'],
+    ['\\u2014', 6, 'a dash'],
+    ['\\ud83c', 6, 'half of an emoji'],
+    ['\\u00E9', 6, 'hex in capitals'],
+    ['\\"', 2, 'a quote'],
+    ['\\/', 2, 'a slash'],
+    ['\\u0021', 0, 'an ASCII "!" (a reference may start)'],
+    ['\\u004d', 0, 'an ASCII "M"'],
+    ['\\u007f', 0, 'the last ASCII character'],
+    ['\\u0060', 0, 'a backtick'],
+    ['\\\\', 0, 'a backslash (a Markdown escape)'],
+    ['\\n', 0, 'a line feed'],
+    ['\\r', 0, 'a carriage return'],
+    ['\\t', 0, 'a tab (an indent)'],
+    ['\\b', 0, 'a backspace'],
+    ['\\u00g9', 0, 'not hex'],
+    ['\\u00e', 0, 'cut short by the end'],
+    ['\\', 0, 'a backslash alone at the end']
+  ]
+  for (const [content, length, why] of cases) {
+    const buf = Buffer.from(content)
+    t.equal(plainEscapeLength(buf, 0, buf.length), length, `${content}: ${length} (${why})`)
+  }
+  t.equal(plainEscapeLength(Buffer.from('\\u00e9'), 0, 5), 0, 'an escape the range cuts')
 })

@@ -119,6 +119,12 @@ t.test('plain text given as UTF-8 bytes is taken undecoded; anything else is lef
   for (const special of ['Wow!', 'Mo', 'a `b`', '~~~', 'a\\b', 'a\nb', 'a\rb']) {
     t.notOk(rewriter.pushPlainBytes(...bytes(special)), `not with ${JSON.stringify(special)}`)
   }
+  // As a backend that writes JSON in ASCII sends them (hermes, through Python's json.dumps).
+  t.ok(rewriter.pushPlainBytes(...bytes('Voil\\u00e0 \\u2014 une pomme \\ud83c\\udf4e ')), 'accents, a dash and an emoji as escapes')
+  t.ok(rewriter.pushPlainBytes(...bytes('\\"a\\/b\\" ')), 'escaped quotes and slashes')
+  for (const escape of ['\\u0021', '\\u004d', '\\u0060', '\\\\', '\\n', '\\t', '\\u000a', '\\u00e', '\\x']) {
+    t.notOk(rewriter.pushPlainBytes(...bytes(`a ${escape} b`)), `not with the escape ${escape}`)
+  }
   t.equal(rewriter.push('see !['), 'see ', 'a reference starts')
   t.notOk(rewriter.pushPlainBytes(...bytes('plain')), 'not while text is held')
   t.equal(rewriter.push('a](/c/x.png)'), `![a](${URL_X})`, 'which push completes')
