@@ -3,7 +3,9 @@
  * decoding them: each helper looks at a few bytes where a field is expected, and says
  * "not here" (-1) for anything else, so the caller can hand the event to the parser.
  */
-import { BACKSLASH, CLOSE_BRACE, COMMA, CR, DIGIT_0 as ZERO, DIGIT_9 as NINE, NEWLINE as LF, OPEN_BRACE, QUOTE, SPACE, TAB } from '../chars.js'
+import {
+  BACKSLASH, CLOSE_BRACE, CLOSE_BRACKET, COLON, COMMA, CR, DIGIT_0 as ZERO, DIGIT_9 as NINE, NEWLINE as LF, OPEN_BRACE, OPEN_BRACKET, QUOTE, SPACE, TAB
+} from '../chars.js'
 
 /** Bytes of a string literal looked at one by one before a native search takes over. */
 const SHORT_STRING = 64
@@ -112,4 +114,91 @@ export function readString (buf: Buffer, from: number, to: number): string | und
   } catch {
     return undefined
   }
+}
+
+const MINUS = 0x2d
+const PLUS = 0x2b
+const DOT = 0x2e
+const isExponent = (c: number | undefined): boolean => c === 0x65 || c === 0x45
+const isDigit = (c: number | undefined): boolean => c !== undefined && c >= ZERO && c <= NINE
+const LITERALS = [Buffer.from('true'), Buffer.from('false'), Buffer.from('null')]
+
+/** Lists and objects a value may nest; a deeper one is left to the parser. */
+const MAX_DEPTH = 32
+
+function digitsEnd (buf: Buffer, at: number, end: number): number {
+  while (at < end && isDigit(buf[at])) at++
+  return at
+}
+
+/** Just past the JSON number at `buf[at]`, by JSON's grammar (RFC 8259 section 6), or -1. */
+function numberEnd (buf: Buffer, at: number, end: number): number {
+  if (buf[at] === MINUS) at++
+  if (at < end && buf[at] === ZERO) {
+    at++
+  } else {
+    const from = at
+    at = digitsEnd(buf, at, end)
+    if (at === from) return -1
+  }
+  if (at < end && buf[at] === DOT) {
+    const from = ++at
+    at = digitsEnd(buf, at, end)
+    if (at === from) return -1
+  }
+  if (at < end && isExponent(buf[at])) {
+    at++
+    if (at < end && (buf[at] === PLUS || buf[at] === MINUS)) at++
+    const from = at
+    at = digitsEnd(buf, at, end)
+    if (at === from) return -1
+  }
+  return at
+}
+
+/**
+ * The position just past the JSON value that starts at `buf[at]` (no blanks before it),
+ * or -1. Lists and objects are walked by JSON's grammar (keys, colons, commas, nesting);
+ * strings are found by their closing quote, their escapes not checked (as `stringEnd`).
+ * A value whose bytes end where this says parses as one value, so nothing after it can
+ * be taken for a part of it, nor anything inside it for a key of the object around it.
+ */
+export function valueEnd (buf: Buffer, at: number, end: number, depth = 0): number {
+  const c = buf[at]
+  if (at < 0 || at >= end || c === undefined) return -1
+  if (c === QUOTE) return stringEnd(buf, at, end)
+  if (c === OPEN_BRACKET || c === OPEN_BRACE) {
+    if (depth === MAX_DEPTH) return -1
+    const object = c === OPEN_BRACE
+    const close = object ? CLOSE_BRACE : CLOSE_BRACKET
+    at = skipBlanks(buf, at + 1, end)
+    if (at < end && buf[at] === close) return at + 1
+    for (;;) {
+      if (object) at = skipBlanks(buf, expectByte(buf, stringEnd(buf, at, end), end, COLON), end)
+      at = skipBlanks(buf, valueEnd(buf, at, end, depth + 1), end)
+      if (at === -1 || at >= end) return -1
+      if (buf[at] === close) return at + 1
+      if (buf[at] !== COMMA) return -1
+      at = skipBlanks(buf, at + 1, end)
+    }
+  }
+  if (c === MINUS || isDigit(c)) return numberEnd(buf, at, end)
+  for (const literal of LITERALS) if (at + literal.length <= end && bytesAt(buf, at, literal)) return at + literal.length
+  return -1
+}
+
+/**
+ * True when `buf[from, to)` does not end inside a UTF-8 sequence: its last character is
+ * whole (or an invalid byte the decoder already gave up on), so these bytes joined to
+ * the next ones decode to the text of each decoded on its own. A sequence that may still
+ * be open says false, even where the decoder would give up on it.
+ */
+export function endsWholeCharacter (buf: Buffer, from: number, to: number): boolean {
+  let lead = to - 1
+  // Continuation bytes are 10xxxxxx; a character has at most three.
+  while (lead >= from && lead > to - 4 && ((buf[lead] as number) & 0xc0) === 0x80) lead--
+  if (lead < from || lead === to - 4) return true
+  const c = buf[lead] as number
+  const needs = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0
+  return to - 1 - lead >= needs
 }

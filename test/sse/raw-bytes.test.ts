@@ -1,7 +1,7 @@
 import t from 'tap'
 import { CLOSE_BRACE, COLON } from '../../src/chars.js'
 import {
-  bytesAt, expect, expectByte, indexEnd, isKeyStart, objectOfDataLine, readIndex, readString, skipBlanks, stringEnd
+  bytesAt, endsWholeCharacter, expect, expectByte, indexEnd, isKeyStart, objectOfDataLine, readIndex, readString, skipBlanks, stringEnd, valueEnd
 } from '../../src/sse/raw-bytes.js'
 
 const b = (text: string): Buffer => Buffer.from(text, 'utf8')
@@ -97,4 +97,49 @@ t.test('readString: the text of a literal, decoded once, escapes by JSON\'s rule
     const buf = b(`x${literal}y`)
     t.equal(readString(buf, 1, buf.length - 1), expected, literal)
   }
+})
+
+t.test('valueEnd: just past a JSON value, by JSON\'s grammar, or -1', async (t) => {
+  const rows: Array<[string, number]> = [
+    ['"a\\"b" x', 6], ['0,', 1], ['-0.5e+10}', 8], ['12E3', 4], ['1.25', 4], ['-12', 3], ['true,', 4], ['false', 5], ['null]', 4],
+    ['[]', 2], ['{}', 2], ['[ 1 , "a" , [ ] , { } ]', 23], ['{"a": [1, {"b": null}], "c": "]}"} x', 34], ['[\t1\t]', 5],
+    ['-', -1], ['-x', -1], ['01', 1], ['1.', -1], ['1.x', -1], ['1e', -1], ['1e+', -1], ['.5', -1], ['tru', -1], ['nul', -1], ['x', -1], ['', -1],
+    ['[1 2]', -1], ['[1,]', -1], ['[1', -1], ['[1}', -1], ['{"a" 1}', -1], ['{"a":}', -1], ['{a:1}', -1], ['{"a":1,}', -1], ['{"a":1 "b":2}', -1], ['["x', -1]
+  ]
+  for (const [text, expected] of rows) t.equal(valueEnd(b(text), 0, text.length), expected, JSON.stringify(text))
+  t.equal(valueEnd(b('[1, 2]'), 0, 5), -1, 'a list closed past the end given')
+  t.equal(valueEnd(b('true'), 0, 3), -1, 'a literal cut by the end')
+  t.equal(valueEnd(b('1'), -1, 1), -1, 'a failed step stays failed')
+  const deep = (n: number): string => '['.repeat(n) + ']'.repeat(n)
+  t.equal(valueEnd(b(deep(32)), 0, 64), 64, '32 lists deep')
+  t.equal(valueEnd(b(deep(33)), 0, 66), -1, 'deeper is left to the parser')
+})
+
+t.test('endsWholeCharacter: bytes that do not end inside a UTF-8 sequence', async (t) => {
+  const rows: Array<[string, number[], boolean]> = [
+    ['nothing', [], true],
+    ['ASCII', [0x61, 0x62], true],
+    ['a two-byte character', [0x61, 0xc3, 0xa9], true],
+    ['a three-byte character', [0xe2, 0x80, 0x94], true],
+    ['a four-byte character', [0xf0, 0x9f, 0x8d, 0x8e], true],
+    ['a two-byte lead alone', [0x61, 0xc3], false],
+    ['a three-byte character cut after two', [0xe2, 0x80], false],
+    ['a four-byte character cut after three', [0xf0, 0x9f, 0x8d], false],
+    ['a four-byte character cut after one', [0x61, 0xf0], false],
+    ['a stray continuation byte after ASCII', [0x61, 0x80], true],
+    ['only continuation bytes', [0x80, 0x80], true],
+    ['four continuation bytes: the last is stray', [0x80, 0x80, 0x80, 0x80], true],
+    ['a character then a stray continuation byte', [0xc3, 0xa9, 0x80], true]
+  ]
+  for (const [label, bytes, expected] of rows) {
+    const buf = Buffer.from([0x78, ...bytes, 0x78])
+    t.equal(endsWholeCharacter(buf, 1, 1 + bytes.length), expected, label)
+    if (bytes.length > 0) {
+      // What it promises: these bytes joined to the next decode as each decoded alone.
+      const next = Buffer.from([0xa9, 0x61])
+      const joined = Buffer.concat([Buffer.from(bytes), next]).toString('utf8') === Buffer.from(bytes).toString('utf8') + next.toString('utf8')
+      if (expected) t.ok(joined, `${label}: joined, the same text`)
+    }
+  }
+  t.notOk(endsWholeCharacter(Buffer.from([0x61, 0xe2, 0x80, 0x94]), 0, 3), 'only the range counts: its end cuts the character')
 })
