@@ -3,8 +3,8 @@ import { isObject } from '../json.js'
 import type { JsonObject } from '../json.js'
 import { rewriteItem, rewritePart } from '../rewrite/responses-body.js'
 import type { Rewriter } from '../rewrite/rewriter.js'
-import { createDeltaFinders, findDeltaSlot } from './delta-slot.js'
-import { readString } from './raw-bytes.js'
+import { createDeltaSlotFinder } from './delta-slot.js'
+import { endsWholeCharacter, readString } from './raw-bytes.js'
 import type { DeltaSlot } from './delta-slot.js'
 import type { EventHandler, RawEvent } from './event-stream.js'
 import { createFinder, replaceData, replaceStrings } from './raw-json.js'
@@ -12,6 +12,8 @@ import { serializeEvent } from './serialize.js'
 
 /** Each open text part holds at most one reference; past this many, parts pass through. */
 export const MAX_PARTS = 64
+
+const EMPTY = Buffer.alloc(0)
 
 const TERMINAL = new Set(['response.completed', 'response.failed', 'response.incomplete'])
 /** Events that end the answer with the upstream's own error. */
@@ -21,19 +23,110 @@ const FAILED = new Set(['error', 'response.failed'])
 const SEQUENCE = /("sequence_number"\s*:\s*)(\d+)/
 
 /**
- * Texts up to this size are remembered with their rewrite, so that the full text repeated
- * in `*.done` and `response.completed` is not rewritten (and its files not resolved)
+ * Texts up to this size (in UTF-8 bytes for a part's deltas, in characters for a text
+ * seen whole) are remembered with their rewrite, so that the full text repeated in
+ * `*.done` and `response.completed` is not rewritten (and its files not resolved)
  * again; the benchmark's profile put those repeats at a fifth of the stream's CPU time.
  */
 const MAX_REMEMBERED = 256 * 1024
 /** All remembered texts of one stream together: a hostile stream of ever new texts stays bounded. */
 const MAX_REMEMBERED_TOTAL = 4 * MAX_REMEMBERED
 
+/** A UTF-16 unit that is half of a pair without its other half (`"\ud83c"` in JSON). */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+/** Any half of a pair: a plain scan, the lookarounds above only where one is found. */
+const SURROGATE = /[\ud800-\udfff]/
+const hasLoneSurrogate = (text: string): boolean => SURROGATE.test(text) && LONE_SURROGATE.test(text)
+
+/**
+ * Pieces up to this long are copied by a loop: a delta is a few words, and the native
+ * copy's call costs more than the loop over them.
+ */
+const SHORT_PIECE = 64
+
+/** The first room for a part's text, in bytes; it doubles as the text grows. */
+const FIRST_ROOM = 1024
+
+/**
+ * Bytes appended one piece after the other, in a buffer that doubles when full: a
+ * part's text kept as its deltas came, without a string built per delta.
+ */
+interface Bytes {
+  buf: Buffer
+  length: number
+}
+
+function room (bytes: Bytes, more: number): void {
+  const need = bytes.length + more
+  if (need <= bytes.buf.length) return
+  const grown = Buffer.allocUnsafe(Math.max(need, 2 * bytes.buf.length, FIRST_ROOM))
+  bytes.buf.copy(grown, 0, 0, bytes.length)
+  bytes.buf = grown
+}
+
+function appendBytes (bytes: Bytes, buf: Buffer, from: number, to: number): void {
+  room(bytes, to - from)
+  if (to - from > SHORT_PIECE) {
+    bytes.length += buf.copy(bytes.buf, bytes.length, from, to)
+    return
+  }
+  const target = bytes.buf
+  let at = bytes.length
+  for (let i = from; i < to; i++) target[at++] = buf[i] as number
+  bytes.length = at
+}
+
+/**
+ * Appends `text` in UTF-8; `length` is at least its UTF-8 length. The texts kept have
+ * no lone surrogate (`keepText`), so every surrogate here is half of a pair.
+ */
+function appendText (bytes: Bytes, text: string, length: number): void {
+  room(bytes, length)
+  const target = bytes.buf
+  if (text.length > SHORT_PIECE) {
+    bytes.length += target.write(text, bytes.length)
+    return
+  }
+  // A short text by a loop: the native encoder's call costs more than encoding a delta.
+  let at = bytes.length
+  for (let i = 0; i < text.length; i++) {
+    let c = text.charCodeAt(i)
+    if (c < 0x80) {
+      target[at++] = c
+    } else if (c < 0x800) {
+      target[at++] = 0xc0 | (c >> 6)
+      target[at++] = 0x80 | (c & 0x3f)
+    } else if (c >= 0xd800 && c < 0xdc00) {
+      c = 0x10000 + ((c - 0xd800) << 10) + (text.charCodeAt(++i) - 0xdc00)
+      target[at++] = 0xf0 | (c >> 18)
+      target[at++] = 0x80 | ((c >> 12) & 0x3f)
+      target[at++] = 0x80 | ((c >> 6) & 0x3f)
+      target[at++] = 0x80 | (c & 0x3f)
+    } else {
+      target[at++] = 0xe0 | (c >> 12)
+      target[at++] = 0x80 | ((c >> 6) & 0x3f)
+      target[at++] = 0x80 | (c & 0x3f)
+    }
+  }
+  bytes.length = at
+}
+
+/** A part that ended with its text kept (see `keepEnded`); `size` counts its bytes. */
+interface EndedPart {
+  original: Bytes
+  rewritten: Bytes | undefined
+  size: number
+}
+
 interface Part {
   rewriter: Rewriter
-  /** The part's text as it came, and as it went out; undefined once it grew too long. */
-  original: string | undefined
-  rewritten: string
+  /**
+   * The part's text as it came, in UTF-8; undefined once it grew too long, or when its
+   * bytes might not decode to the text of its deltas (see `keepBytes`).
+   */
+  original: Bytes | undefined
+  /** The text as it went out, once it differs from the text as it came. */
+  rewritten: Bytes | undefined
   itemId: unknown
   outputIndex: unknown
   contentIndex: unknown
@@ -62,10 +155,48 @@ export function createResponsesHandler (newRewriter: () => Rewriter, rewriteWhol
     rememberedSize += size
   }
 
+  /**
+   * Parts that ended with their text kept, as bytes: a text is compared with them before
+   * it is rewritten, so a part's text is decoded only when it comes again, and then only
+   * if its deltas' output differs from it.
+   */
+  const ended: EndedPart[] = []
+
+  /** Keeps the text of a part that ended; the oldest goes once MAX_PARTS are kept. */
+  function keepEnded (original: Bytes, rewritten: Bytes | undefined): void {
+    if (original.length === 0) return
+    if (ended.length === MAX_PARTS) forgetEnded(0)
+    const size = original.length + (rewritten?.length ?? 0)
+    if (rememberedSize + size > MAX_REMEMBERED_TOTAL) return
+    ended.push({ original, rewritten, size })
+    rememberedSize += size
+  }
+
+  function forgetEnded (i: number): void {
+    rememberedSize -= (ended[i] as EndedPart).size
+    ended.splice(i, 1)
+  }
+
+  /** The output of the ended part whose text is `text`, if one was kept. */
+  function endedText (text: string): string | undefined {
+    if (ended.length === 0) return undefined
+    const length = Buffer.byteLength(text)
+    for (let i = 0; i < ended.length; i++) {
+      const { original, rewritten } = ended[i] as EndedPart
+      // A lone surrogate becomes the bytes of a replacement character: another text.
+      if (original.length !== length || hasLoneSurrogate(text)) continue
+      if (Buffer.from(text).compare(original.buf, 0, length) !== 0) continue
+      forgetEnded(i)
+      // By chunk invariance the deltas' output is the rewrite of the whole text.
+      return rewritten === undefined ? text : rewritten.buf.toString('utf8', 0, rewritten.length)
+    }
+    return undefined
+  }
+
   function rewriteText (text: string): string {
     const known = remembered.get(text)
     if (known !== undefined) return known
-    const result = rewriteWhole(text)
+    const result = endedText(text) ?? rewriteWhole(text)
     remember(text, result)
     return result
   }
@@ -83,7 +214,7 @@ export function createResponsesHandler (newRewriter: () => Rewriter, rewriteWhol
     const key = `${String(event.item_id)}\u0000${String(event.output_index)}\u0000${String(event.content_index)}`
     let found = parts.get(key)
     if (found === undefined && parts.size < MAX_PARTS) {
-      found = { rewriter: newRewriter(), original: '', rewritten: '', itemId: event.item_id, outputIndex: event.output_index, contentIndex: event.content_index }
+      found = { rewriter: newRewriter(), original: { buf: EMPTY, length: 0 }, rewritten: undefined, itemId: event.item_id, outputIndex: event.output_index, contentIndex: event.content_index }
       parts.set(key, found)
     }
     if (found !== undefined && typeof event.item_id === 'string' && Number.isSafeInteger(event.output_index) && Number.isSafeInteger(event.content_index)) {
@@ -108,24 +239,68 @@ export function createResponsesHandler (newRewriter: () => Rewriter, rewriteWhol
     shift++
   }
 
-  /** Text of a part as it goes out, and (while short enough) as it came. */
-  function track (found: Part, original: string, rewritten: string): void {
-    if (found.original === undefined) return
-    if (found.original.length + original.length > MAX_REMEMBERED) {
+  /** True while the part's text is still kept and `more` bytes of it fit. */
+  function keeps (found: Part, more: number): boolean {
+    const original = found.original
+    if (original === undefined) return false
+    if (original.length + more <= MAX_REMEMBERED) return true
+    found.original = undefined
+    found.rewritten = undefined
+    return false
+  }
+
+  /**
+   * A delta that went out as it came, taken on its bytes `buf[from, to)` (a JSON string
+   * with no escape: its bytes are its text). Decoded joined to the next deltas, bytes
+   * that end inside a UTF-8 sequence could make one character of what each delta
+   * decoded on its own made two replacement characters: such a part is not kept.
+   */
+  function keepBytes (found: Part, buf: Buffer, from: number, to: number): void {
+    if (!keeps(found, to - from)) return
+    if (!endsWholeCharacter(buf, from, to)) {
       found.original = undefined
-      found.rewritten = ''
+      found.rewritten = undefined
       return
     }
-    found.original += original
-    found.rewritten += rewritten
+    appendBytes(found.original as Bytes, buf, from, to)
+    if (found.rewritten !== undefined) appendBytes(found.rewritten, buf, from, to)
+  }
+
+  /**
+   * A delta's text as it came and as it went out. The output is kept apart only from
+   * the first delta that did not go out whole and unchanged (a reference rewritten, text
+   * held or released). A lone surrogate would not survive UTF-8: such a part is not kept.
+   */
+  function keepText (found: Part, text: string, rewritten: string, wasHolding: boolean): void {
+    // A UTF-16 unit is one to three bytes: the exact count is needed only near the bound.
+    let length = 3 * text.length
+    if (found.original !== undefined && found.original.length + length > MAX_REMEMBERED) {
+      length = text.length > MAX_REMEMBERED ? MAX_REMEMBERED + 1 : Buffer.byteLength(text)
+    }
+    if (!keeps(found, length)) return
+    if (hasLoneSurrogate(text) || (rewritten !== text && hasLoneSurrogate(rewritten))) {
+      found.original = undefined
+      found.rewritten = undefined
+      return
+    }
+    const original = found.original as Bytes
+    if (found.rewritten === undefined && (wasHolding || found.rewriter.holding || rewritten !== text)) {
+      found.rewritten = { buf: Buffer.allocUnsafe(Math.max(FIRST_ROOM, original.length)), length: 0 }
+      appendBytes(found.rewritten, original.buf, 0, original.length)
+    }
+    appendText(original, text, length)
+    if (found.rewritten !== undefined) appendText(found.rewritten, rewritten, 3 * rewritten.length)
   }
 
   function release (found: Part, sequence: unknown, out: string[]): void {
     const text = found.rewriter.end()
     if (text.length > 0) releaseDelta(found, text, sequence, out)
-    track(found, '', text)
-    // By chunk invariance the deltas' output is the rewrite of the whole text.
-    if (found.original !== undefined) remember(found.original, found.rewritten)
+    keepText(found, '', text, false)
+    if (found.original !== undefined) keepEnded(found.original, found.rewritten)
+    // The kept bytes are the ended part's now: deltas after its end (a hostile stream)
+    // must not add to them.
+    found.original = undefined
+    found.rewritten = undefined
   }
 
   function flushAll (sequence: unknown, out: string[]): void {
@@ -139,24 +314,40 @@ export function createResponsesHandler (newRewriter: () => Rewriter, rewriteWhol
     createFinder('output_text', 6), createFinder('"error"', 2), createFinder('response.failed', 8),
     createFinder('response.incomplete', 8), createFinder('response.completed', 11)
   ]
-  const find = createDeltaFinders()
+  const findSlot = createDeltaSlotFinder()
   const slot: DeltaSlot = { itemFrom: 0, itemTo: 0, outputIndex: 0, contentIndex: 0, from: 0, to: 0 }
+  /** The part of the shape `findSlot` remembers, once its identity was compared with it. */
+  let shapePart: Part | undefined
 
   /**
-   * A text delta of the part the last one went to, taken on its bytes: only its text is
-   * decoded and pushed through the part's rewriter. Text that changes nothing leaves the
-   * event as it came; changed text replaces the string literal. Undefined sends the
-   * event to the parser (another part, another shape, or numbers to shift).
+   * A text delta of the part the last one went to, taken on its bytes. Plain text (no
+   * byte that can start a reference, change the code state or end a line) is not even
+   * decoded and the event goes as it came; other text is decoded and pushed through the
+   * part's rewriter, and when it changed, replaces the string literal. Undefined sends
+   * the event to the parser (another part, another shape, or numbers to shift).
    */
   function takeDelta (event: RawEvent, out: Array<Buffer | string>): 'forward' | 'replaced' | undefined {
-    if (lastPart === undefined || shift > 0 || !findDeltaSlot(event, find, slot)) return undefined
+    if (lastPart === undefined || shift > 0) return undefined
+    const match = findSlot(event, slot)
+    if (match === 'none') return undefined
     const { buf, start, end } = event
-    if (slot.outputIndex !== lastOutput || slot.contentIndex !== lastContent ||
-      buf.compare(lastItem, 0, lastItem.length, slot.itemFrom, slot.itemTo) !== 0) return undefined
+    // The same shape has the same identity bytes: compared once per shape and part.
+    if (match === 'walked' || shapePart !== lastPart) {
+      shapePart = undefined
+      if (slot.outputIndex !== lastOutput || slot.contentIndex !== lastContent ||
+        buf.compare(lastItem, 0, lastItem.length, slot.itemFrom, slot.itemTo) !== 0) return undefined
+      shapePart = lastPart
+    }
+    const found = lastPart
+    if (found.rewriter.pushPlainBytes(buf, slot.from + 1, slot.to - 1)) {
+      keepBytes(found, buf, slot.from + 1, slot.to - 1)
+      return 'forward'
+    }
     const text = readString(buf, slot.from, slot.to)
     if (text === undefined) return undefined
-    const rewritten = lastPart.rewriter.push(text)
-    track(lastPart, text, rewritten)
+    const wasHolding = found.rewriter.holding
+    const rewritten = found.rewriter.push(text)
+    keepText(found, text, rewritten, wasHolding)
     if (rewritten === text) return 'forward'
     out.push(buf.subarray(start, slot.from), JSON.stringify(rewritten), buf.subarray(slot.to, end))
     return 'replaced'
@@ -202,8 +393,9 @@ export function createResponsesHandler (newRewriter: () => Rewriter, rewriteWhol
         case 'response.output_text.delta': {
           const found = typeof data.delta === 'string' ? part(data) : undefined
           if (found !== undefined) {
+            const wasHolding = found.rewriter.holding
             const text = found.rewriter.push(data.delta as string)
-            track(found, data.delta as string, text)
+            keepText(found, data.delta as string, text, wasHolding)
             if (text !== data.delta) {
               changes.get('delta')?.push([data.delta as string, text])
               changed = true

@@ -10,7 +10,8 @@ import { pyJson } from '../fixtures/chat.js'
 
 const APPLE = '/root/.hermes/cache/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
 const APPLE_URL = 'http://gate.test/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
-const resolve = fakeResolve({ [APPLE]: 'image', '/c/x.png': 'image' })
+// A name that is a replacement character: what a lone surrogate becomes in UTF-8.
+const resolve = fakeResolve({ [APPLE]: 'image', '/c/x.png': 'image', '/c/\ufffd.png': 'image' })
 /** The whole text through one rewriter: what every split of it must give. */
 function whole (text: string): string {
   const rewriter = createRewriter({ resolve })
@@ -191,4 +192,177 @@ t.test('text deltas of the part the last one went to are taken on their bytes', 
   out.length = 0
   t.equal(inspect(delta(6, 'x', 'msg_2')), 'decode', 'a delta of another part is parsed')
   t.equal(inspect(delta(7, 'y').replace('"delta": "y"', '"delta": "bad \\x escape"')), 'decode', 'a text that is no JSON string is parsed')
+})
+
+/** The same transform with every event parsed: what the raw-byte paths must give. */
+function transformParsed (input: string | Uint8Array[]): string[] {
+  const handler = createResponsesHandler(() => createRewriter({ resolve }), whole)
+  const stream = createEventStream({ ...handler, inspect: () => 'decode', get complete () { return handler.complete } })
+  const chunks = typeof input === 'string' ? [new TextEncoder().encode(input)] : input
+  return rawEvents([...chunks.map((chunk) => stream.feed(chunk).toString()), stream.end().toString()].join(''))
+}
+
+/** OpenAI's delta: compact, a sequence number first, an obfuscation that changes every event. */
+const openaiDelta = (sequence: number, item: string, text: string, obfuscation = 'oO4Mvw'.slice(sequence % 5)): string =>
+  `event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":${sequence},"item_id":"${item}","output_index":0,"content_index":0,"delta":${JSON.stringify(text)},"logprobs":[],"obfuscation":"${obfuscation}"}\n\n`
+
+/** A stream whose deltas change shape in every way the shape memory must notice. */
+const SHAPES = [
+  openaiDelta(8, 'msg_a', 'Here '),
+  openaiDelta(9, 'msg_a', 'you go \u2014 '),
+  // Same shape from here on: the sequence number gets more digits, the text escapes.
+  openaiDelta(10, 'msg_a', 'a "quoted" apple:\n'),
+  openaiDelta(100, 'msg_a', '![an apple]('),
+  openaiDelta(1000, 'msg_a', '/c/x.png) and '),
+  // Another part, then back.
+  openaiDelta(1001, 'msg_b', 'MEDIA:/c/x.png '),
+  openaiDelta(1002, 'msg_a', 'more '),
+  // The same part with its keys in another order, and with an extra key.
+  'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","content_index":0,"delta":"sorted ","item_id":"msg_a","logprobs":[],"output_index":0,"sequence_number":1003}\n\n',
+  'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","content_index":0,"delta":"extra ","item_id":"msg_a","logprobs":[],"output_index":0,"sequence_number":1004,"x":{"delta":"no"}}\n\n',
+  openaiDelta(1005, 'msg_a', 'back '),
+  openaiDelta(1006, 'msg_a', 'plain '),
+  // A second delta after the remembered shape: the client reads the last one.
+  openaiDelta(1007, 'msg_a', 'hidden ').replace('"}\n\n', '","delta":"shown ![b](/c/x.png) "}\n\n'),
+  openaiDelta(1008, 'msg_a', 'plain again '),
+  // A second delta inside the obfuscation's place, and one that swallows the rest.
+  openaiDelta(1009, 'msg_a', 'x ').replace('"obfuscation":"', '"obfuscation":"o","delta":"MEDIA:/c/x.png ","z":"'),
+  openaiDelta(1010, 'msg_a', 'y ').replace('"logprobs":[]', '"logprobs":[{"delta":"![c](/c/x.png)"}]'),
+  // The other part's delta, parsed (it has an id line) while the first part's shape is
+  // remembered: the next delta of that shape goes to the first part, not the other.
+  'id: 7\n' + openaiDelta(1010, 'msg_b', 'see ![b](/c/'),
+  openaiDelta(1010, 'msg_a', 'x.png) '),
+  // CRLF line ends, twice: a new shape, then that shape again.
+  openaiDelta(1011, 'msg_a', 'crlf ').replace(/\n/g, '\r\n'),
+  openaiDelta(1012, 'msg_a', 'crlf ![d](/c/x.png) ').replace(/\n/g, '\r\n'),
+  openaiDelta(1013, 'msg_a', 'end').replace(/\n/g, '\r\n'),
+  event('response.output_text.done', 1014, { item_id: 'msg_a', output_index: 0, content_index: 0, text: 'not the deltas ![e](/c/x.png)' }),
+  event('response.output_text.done', 1015, { item_id: 'msg_b', output_index: 0, content_index: 0, text: 'MEDIA:/c/x.png ' }),
+  event('response.completed', 1016, { response: { output: [], output_text: 'MEDIA:/c/x.png ' } })
+].join('')
+
+t.test('deltas taken by the shape of the one before give exactly what the parser gives', async (t) => {
+  const expected = transformParsed(SHAPES)
+  t.equal(transform(SHAPES).join(''), expected.join(''), 'the same bytes')
+  const list = events(expected)
+  const url = 'http://gate.test/images/x.png'
+  t.match(deltas(list), `![an apple](${url}) and `, 'a reference split across deltas of one shape is rewritten')
+  t.equal(list.filter((e) => e.type === 'response.output_text.delta' && e.item_id === 'msg_b').map((e) => e.delta).join(''), `![x.png](${url}) see ![b](/c/`, 'the other part, its held text released when it ends')
+  t.equal(list[11]?.delta, `shown ![b](${url}) `, 'a second delta key: the one the client reads is rewritten')
+  t.equal(list[13]?.delta, `![x.png](${url}) `, 'a second delta inside a changing value: the one the client reads is rewritten')
+  t.equal(list[16]?.delta, 'x.png) ', 'a delta of the part whose shape is remembered, after a parsed delta of another part')
+  t.equal(list[18]?.delta, `crlf ![d](${url}) `, 'CRLF')
+  t.equal(list.find((e) => e.type === 'response.output_text.done')?.text, `not the deltas ![e](${url})`, 'a done text that is not its deltas is rewritten as it is')
+  const bytes = new TextEncoder().encode(SHAPES)
+  fc.assert(fc.property(fc.uniqueArray(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 30 }), (cuts) => {
+    const chunks: Uint8Array[] = []
+    let from = 0
+    for (const cut of [...cuts].sort((a, b) => a - b)) { chunks.push(bytes.subarray(from, cut)); from = cut }
+    chunks.push(bytes.subarray(from))
+    return transform(chunks).join('') === expected.join('')
+  }), { numRuns: 500 })
+  t.pass('500 byte splits give the same bytes')
+})
+
+t.test('a part\'s text is kept as bytes: its repeats are not rewritten again, a different one is', async (t) => {
+  let wholeRewrites = 0
+  const counting = (text: string): string => { wholeRewrites++; return whole(text) }
+  const run = (input: string): Event[] => {
+    const stream = createEventStream(createResponsesHandler(() => createRewriter({ resolve }), counting))
+    return events([stream.feed(Buffer.from(input)).toString(), stream.end().toString()])
+  }
+  const url = 'http://gate.test/images/x.png'
+  const done = (text: string): string => event('response.output_text.done', 99, { item_id: 'm', output_index: 0, content_index: 0, text })
+  const plain = ['Plain ', 'words \u00e9\u2014\ud83c\udf4e ', 'and more'].map((text, i) => openaiDelta(i, 'm', text)).join('')
+  t.equal(run(plain + done('Plain words \u00e9\u2014\ud83c\udf4e and more')).at(-1)?.text, 'Plain words \u00e9\u2014\ud83c\udf4e and more', 'plain deltas, taken on their bytes')
+  t.equal(wholeRewrites, 0, 'their done text is known')
+  // Line ends make these deltas decoded and pushed: their text is kept from the string.
+  const decoded = ['Line\n', 'caf\u00e9\n', '\u2014 dash\n', '\ud83c\udf4e apple\n', 'long '.repeat(20) + '\n'].map((text, i) => openaiDelta(i, 'm', text)).join('')
+  const decodedText = 'Line\ncaf\u00e9\n\u2014 dash\n\ud83c\udf4e apple\n' + 'long '.repeat(20) + '\n'
+  t.equal(run(decoded + done(decodedText)).at(-1)?.text, decodedText, 'decoded deltas of one to four bytes per character, short and long')
+  t.equal(wholeRewrites, 0, 'their done text is known: the bytes kept are its UTF-8')
+  const rewritten = ['See ', '![a](/c/x.png)', ' and ', 'MEDIA:/c/x', '.png done'].map((text, i) => openaiDelta(i, 'm', text)).join('')
+  t.equal(run(rewritten + done('See ![a](/c/x.png) and MEDIA:/c/x.png done')).at(-1)?.text, `See ![a](${url}) and ![x.png](${url}) done`, 'deltas with references, one held across deltas')
+  t.equal(wholeRewrites, 0, 'their done text is known too')
+  t.equal(run(plain + done('Plain words and more ![a](/c/x.png)')).at(-1)?.text, `Plain words and more ![a](${url})`, 'a done text that differs from its plain deltas')
+  t.equal(wholeRewrites, 1, 'is rewritten on its own')
+  // A character cut between two deltas' bytes: each delta reads as a replacement
+  // character, so the part's text is not the text its joined bytes spell.
+  const latin1 = (text: string): Buffer => Buffer.from(text, 'latin1')
+  const cutPlain = Buffer.concat([Buffer.from(openaiDelta(0, 'm', 'x ')), latin1(openaiDelta(1, 'm', 'caf\u00c3')), latin1(openaiDelta(2, 'm', '\u00a9 more')), Buffer.from(done('x caf\u00e9 more'))])
+  const plainStream = createEventStream(createResponsesHandler(() => createRewriter({ resolve }), counting))
+  const plainList = events([plainStream.feed(cutPlain).toString(), plainStream.end().toString()])
+  t.equal(deltas(plainList), 'x caf\ufffd\ufffd more', 'plain deltas that cut a character read as replacement characters')
+  t.equal(plainList.at(-1)?.text, 'x caf\u00e9 more', 'the done text that spells the joined character')
+  t.equal(wholeRewrites, 2, 'is not taken for their text: it is rewritten on its own')
+  const cutBytes = Buffer.concat([Buffer.from(openaiDelta(0, 'm', 'x ')), latin1(openaiDelta(1, 'm', 'caf\u00c3')), latin1(openaiDelta(2, 'm', '\u00a9 ![a](/c/x.png)')), Buffer.from(done('x caf\u00e9 ![a](/c/x.png)'))])
+  const stream = createEventStream(createResponsesHandler(() => createRewriter({ resolve }), counting))
+  const list = events([stream.feed(cutBytes).toString(), stream.end().toString()])
+  t.equal(deltas(list), `x caf\ufffd\ufffd ![a](${url})`, 'the deltas read as replacement characters')
+  t.equal(list.at(-1)?.text, `x caf\u00e9 ![a](${url})`, 'the done text that spells the joined character is rewritten as it is')
+  t.equal(wholeRewrites, 3, 'on its own')
+  // Halves of a surrogate pair in two deltas: JSON strings, not UTF-8.
+  const halves = openaiDelta(0, 'm', 'x ') + openaiDelta(1, 'm', '\ud83c') + openaiDelta(2, 'm', '\udf4e ![a](/c/x.png)')
+  t.equal(run(halves + done('x \ud83c\udf4e ![a](/c/x.png)')).at(-1)?.text, `x \ud83c\udf4e ![a](${url})`, 'a pair split across deltas')
+  t.equal(wholeRewrites, 4, 'is rewritten on its own')
+  // A lone surrogate is a replacement character in UTF-8: kept as bytes, the part's
+  // text would pass for a done text that names another file.
+  const lone = openaiDelta(0, 'm', 'x ') + openaiDelta(1, 'm', '![a](/c/\ud800.png)')
+  t.equal(run(lone + done('x ![a](/c/\ufffd.png)')).at(-1)?.text, 'x ![a](http://gate.test/images/%EF%BF%BD.png)', 'a done text with the replacement character is rewritten as it is')
+  t.equal(wholeRewrites, 5, 'on its own')
+  // Deltas after the part's end: its kept text stays what it was when it ended.
+  const after = openaiDelta(0, 'm', 'a ') + openaiDelta(1, 'm', 'b ') + event('response.output_text.done', 2, { item_id: 'm', output_index: 0, content_index: 0 }) + openaiDelta(3, 'm', '![a](/c/x.png)') +
+    event('response.completed', 3, { response: { output: [], output_text: 'a b ![a](/c/x.png)' } })
+  const afterList = run(after)
+  t.equal(afterList.at(-1)?.response.output_text, `a b ![a](${url})`, 'a text that goes on after the part ended is rewritten')
+  t.equal(wholeRewrites, 6, 'on its own')
+})
+
+t.test('kept part texts are bounded per stream, and compared as texts, not only as bytes', async (t) => {
+  let wholeRewrites = 0
+  const counting = (text: string): string => { wholeRewrites++; return whole(text) }
+  const handler = createResponsesHandler(() => createRewriter({ resolve }), counting)
+  const stream = createEventStream(handler)
+  const send = (input: string): Event[] => events([stream.feed(Buffer.from(input)).toString()])
+  const ids = (i: number): Record<string, unknown> => ({ item_id: `m${i}`, output_index: i, content_index: 0 })
+  let sequence = 0
+  const part = (i: number, texts: string[], done?: string): string =>
+    texts.map((text) => event('response.output_text.delta', sequence++, { ...ids(i), delta: text })).join('') +
+    event('response.output_text.done', sequence++, done === undefined ? ids(i) : { ...ids(i), text: done })
+  const partDone = (text: string): Event | undefined => send(event('response.content_part.done', sequence++, { part: { type: 'output_text', text } }))[0]
+  // An empty part keeps nothing; 64 parts that ended are kept (of two responses: one
+  // holds at most 64 parts), and a 65th drops the first.
+  send(part(0, ['']))
+  for (let i = 1; i < 64; i++) send(part(i, [`text ${i} `, 'and more']))
+  send(event('response.completed', sequence++, { response: { output: [] } }))
+  send(part(64, ['text 64 ', 'and more']))
+  t.equal(wholeRewrites, 0, 'nothing rewritten whole yet')
+  partDone('text 1 and more')
+  t.equal(wholeRewrites, 0, 'the first is still known')
+  send(part(65, ['text 65 ', 'and more']))
+  send(part(66, ['text 66 ', 'and more']))
+  t.equal(wholeRewrites, 0, 'nothing rewritten whole yet')
+  partDone('text 3 and more')
+  t.equal(wholeRewrites, 0, 'a kept text is known')
+  partDone('text 2 and more')
+  t.equal(wholeRewrites, 1, 'the oldest of 65 was dropped: rewritten whole')
+  // Together they hold at most 1 MiB: the fifth text of 250 KB is not kept.
+  const big = (i: number): string => `${i} `.padEnd(250 * 1000, 'y')
+  for (let i = 67; i < 72; i++) send(part(i, [big(i).slice(0, 1000), big(i).slice(1000)]))
+  partDone(big(67))
+  t.equal(wholeRewrites, 1, 'the first big text is kept')
+  partDone(big(71))
+  t.equal(wholeRewrites, 2, 'the one past the bound was not')
+  // One delta longer than a text is kept: the part keeps nothing.
+  const huge = 'z'.repeat(256 * 1024 + 1)
+  send(part(72, [huge]))
+  partDone(huge)
+  t.equal(wholeRewrites, 3, 'a delta too long to keep')
+  // A lone surrogate has the bytes of a replacement character, but is another text,
+  // naming another file.
+  send(part(73, ['x ', '![a](/c/\ufffd.png)']))
+  t.equal(partDone('x ![a](/c/\ud800.png)')?.part.text, 'x ![a](/c/\ud800.png)', 'a text with a lone surrogate is not the kept text with a replacement character')
+  t.equal(wholeRewrites, 4, 'it is rewritten on its own')
+  t.equal(partDone('x ![a](/c/\ufffd.png)')?.part.text, 'x ![a](http://gate.test/images/%EF%BF%BD.png)', 'the kept text itself is still known')
+  t.equal(wholeRewrites, 4, 'and not rewritten again')
 })
