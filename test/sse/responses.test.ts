@@ -7,6 +7,7 @@ import { createRewriter } from '../../src/rewrite/rewriter.js'
 import { fakeResolve } from '../fixtures/resolve.js'
 import { dataLines, rawEvents } from '../fixtures/gate.js'
 import { pyJson } from '../fixtures/chat.js'
+import { cutAt, splitBytes } from '../fixtures/split.js'
 
 const APPLE = '/root/.hermes/cache/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
 const APPLE_URL = 'http://gate.test/images/openai_codex_gpt-image-2-medium_20260424_143801_f2c2ad0c.png'
@@ -94,11 +95,7 @@ t.test('chunk invariance over raw bytes of the fixture', async (t) => {
   const bytes = new TextEncoder().encode(FIXTURE)
   const expected = transform(FIXTURE)
   fc.assert(fc.property(fc.uniqueArray(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 20 }), (cuts) => {
-    const chunks: Uint8Array[] = []
-    let from = 0
-    for (const cut of [...cuts].sort((a, b) => a - b)) { chunks.push(bytes.subarray(from, cut)); from = cut }
-    chunks.push(bytes.subarray(from))
-    return JSON.stringify(transform(chunks)) === JSON.stringify(expected)
+    return JSON.stringify(transform(cutAt(bytes, cuts))) === JSON.stringify(expected)
   }), { numRuns: 500 })
   t.pass('500 byte splits agree')
 })
@@ -255,13 +252,10 @@ t.test('deltas taken by the shape of the one before give exactly what the parser
   t.equal(list.find((e) => e.type === 'response.output_text.done')?.text, `not the deltas ![e](${url})`, 'a done text that is not its deltas is rewritten as it is')
   const bytes = new TextEncoder().encode(SHAPES)
   fc.assert(fc.property(fc.uniqueArray(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 30 }), (cuts) => {
-    const chunks: Uint8Array[] = []
-    let from = 0
-    for (const cut of [...cuts].sort((a, b) => a - b)) { chunks.push(bytes.subarray(from, cut)); from = cut }
-    chunks.push(bytes.subarray(from))
-    return transform(chunks).join('') === expected.join('')
+    return transform(cutAt(bytes, cuts)).join('') === expected.join('')
   }), { numRuns: 500 })
   t.pass('500 byte splits give the same bytes')
+  t.equal(transform(splitBytes(SHAPES)).join(''), expected.join(''), 'reads of 1 to 7 bytes in turn, cutting every event, CRLF and character')
 })
 
 t.test('a part\'s text is kept as bytes: its repeats are not rewritten again, a different one is', async (t) => {
