@@ -202,3 +202,78 @@ export function endsWholeCharacter (buf: Buffer, from: number, to: number): bool
   const needs = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0
   return to - 1 - lead >= needs
 }
+
+export const isHighSurrogate = (c: number): boolean => c >= 0xd800 && c < 0xdc00
+const isLowSurrogate = (c: number): boolean => c >= 0xdc00 && c < 0xe000
+
+/** Writes the UTF-8 of the code point `c` (not a surrogate) at `target[at]`; returns the position after it. */
+export function writeCodePoint (target: Buffer, at: number, c: number): number {
+  if (c < 0x80) {
+    target[at++] = c
+  } else if (c < 0x800) {
+    target[at++] = 0xc0 | (c >> 6)
+    target[at++] = 0x80 | (c & 0x3f)
+  } else if (c < 0x10000) {
+    target[at++] = 0xe0 | (c >> 12)
+    target[at++] = 0x80 | ((c >> 6) & 0x3f)
+    target[at++] = 0x80 | (c & 0x3f)
+  } else {
+    target[at++] = 0xf0 | (c >> 18)
+    target[at++] = 0x80 | ((c >> 12) & 0x3f)
+    target[at++] = 0x80 | ((c >> 6) & 0x3f)
+    target[at++] = 0x80 | (c & 0x3f)
+  }
+  return at
+}
+
+/** The value of the four hex digits at `buf[at]`, or -1. */
+function hex4 (buf: Buffer, at: number, to: number): number {
+  if (at + 4 > to) return -1
+  let value = 0
+  for (let k = at; k < at + 4; k++) {
+    const c = (buf[k] as number) | 0x20
+    const digit = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1
+    if (digit === -1) return -1
+    value = value * 16 + digit
+  }
+  return value
+}
+
+/** What JSON's two-byte escapes stand for, by their second byte (RFC 8259 section 7). */
+const SHORT_ESCAPES: ReadonlyMap<number, number> = new Map([
+  [0x22, 0x22], [0x5c, 0x5c], [0x2f, 0x2f], [0x62, 0x08], [0x66, 0x0c], [0x6e, 0x0a], [0x72, 0x0d], [0x74, 0x09]
+])
+
+/**
+ * Writes the text of the JSON string content `buf[from, to)` (no quotes) in UTF-8 at
+ * `target[at]`: its bytes, each escape replaced by the character it stands for, a pair
+ * of `\uXXXX` surrogates by one four-byte character. Returns the position after it, or
+ * -1 for an escape that is not JSON's or a surrogate without its other half (a text
+ * UTF-8 cannot hold). `target` needs room for `to - from` bytes: no text is longer than
+ * its escaped form.
+ */
+export function writeJsonText (buf: Buffer, from: number, to: number, target: Buffer, at: number): number {
+  for (let i = from; i < to; i++) {
+    const c = buf[i] as number
+    if (c !== BACKSLASH) {
+      target[at++] = c
+      continue
+    }
+    const short = SHORT_ESCAPES.get(buf[i + 1] as number)
+    if (short !== undefined && i + 1 < to) {
+      target[at++] = short
+      i++
+      continue
+    }
+    let code = buf[i + 1] === 0x75 ? hex4(buf, i + 2, to) : -1
+    i += 5
+    if (isHighSurrogate(code) && buf[i + 1] === BACKSLASH && buf[i + 2] === 0x75) {
+      const low = hex4(buf, i + 3, to)
+      code = isLowSurrogate(low) ? 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00) : -1
+      i += 6
+    }
+    if (code === -1 || isHighSurrogate(code) || isLowSurrogate(code)) return -1
+    at = writeCodePoint(target, at, code)
+  }
+  return at
+}

@@ -4,7 +4,8 @@ import type { JsonObject } from '../json.js'
 import { rewriteItem, rewritePart } from '../rewrite/responses-body.js'
 import type { Rewriter } from '../rewrite/rewriter.js'
 import { createDeltaSlotFinder } from './delta-slot.js'
-import { endsWholeCharacter, readString } from './raw-bytes.js'
+import { BACKSLASH } from '../chars.js'
+import { endsWholeCharacter, isHighSurrogate, readString, writeCodePoint, writeJsonText } from './raw-bytes.js'
 import type { DeltaSlot } from './delta-slot.js'
 import type { EventHandler, RawEvent } from './event-stream.js'
 import { createFinder, replaceData, replaceStrings } from './raw-json.js'
@@ -90,25 +91,31 @@ function appendText (bytes: Bytes, text: string, length: number): void {
   // A short text by a loop: the native encoder's call costs more than encoding a delta.
   let at = bytes.length
   for (let i = 0; i < text.length; i++) {
-    let c = text.charCodeAt(i)
-    if (c < 0x80) {
-      target[at++] = c
-    } else if (c < 0x800) {
-      target[at++] = 0xc0 | (c >> 6)
-      target[at++] = 0x80 | (c & 0x3f)
-    } else if (c >= 0xd800 && c < 0xdc00) {
-      c = 0x10000 + ((c - 0xd800) << 10) + (text.charCodeAt(++i) - 0xdc00)
-      target[at++] = 0xf0 | (c >> 18)
-      target[at++] = 0x80 | ((c >> 12) & 0x3f)
-      target[at++] = 0x80 | ((c >> 6) & 0x3f)
-      target[at++] = 0x80 | (c & 0x3f)
-    } else {
-      target[at++] = 0xe0 | (c >> 12)
-      target[at++] = 0x80 | ((c >> 6) & 0x3f)
-      target[at++] = 0x80 | (c & 0x3f)
-    }
+    const c = text.charCodeAt(i)
+    at = writeCodePoint(target, at, isHighSurrogate(c) ? 0x10000 + ((c - 0xd800) << 10) + (text.charCodeAt(++i) - 0xdc00) : c)
   }
   bytes.length = at
+}
+
+/**
+ * Appends the text of the JSON string content `buf[from, to)` in UTF-8 (a delta taken on
+ * its bytes may hold `\\u00e9`, `\\"` or `\\/`). False, with nothing appended, when it
+ * has an escape that is not JSON's or a lone surrogate: that text would not survive UTF-8.
+ */
+function appendLiteral (bytes: Bytes, buf: Buffer, from: number, to: number): boolean {
+  if (to - from > SHORT_PIECE) {
+    const escape = buf.indexOf(BACKSLASH, from)
+    if (escape === -1 || escape >= to) {
+      appendBytes(bytes, buf, from, to)
+      return true
+    }
+  }
+  // No text is longer than its literal.
+  room(bytes, to - from)
+  const at = writeJsonText(buf, from, to, bytes.buf, bytes.length)
+  if (at === -1) return false
+  bytes.length = at
+  return true
 }
 
 /** A part that ended with its text kept (see `keepEnded`); `size` counts its bytes. */
@@ -250,20 +257,22 @@ export function createResponsesHandler (newRewriter: () => Rewriter, rewriteWhol
   }
 
   /**
-   * A delta that went out as it came, taken on its bytes `buf[from, to)` (a JSON string
-   * with no escape: its bytes are its text). Decoded joined to the next deltas, bytes
-   * that end inside a UTF-8 sequence could make one character of what each delta
-   * decoded on its own made two replacement characters: such a part is not kept.
+   * A delta that went out as it came, taken on its bytes: `buf[from, to)` is its JSON
+   * string's content, whose text is kept with its escapes undone. Decoded joined to the
+   * next deltas, bytes that end inside a UTF-8 sequence could make one character of what
+   * each delta decoded on its own made two replacement characters: such a part is not
+   * kept, nor one with a lone surrogate.
    */
   function keepBytes (found: Part, buf: Buffer, from: number, to: number): void {
     if (!keeps(found, to - from)) return
-    if (!endsWholeCharacter(buf, from, to)) {
+    const original = found.original as Bytes
+    const length = original.length
+    if (!endsWholeCharacter(buf, from, to) || !appendLiteral(original, buf, from, to)) {
       found.original = undefined
       found.rewritten = undefined
       return
     }
-    appendBytes(found.original as Bytes, buf, from, to)
-    if (found.rewritten !== undefined) appendBytes(found.rewritten, buf, from, to)
+    if (found.rewritten !== undefined) appendBytes(found.rewritten, original.buf, length, original.length)
   }
 
   /**

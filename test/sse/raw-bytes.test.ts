@@ -1,7 +1,7 @@
 import t from 'tap'
 import { CLOSE_BRACE, COLON } from '../../src/chars.js'
 import {
-  bytesAt, endsWholeCharacter, expect, expectByte, indexEnd, isKeyStart, objectOfDataLine, readIndex, readString, skipBlanks, stringEnd, valueEnd
+  bytesAt, endsWholeCharacter, expect, expectByte, indexEnd, isKeyStart, objectOfDataLine, readIndex, readString, skipBlanks, stringEnd, valueEnd, writeCodePoint, writeJsonText
 } from '../../src/sse/raw-bytes.js'
 
 const b = (text: string): Buffer => Buffer.from(text, 'utf8')
@@ -142,4 +142,39 @@ t.test('endsWholeCharacter: bytes that do not end inside a UTF-8 sequence', asyn
     }
   }
   t.notOk(endsWholeCharacter(Buffer.from([0x61, 0xe2, 0x80, 0x94]), 0, 3), 'only the range counts: its end cuts the character')
+})
+
+t.test('writeCodePoint writes UTF-8 as Node does', async (t) => {
+  for (const c of [0x41, 0x7f, 0x80, 0xe9, 0x7ff, 0x800, 0x2014, 0xffff, 0x10000, 0x1f34e, 0x10ffff]) {
+    const target = Buffer.alloc(4)
+    const end = writeCodePoint(target, 0, c)
+    t.same(target.subarray(0, end), Buffer.from(String.fromCodePoint(c), 'utf8'), `U+${c.toString(16)}`)
+  }
+})
+
+t.test('writeJsonText: the text of a JSON string\'s content, in UTF-8, or -1', async (t) => {
+  const rows: Array<[string, string | undefined]> = [
+    ['plain words', 'plain words'],
+    ['caf\u00e9 \ud83c\udf4e', 'caf\u00e9 \ud83c\udf4e'],
+    ['\\u00e9\\u2014\\ud83c\\udf4e\\u0041', '\u00e9\u2014\ud83c\udf4eA'],
+    ['\\uD83C\\uDF4E upper case', '\ud83c\udf4e upper case'],
+    ['\\" \\\\ \\/ \\b \\f \\n \\r \\t', '" \\ / \b \f \n \r \t'],
+    ['\\x', undefined],
+    ['\\u00g1', undefined],
+    ['\\u00e', undefined],
+    ['\\ud83c', undefined],
+    ['\\ud83c and then', undefined],
+    ['\\ud83c\\u0041', undefined],
+    ['\\ud83c\\ud83c', undefined],
+    ['\\udf4e', undefined],
+    ['a\\', undefined]
+  ]
+  for (const [content, expected] of rows) {
+    const buf = Buffer.from(`"${content}"`, 'utf8')
+    const target = Buffer.alloc(buf.length)
+    const end = writeJsonText(buf, 1, buf.length - 1, target, 0)
+    if (expected === undefined) t.equal(end, -1, `${content}: -1`)
+    else t.equal(target.toString('utf8', 0, end), expected, content)
+    if (expected !== undefined) t.equal(expected, JSON.parse(`"${content}"`), `${content}: as JSON.parse reads it`)
+  }
 })

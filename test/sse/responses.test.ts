@@ -269,6 +269,8 @@ t.test('a part\'s text is kept as bytes: its repeats are not rewritten again, a 
   const done = (text: string): string => event('response.output_text.done', 99, { item_id: 'm', output_index: 0, content_index: 0, text })
   const plain = ['Plain ', 'words \u00e9\u2014\ud83c\udf4e ', 'and more'].map((text, i) => openaiDelta(i, 'm', text)).join('')
   t.equal(run(plain + done('Plain words \u00e9\u2014\ud83c\udf4e and more')).at(-1)?.text, 'Plain words \u00e9\u2014\ud83c\udf4e and more', 'plain deltas, taken on their bytes')
+  const long = ['Long ', 'words '.repeat(20), 'end'].map((text, i) => openaiDelta(i, 'm', text)).join('')
+  t.equal(run(long + done(`Long ${'words '.repeat(20)}end`)).at(-1)?.text, `Long ${'words '.repeat(20)}end`, 'a long plain delta')
   t.equal(wholeRewrites, 0, 'their done text is known')
   // Line ends make these deltas decoded and pushed: their text is kept from the string.
   const decoded = ['Line\n', 'caf\u00e9\n', '\u2014 dash\n', '\ud83c\udf4e apple\n', 'long '.repeat(20) + '\n'].map((text, i) => openaiDelta(i, 'm', text)).join('')
@@ -280,6 +282,16 @@ t.test('a part\'s text is kept as bytes: its repeats are not rewritten again, a 
   t.equal(wholeRewrites, 0, 'their done text is known too')
   t.equal(run(plain + done('Plain words and more ![a](/c/x.png)')).at(-1)?.text, `Plain words and more ![a](${url})`, 'a done text that differs from its plain deltas')
   t.equal(wholeRewrites, 1, 'is rewritten on its own')
+  // JSON written with ASCII only (hermes): escapes of characters past ASCII, \" and \/
+  // are plain text, taken on their bytes; the text kept is what they stand for.
+  const literals = ['Caf\\u00e9 ', '\\u2014 \\ud83c\\udf4e ', 'say \\"hi\\" ', 'a\\/b ', '\\u00e9'.repeat(30)]
+  const escaped = literals.map((literal, i) => openaiDelta(i, 'm', 'x').replace('"delta":"x"', `"delta":"${literal}"`)).join('')
+  const escapedText = literals.map((literal) => JSON.parse(`"${literal}"`) as string).join('')
+  t.equal(run(escaped + done(escapedText)).at(-1)?.text, escapedText, 'deltas with escapes, taken on their bytes')
+  t.equal(wholeRewrites, 1, 'their done text is known')
+  const spelled = literals.join('')
+  t.equal(run(escaped + done(spelled)).at(-1)?.text, spelled, 'a done text that spells the escapes themselves')
+  t.equal(wholeRewrites, 2, 'is not taken for the deltas\' text')
   // A character cut between two deltas' bytes: each delta reads as a replacement
   // character, so the part's text is not the text its joined bytes spell.
   const latin1 = (text: string): Buffer => Buffer.from(text, 'latin1')
@@ -288,28 +300,28 @@ t.test('a part\'s text is kept as bytes: its repeats are not rewritten again, a 
   const plainList = events([plainStream.feed(cutPlain).toString(), plainStream.end().toString()])
   t.equal(deltas(plainList), 'x caf\ufffd\ufffd more', 'plain deltas that cut a character read as replacement characters')
   t.equal(plainList.at(-1)?.text, 'x caf\u00e9 more', 'the done text that spells the joined character')
-  t.equal(wholeRewrites, 2, 'is not taken for their text: it is rewritten on its own')
+  t.equal(wholeRewrites, 3, 'is not taken for their text: it is rewritten on its own')
   const cutBytes = Buffer.concat([Buffer.from(openaiDelta(0, 'm', 'x ')), latin1(openaiDelta(1, 'm', 'caf\u00c3')), latin1(openaiDelta(2, 'm', '\u00a9 ![a](/c/x.png)')), Buffer.from(done('x caf\u00e9 ![a](/c/x.png)'))])
   const stream = createEventStream(createResponsesHandler(() => createRewriter({ resolve }), counting))
   const list = events([stream.feed(cutBytes).toString(), stream.end().toString()])
   t.equal(deltas(list), `x caf\ufffd\ufffd ![a](${url})`, 'the deltas read as replacement characters')
   t.equal(list.at(-1)?.text, `x caf\u00e9 ![a](${url})`, 'the done text that spells the joined character is rewritten as it is')
-  t.equal(wholeRewrites, 3, 'on its own')
+  t.equal(wholeRewrites, 4, 'on its own')
   // Halves of a surrogate pair in two deltas: JSON strings, not UTF-8.
   const halves = openaiDelta(0, 'm', 'x ') + openaiDelta(1, 'm', '\ud83c') + openaiDelta(2, 'm', '\udf4e ![a](/c/x.png)')
   t.equal(run(halves + done('x \ud83c\udf4e ![a](/c/x.png)')).at(-1)?.text, `x \ud83c\udf4e ![a](${url})`, 'a pair split across deltas')
-  t.equal(wholeRewrites, 4, 'is rewritten on its own')
+  t.equal(wholeRewrites, 5, 'is rewritten on its own')
   // A lone surrogate is a replacement character in UTF-8: kept as bytes, the part's
   // text would pass for a done text that names another file.
   const lone = openaiDelta(0, 'm', 'x ') + openaiDelta(1, 'm', '![a](/c/\ud800.png)')
   t.equal(run(lone + done('x ![a](/c/\ufffd.png)')).at(-1)?.text, 'x ![a](http://gate.test/images/%EF%BF%BD.png)', 'a done text with the replacement character is rewritten as it is')
-  t.equal(wholeRewrites, 5, 'on its own')
+  t.equal(wholeRewrites, 6, 'on its own')
   // Deltas after the part's end: its kept text stays what it was when it ended.
   const after = openaiDelta(0, 'm', 'a ') + openaiDelta(1, 'm', 'b ') + event('response.output_text.done', 2, { item_id: 'm', output_index: 0, content_index: 0 }) + openaiDelta(3, 'm', '![a](/c/x.png)') +
     event('response.completed', 3, { response: { output: [], output_text: 'a b ![a](/c/x.png)' } })
   const afterList = run(after)
   t.equal(afterList.at(-1)?.response.output_text, `a b ![a](${url})`, 'a text that goes on after the part ended is rewritten')
-  t.equal(wholeRewrites, 6, 'on its own')
+  t.equal(wholeRewrites, 7, 'on its own')
 })
 
 t.test('kept part texts are bounded per stream, and compared as texts, not only as bytes', async (t) => {
