@@ -154,10 +154,11 @@ export type DeltaMatch = 'none' | 'walked' | 'shape'
 export function createDeltaSlotFinder (): (event: RawEvent, slot: DeltaSlot) => DeltaMatch {
   const holes: Holes = { at: [], delta: 0 }
   /** The bytes of the last delta walked, without its changing values, as bytes and as 32-bit words. */
-  const memory = new ArrayBuffer(SHAPE_ROOM)
-  const fixed = Buffer.from(memory)
-  const fixedView = new DataView(memory)
-  const words = new Int32Array(SHAPE_ROOM / 4)
+  // One allocation for both: a stream opens one finder.
+  const memory = new ArrayBuffer(2 * SHAPE_ROOM)
+  const fixed = Buffer.from(memory, 0, SHAPE_ROOM)
+  const fixedView = new DataView(memory, 0, SHAPE_ROOM)
+  const words = new Int32Array(memory, SHAPE_ROOM, SHAPE_ROOM / 4)
   /** Where each piece of `fixed` starts (on a word) and ends; a changing value follows each but the last. */
   const pieceFrom: number[] = []
   const pieceTo: number[] = []
