@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { register as globalRegistry } from 'prom-client'
 import t from 'tap'
 import type { Test } from 'tap'
-import { ABORTED_STATUS, REFERENCE_OUTCOMES, UNMATCHED_ROUTE, createMetrics } from '../src/metrics.js'
+import { ABORTED_STATUS, EVENT_LOOP_SAMPLE_MS, REFERENCE_OUTCOMES, UNMATCHED_ROUTE, createMetrics } from '../src/metrics.js'
 import type { RequestSummary } from '../src/metrics.js'
+import { startCli } from './fixtures/cli-process.js'
 import { startGate } from './fixtures/gate.js'
 import { CONTAINER_DIR, IMAGE_NAME, IMAGE_PATH, PNG, SECRET } from './fixtures/hermes.js'
 import { open, responseOf, send, waitFor } from './fixtures/http.js'
@@ -264,4 +266,20 @@ t.test('non-streaming answers count their references', async t => {
   t.equal(res.status, 200, 'answered')
   const samples = parseMetrics((await send(gate.url, { path: '/metrics' })).text)
   t.equal(sampleValue(samples, 'imagegate_references_total', { outcome: 'rewritten' }), 2, 'both references')
+})
+
+// A sidecar spends most of its life idle: it must sleep then, not wake for its own timers.
+t.test('an idle imagegate sleeps: its main thread wakes about 10 times a second, not 100', async t => {
+  const dir = t.testdir({ images: {}, state: {} })
+  const cli = await startCli(t, ['--port', '0', '--cache-dir', path.join(dir, 'images'), '--state-dir', path.join(dir, 'state'), '--upstream', 'http://127.0.0.1:9/v1'])
+  // Each wake-up from epoll is a voluntary context switch of the main thread.
+  const switches = (): number => Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${cli.pid}/task/${cli.pid}/status`, 'utf8'))?.[1])
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  const before = switches()
+  const started = Date.now()
+  await new Promise((resolve) => setTimeout(resolve, 2000))
+  const perSecond = (switches() - before) / ((Date.now() - started) / 1000)
+  t.ok(perSecond < 1000 / EVENT_LOOP_SAMPLE_MS * 3, `${perSecond.toFixed(1)} wake-ups per second (the event-loop metrics sample every ${EVENT_LOOP_SAMPLE_MS} ms; at prom-client's 10 ms, about 100)`)
+  cli.kill('SIGTERM')
+  t.equal((await cli.exited).code, 0, 'then stops as asked')
 })
