@@ -202,23 +202,31 @@ const plainText = fc.array(fc.oneof(
   fc.string({ unit: 'binary', maxLength: 4 }).map((value) => value.replace(/[`~\\\r\n]/g, ''))
 ), { minLength: 1, maxLength: 8 }).map((parts) => parts.join(''))
 
+/**
+ * Whether `plain` given to advancePlain and `bytes` given to advancePlainBytes, after
+ * `before`, leave states that place a reference alike at every point of `probe` after them.
+ */
+function sameAfter (before: string, plain: string, bytes: Uint8Array, probe: string): boolean {
+  for (let at = 0; at <= probe.length; at++) {
+    const asText = createCodeState()
+    feed(asText, before)
+    asText.advancePlain(plain)
+    feed(asText, probe.slice(0, at))
+    const asBytes = createCodeState()
+    feed(asBytes, before)
+    asBytes.advancePlainBytes(bytes, 0, bytes.length)
+    feed(asBytes, probe.slice(0, at))
+    if (asText.afterWord() !== asBytes.afterWord() || asText.place() !== asBytes.place()) return false
+  }
+  return true
+}
+
 t.test('advancePlain and advancePlainBytes, twins, leave the same state for the same text', async (t) => {
   let multiByte = 0
   fc.assert(fc.property(text, plainText, text, (before, plain, probe) => {
     const buf = Buffer.from(`"${plain}"`)
     if (buf.length - 2 > plain.length) multiByte++
-    for (let at = 0; at <= probe.length; at++) {
-      const asText = createCodeState()
-      feed(asText, before)
-      asText.advancePlain(plain)
-      feed(asText, probe.slice(0, at))
-      const asBytes = createCodeState()
-      feed(asBytes, before)
-      asBytes.advancePlainBytes(buf, 1, buf.length - 1)
-      feed(asBytes, probe.slice(0, at))
-      if (asText.afterWord() !== asBytes.afterWord() || asText.place() !== asBytes.place()) return false
-    }
-    return true
+    return sameAfter(before, plain, buf.subarray(1, buf.length - 1), probe)
   }), { numRuns: 1000 })
   t.ok(multiByte > 200, `texts with multi-byte characters took part (${multiByte})`)
 })
@@ -242,18 +250,7 @@ t.test('advancePlainBytes reads the plain escapes of a JSON string as the charac
     // A tab or a control character is an escape the rewriter does not take as plain.
     for (let i = buf.indexOf(0x5c); i !== -1; i = buf.indexOf(0x5c, i + 2)) if (plainEscapeLength(buf, i, buf.length) === 0) return true
     if (buf.includes(0x5c)) escapes++
-    for (let at = 0; at <= probe.length; at++) {
-      const asText = createCodeState()
-      feed(asText, before)
-      asText.advancePlain(plain)
-      feed(asText, probe.slice(0, at))
-      const asBytes = createCodeState()
-      feed(asBytes, before)
-      asBytes.advancePlainBytes(buf, 0, buf.length)
-      feed(asBytes, probe.slice(0, at))
-      if (asText.afterWord() !== asBytes.afterWord() || asText.place() !== asBytes.place()) return false
-    }
-    return true
+    return sameAfter(before, plain, buf, probe)
   }), { numRuns: 1000 })
   t.ok(escapes > 300, `texts with escapes took part (${escapes})`)
   // The word before a `MEDIA:` tag decides whether it is one: an escape ends no word.
