@@ -35,3 +35,19 @@ export const TILDE = 0x7e
 export function isWordChar (code: number): boolean {
   return (code >= DIGIT_0 && code <= DIGIT_9) || (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a) || code === 0x5f
 }
+
+/**
+ * The value of the four ASCII hex digits at `buf[at]` (a JSON `\uXXXX` escape's), or -1
+ * when they are not four hex digits before `to`.
+ */
+export function hex4 (buf: Uint8Array, at: number, to: number): number {
+  if (at + 4 > to) return -1
+  let value = 0
+  for (let k = at; k < at + 4; k++) {
+    const c = (buf[k] as number) | 0x20
+    const digit = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1
+    if (digit === -1) return -1
+    value = value * 16 + digit
+  }
+  return value
+}

@@ -12,7 +12,7 @@
 import * as chars from '../chars.js'
 
 // Module constants, not imported bindings, for the per-character loop (see chars.ts).
-const { BACKSLASH, BACKTICK, CR, NEWLINE, QUOTE, SLASH, SMALL_U, SPACE, TAB, TILDE, isWordChar } = chars
+const { BACKSLASH, BACKTICK, CR, NEWLINE, QUOTE, SLASH, SMALL_U, SPACE, TAB, TILDE, hex4, isWordChar } = chars
 
 /** Where a reference starting at the next character would stand. */
 export type Place =
@@ -55,13 +55,6 @@ export interface CodeState {
 /** A character past ASCII, as the code state sees every one of them. */
 const NON_ASCII = 0x80
 
-/** The value of an ASCII hex digit, or -1. */
-function hexValue (c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30
-  const lower = c | 0x20
-  return lower >= 0x61 && lower <= 0x66 ? lower - 0x57 : -1
-}
-
 /**
  * The length of the JSON escape at `buf[at]` (a backslash) when the character it stands
  * for is plain text to the rewriter and the code state: `\"` and `\/` (2 bytes), or
@@ -73,14 +66,7 @@ export function plainEscapeLength (buf: Uint8Array, at: number, to: number): num
   const next = buf[at + 1]
   if (at + 2 > to) return 0
   if (next === QUOTE || next === SLASH) return 2
-  if (next !== SMALL_U || at + 6 > to) return 0
-  let code = 0
-  for (let k = at + 2; k < at + 6; k++) {
-    const digit = hexValue(buf[k] as number)
-    if (digit === -1) return 0
-    code = code * 16 + digit
-  }
-  return code >= NON_ASCII ? 6 : 0
+  return next === SMALL_U && hex4(buf, at + 2, to) >= NON_ASCII ? 6 : 0
 }
 
 /** `-`, `*`, `+` or a digit as the first character of a line (CommonMark 5.2). */

@@ -4,7 +4,7 @@
  * "not here" (-1) for anything else, so the caller can hand the event to the parser.
  */
 import {
-  BACKSLASH, CLOSE_BRACE, CLOSE_BRACKET, COLON, COMMA, CR, DIGIT_0 as ZERO, DIGIT_9 as NINE, NEWLINE as LF, OPEN_BRACE, OPEN_BRACKET, QUOTE, SPACE, TAB
+  BACKSLASH, CLOSE_BRACE, CLOSE_BRACKET, COLON, COMMA, CR, DIGIT_0 as ZERO, DIGIT_9 as NINE, NEWLINE as LF, OPEN_BRACE, OPEN_BRACKET, QUOTE, SMALL_U, SPACE, TAB, hex4
 } from '../chars.js'
 
 /** Bytes of a string literal looked at one by one before a native search takes over. */
@@ -226,19 +226,6 @@ export function writeCodePoint (target: Buffer, at: number, c: number): number {
   return at
 }
 
-/** The value of the four hex digits at `buf[at]`, or -1. */
-function hex4 (buf: Buffer, at: number, to: number): number {
-  if (at + 4 > to) return -1
-  let value = 0
-  for (let k = at; k < at + 4; k++) {
-    const c = (buf[k] as number) | 0x20
-    const digit = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1
-    if (digit === -1) return -1
-    value = value * 16 + digit
-  }
-  return value
-}
-
 /** What JSON's two-byte escapes stand for, by their second byte (RFC 8259 section 7). */
 const SHORT_ESCAPES: ReadonlyMap<number, number> = new Map([
   [0x22, 0x22], [0x5c, 0x5c], [0x2f, 0x2f], [0x62, 0x08], [0x66, 0x0c], [0x6e, 0x0a], [0x72, 0x0d], [0x74, 0x09]
@@ -265,9 +252,9 @@ export function writeJsonText (buf: Buffer, from: number, to: number, target: Bu
       i++
       continue
     }
-    let code = buf[i + 1] === 0x75 ? hex4(buf, i + 2, to) : -1
+    let code = buf[i + 1] === SMALL_U ? hex4(buf, i + 2, to) : -1
     i += 5
-    if (isHighSurrogate(code) && buf[i + 1] === BACKSLASH && buf[i + 2] === 0x75) {
+    if (isHighSurrogate(code) && buf[i + 1] === BACKSLASH && buf[i + 2] === SMALL_U) {
       const low = hex4(buf, i + 3, to)
       code = isLowSurrogate(low) ? 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00) : -1
       i += 6
